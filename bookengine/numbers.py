@@ -1,0 +1,131 @@
+"""Exact decimal numbers as int64 mantissas at a fixed scale.
+
+A price or quantity ``x`` at scale ``s`` is held as the integer ``m = x * 10**s``. The grammar
+accepted for number text (JSON numbers, or strings holding one) is::
+
+    NUMBER := DIGIT+ ('.' DIGIT+)? ([eE] [+-]? DIGIT+)?
+
+Rules (the compiled scanner implements the same ones; differential tests hold them together):
+
+* a leading ``-`` is rejected as a negative value (Kraken never sends one);
+* trailing zeros may be missing (``0.001`` at scale 8) or extra (``4.0`` at scale 0): only a
+  nonzero digit beyond the scale is an error, because only that would need rounding;
+* exponent notation is normal input (``5.325e-05``, ``1E-8``);
+* a result above ``2**63 - 1`` is an overflow error, never wrapped.
+
+This module is pure Python and off the hot path: the reference implementation, the simulator
+and the display helpers use it.
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+
+from .errors import PrecisionError
+
+INT64_MAX = (1 << 63) - 1
+MAX_SCALE = 18
+"""Largest scale a book accepts: 10**18 still fits int64, and Kraken uses at most 10."""
+
+_NUMBER = re.compile(r"(-?)([0-9]+)(?:\.([0-9]+))?(?:[eE]([+-]?[0-9]+))?")
+
+NumberLike = str | bytes | int | Decimal
+
+
+def check_scale(scale: int, what: str = "scale") -> int:
+    """Return ``scale`` if it is an int in ``0..MAX_SCALE``.
+
+    Raises:
+        PrecisionError: if it is not.
+    """
+    if isinstance(scale, bool) or not isinstance(scale, int) or not 0 <= scale <= MAX_SCALE:
+        raise PrecisionError(f"{what} must be an integer from 0 to {MAX_SCALE}, got {scale!r}")
+    return scale
+
+
+def parse_mantissa(value: NumberLike, scale: int, what: str = "value") -> int:
+    """Turn a decimal number into its exact int64 mantissa at ``scale``.
+
+    Args:
+        value: number text (``str`` or ``bytes``), a ``Decimal``, or an ``int`` (a whole value,
+            not a mantissa). Floats are refused: they cannot be trusted to be exact.
+        scale: fractional digits of the mantissa.
+        what: how to name the value in an error (e.g. ``"bids[3].qty"``).
+
+    Returns:
+        ``value * 10**scale`` as an int in ``0 .. 2**63 - 1``.
+
+    Raises:
+        PrecisionError: for malformed text, a negative value, a nonzero digit beyond ``scale``
+            or int64 overflow.
+        TypeError: for floats and other types.
+    """
+    if isinstance(value, bool) or isinstance(value, float):
+        raise TypeError(
+            f"{what}: {type(value).__name__} {value!r} is not exact; pass the number text "
+            "(e.g. json.loads(..., parse_float=str)), a Decimal or an int"
+        )
+    if isinstance(value, int):
+        text = str(value)
+    elif isinstance(value, Decimal):
+        if not value.is_finite():
+            raise PrecisionError(f"{what}: {value} is not a finite number")
+        text = format(value, "f")
+    elif isinstance(value, bytes):
+        text = value.decode("ascii", "replace")
+    elif isinstance(value, str):
+        text = value
+    else:
+        raise TypeError(f"{what}: expected number text, Decimal or int, got {type(value).__name__}")
+    match = _NUMBER.fullmatch(text)
+    if match is None:
+        raise PrecisionError(f"{what}: {text[:40]!r} is not a decimal number")
+    sign, whole, fraction, exponent = match.groups()
+    if sign:
+        raise PrecisionError(f"{what}: negative value {text!r}")
+    fraction = fraction or ""
+    digits = int(whole + fraction)
+    shift = scale + int(exponent or 0) - len(fraction)
+    if digits == 0:
+        return 0
+    if shift >= 0:
+        if shift > 19:  # digits >= 1, so 10**20 and more overflow anyway
+            raise PrecisionError(f"{what}: {text!r} overflows int64 at scale {scale}")
+        mantissa = digits * 10**shift
+    else:
+        mantissa, rest = divmod(digits, 10**-shift)
+        if rest:
+            raise PrecisionError(
+                f"{what}: {text!r} has more fractional digits than the scale {scale}"
+            )
+    if mantissa > INT64_MAX:
+        raise PrecisionError(f"{what}: {text!r} overflows int64 at scale {scale}")
+    return mantissa
+
+
+def mantissa_text(mantissa: int, scale: int) -> str:
+    """Render a mantissa as plain decimal text with exactly ``scale`` fractional digits.
+
+    ``mantissa_text(294302, 1) == "29430.2"``; ``mantissa_text(100000, 8) == "0.00100000"``.
+    """
+    if scale == 0:
+        return str(mantissa)
+    whole, fraction = divmod(mantissa, 10**scale)
+    return f"{whole}.{fraction:0{scale}d}"
+
+
+def mantissa_decimal(mantissa: int, scale: int) -> Decimal:
+    """The exact ``Decimal`` value of a mantissa (``Decimal(294302).scaleb(-1)``)."""
+    return Decimal(mantissa).scaleb(-scale)
+
+
+def wire_decimals(text: str | bytes) -> int:
+    """Fractional digits written in a v1 wire string: ``"27120.00000"`` -> 5.
+
+    v1 checksums hash the wire strings, so a v1 book's scale is what the wire shows.
+    """
+    if isinstance(text, bytes):
+        text = text.decode("ascii", "replace")
+    head, dot, fraction = text.partition(".")
+    return len(fraction) if dot else 0
