@@ -86,9 +86,19 @@ def parse_mantissa(value: NumberLike, scale: int, what: str = "value") -> int:
         raise PrecisionError(f"{what}: negative value {text!r}")
     fraction = fraction or ""
     digits = int(whole + fraction)
-    shift = scale + int(exponent or 0) - len(fraction)
     if digits == 0:
         return 0
+    # Saturate huge exponents: past +-10**6 the value over- or underflows whatever the digits,
+    # and building 10**(10**9) would hang.
+    exponent_value = 0
+    if exponent:
+        magnitude = exponent.lstrip("+-").lstrip("0") or "0"
+        exponent_value = int(magnitude) if len(magnitude) <= 7 else 1_000_000
+        if exponent.startswith("-"):
+            exponent_value = -exponent_value
+    shift = scale + exponent_value - len(fraction)
+    if shift < -len(whole + fraction):  # 0 < digits < 10**-shift: a nonzero digit is cut
+        raise PrecisionError(f"{what}: {text!r} has more fractional digits than the scale {scale}")
     if shift >= 0:
         if shift > 19:  # digits >= 1, so 10**20 and more overflow anyway
             raise PrecisionError(f"{what}: {text!r} overflows int64 at scale {scale}")

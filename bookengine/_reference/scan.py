@@ -68,6 +68,11 @@ class _NumberText(str):
     """A JSON number kept as its text (so floats never appear)."""
 
 
+def _is_string(value: Any) -> bool:
+    """True for a JSON string (a number kept as text is not one)."""
+    return isinstance(value, str) and not isinstance(value, _NumberText)
+
+
 def _loads(frame: bytes | str) -> Any:
     try:
         return json.loads(frame, parse_float=_NumberText, parse_int=_NumberText)
@@ -214,10 +219,10 @@ class FrameScanner:
 
     def _scan_v1(self, message: list[Any]) -> None:
         # [channelID, payload, (payload2,) channelName, pair]; channelID is deprecated.
-        if len(message) < 4 or not isinstance(message[-2], str) or not isinstance(message[-1], str):
+        if not 4 <= len(message) <= 16 or not all(_is_string(v) for v in message[-2:]):
             return
         channel_name, pair = message[-2], message[-1]
-        if isinstance(channel_name, _NumberText) or not channel_name.startswith("book-"):
+        if not channel_name.startswith("book-"):
             return
         payloads = message[1:-2]
         s = self._s
@@ -251,10 +256,10 @@ class FrameScanner:
             raise ProtocolError(f"{where}: expected [price, volume, timestamp(, 'r')]")
         price, qty = level[0], level[1]
         for name, value in (("price", price), ("volume", qty)):
-            if not isinstance(value, str) or isinstance(value, _NumberText):
+            if not _is_string(value):
                 raise ProtocolError(f"{where}.{name}: expected a string")
         timestamp = level[2] if len(level) > 2 else ""
-        if not isinstance(timestamp, str):
+        if not _is_string(timestamp):
             raise ProtocolError(f"{where}.timestamp: expected a string")
         republish = len(level) == 4
         if republish and level[3] != "r":

@@ -1,0 +1,27 @@
+from libc.stdint cimport int64_t, uint32_t
+
+from bookengine._core.ladder cimport Ladder
+from bookengine._core.scan cimport EntryList, FrameScanner
+
+
+cdef class L2BookCore:
+    cdef readonly str symbol
+    cdef readonly Py_ssize_t depth
+    cdef int _price_precision
+    cdef int _qty_precision
+    cdef Ladder _bids      # key = price
+    cdef Ladder _asks      # key = -price
+    cdef int64_t* _scratch  # parsed (price, qty) pairs of the message being applied
+    cdef Py_ssize_t _scratch_capacity
+
+    cdef object _apply_python(self, bint is_snapshot, object bids, object asks, object checksum)
+    cdef int _infer_scales(self, FrameScanner scanner) except -1
+    cdef int _reserve(self, Py_ssize_t count) except -1
+    cdef int _parse_side(self, FrameScanner scanner, EntryList* entries, Py_ssize_t offset,
+                         str side) except -1
+    cdef object _apply_parsed(self, bint is_snapshot, Py_ssize_t bid_count,
+                              Py_ssize_t ask_count, long long checksum)
+    cdef uint32_t _checksum(self) noexcept nogil
+    cdef Py_ssize_t _count(self, object n, Py_ssize_t size) except -1
+    cdef object _array(self, Ladder* ladder, int sign, Py_ssize_t count)
+    cdef object _check_ladder(self, Ladder* ladder, int sign)
