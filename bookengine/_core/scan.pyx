@@ -1008,3 +1008,25 @@ cdef class FrameScanner:
 
 cdef str key_name(Cursor* c, Span key):
     return c.start[key.start:key.start + key.length].decode("utf-8", "replace")
+
+
+def parse_number(text, int scale):
+    """Number text -> mantissa at ``scale`` with the compiled parser (for tests and tools).
+
+    Raises:
+        PrecisionError: exactly as ``bookengine.numbers.parse_mantissa`` would.
+    """
+    cdef bytes raw = text.encode("utf-8") if isinstance(text, str) else bytes(text)
+    cdef int64_t value
+    if parse_mantissa(raw, len(raw), scale, &value) != NUM_OK:
+        raise_number_error(raw, len(raw), scale, "value")
+    return value
+
+
+def parse_timestamp(text):
+    """RFC 3339 text -> ns since the epoch with the compiled parser (for tests and tools)."""
+    cdef bytes raw = text.encode("utf-8") if isinstance(text, str) else bytes(text)
+    cdef int64_t value
+    if parse_rfc3339_ns(raw, len(raw), &value) < 0:
+        raise ProtocolError(f"not an RFC 3339 timestamp: {text[:40]!r}")
+    return value

@@ -1,0 +1,133 @@
+"""What a :class:`~bookengine.kraken.session.KrakenSession` reports about the frames it receives.
+
+Events are small frozen records, one or two per frame (never one per level). Books are handed
+out by reference: read them before the next frame is received, or copy what you need.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class BookChanged:
+    """A book message was applied (and its checksum verified when it carried one)."""
+
+    key: str
+    """``"<channel>:<symbol>"``, e.g. ``"book:BTC/USD"``."""
+    symbol: str
+    book: Any
+    """The live book (an ``L2Book`` or ``L3Book``); valid until the next frame."""
+    recv_ts_ns: int
+    is_snapshot: bool
+    checksum_verified: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ChecksumMismatch:
+    """A message was applied but the book's CRC32 differs from Kraken's: the book is stale."""
+
+    key: str
+    symbol: str
+    expected: int
+    computed: int
+    recv_ts_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class BookInvalid:
+    """A book message could not be applied (bad entry, crossed book, no snapshot yet, ...).
+
+    The book is left as it was and marked stale until a fresh snapshot arrives.
+    """
+
+    key: str
+    symbol: str
+    reason: str
+    recv_ts_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class ResyncRequested:
+    """The session queued unsubscribe + subscribe for one stale book (once per episode)."""
+
+    key: str
+    symbol: str
+    attempt: int
+
+
+@dataclass(frozen=True, slots=True)
+class Subscribed:
+    """Kraken acknowledged a subscription for one symbol."""
+
+    channel: str
+    symbol: str
+    depth: int | None
+    req_id: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Unsubscribed:
+    """Kraken acknowledged an unsubscription for one symbol."""
+
+    channel: str
+    symbol: str
+
+
+@dataclass(frozen=True, slots=True)
+class RequestFailed:
+    """Kraken refused a request (``success: false`` or a v1 error event)."""
+
+    method: str
+    error: str
+    symbol: str | None
+    req_id: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class SystemStatus:
+    """``status`` (v2) or ``systemStatus`` (v1): the engine state of the exchange."""
+
+    system: str
+    """``online``, ``maintenance``, ``cancel_only`` or ``post_only``."""
+    version: str
+    connection_id: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Pong:
+    """Answer to an application ping, with round-trip time when the ping was sent here."""
+
+    req_id: int | None
+    rtt_ns: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class InstrumentsUpdated:
+    """An ``instrument`` snapshot or update set these symbols' precisions."""
+
+    symbols: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class BadFrame:
+    """A frame that is not valid JSON or not shaped like any Kraken message we read."""
+
+    error: str
+    recv_ts_ns: int
+
+
+Event = (
+    BookChanged
+    | ChecksumMismatch
+    | BookInvalid
+    | ResyncRequested
+    | Subscribed
+    | Unsubscribed
+    | RequestFailed
+    | SystemStatus
+    | Pong
+    | InstrumentsUpdated
+    | BadFrame
+)

@@ -1,0 +1,553 @@
+"""KrakenSession: the sans-I/O protocol state machine. Frames in, events and requests out.
+
+No sockets, no clocks, no asyncio: the caller passes each received frame with its receive time
+(``recv_ts_ns``) and sends whatever :meth:`KrakenSession.requests_to_send` returns. The live feed
+and replay drive the very same object, so what was verified live replays bit for bit.
+
+Routing (protocol reference, section 6): book data frames go to the compiled scanner and the
+book keyed by ``(channel, symbol)``; everything else (acks, status, instrument, pong, heartbeat,
+trade...) is decoded with ``json``. A book that fails (checksum mismatch, crossed, bad message)
+is marked stale and resynced alone: unsubscribe + subscribe once per episode, retried with
+exponential backoff only if the fresh snapshot does not arrive or fails again; every other book
+keeps flowing.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .._impl import Implementation, implementation
+from ..errors import BookError, ChecksumError, ProtocolError, UnknownSymbolError
+from ..instruments import Instruments
+from ..numbers import parse_mantissa
+from . import frames
+from .events import (
+    BadFrame,
+    BookChanged,
+    BookInvalid,
+    ChecksumMismatch,
+    Event,
+    InstrumentsUpdated,
+    Pong,
+    RequestFailed,
+    ResyncRequested,
+    Subscribed,
+    SystemStatus,
+    Unsubscribed,
+)
+
+BOOK_DEPTHS = (10, 25, 100, 500, 1000)
+LEVEL3_DEPTHS = (10, 100, 1000)
+
+# The scanner's frame kinds (same values in both implementations).
+_KIND_OTHER, _KIND_BOOK, _KIND_LEVEL3, _KIND_V1_BOOK = 0, 1, 2, 3
+
+SECOND_NS = 1_000_000_000
+
+
+@dataclass
+class BookState:
+    """One book and its health, as the session keeps it."""
+
+    key: str
+    channel: str
+    """``"book"`` or ``"level3"``."""
+    protocol: str
+    """``"v1"`` or ``"v2"``."""
+    symbol: str
+    depth: int | None
+    book: Any = None
+    messages: int = 0
+    """Messages applied (snapshots included)."""
+    checksums_checked: int = 0
+    checksum_mismatches: int = 0
+    invalid_messages: int = 0
+    """Messages refused (bad entry, crossed, update before snapshot)."""
+    skipped_while_stale: int = 0
+    resyncs: int = 0
+    """Resync requests queued for this book."""
+    stale: bool = False
+    stale_reason: str = ""
+    last_recv_ts_ns: int = -1
+    _resync_attempt: int = 0
+    _resync_due_ns: int | None = None
+
+    def summary(self) -> dict[str, Any]:
+        """The ``replay --json`` record of this book (prices as decimal strings)."""
+        book = self.book
+        best_bid = book.best_bid() if book is not None else None
+        best_ask = book.best_ask() if book is not None else None
+        summary: dict[str, Any] = {
+            "channel": self.channel,
+            "protocol": self.protocol,
+            "symbol": self.symbol,
+            "depth": self.depth,
+            "messages": self.messages,
+            "checksums_checked": self.checksums_checked,
+            "checksum_mismatches": self.checksum_mismatches,
+            "best_bid": None if best_bid is None else book.price_text(best_bid[0]),
+            "best_ask": None if best_ask is None else book.price_text(best_ask[0]),
+            "bid_levels": 0 if book is None else book.bid_levels,
+            "ask_levels": 0 if book is None else book.ask_levels,
+        }
+        if self.channel == "level3":
+            summary["orders"] = 0 if book is None else len(book)
+        return summary
+
+
+@dataclass
+class _Subscription:
+    channel: str
+    symbol: str
+    depth: int | None
+    acked: bool = False
+
+
+@dataclass
+class _Pending:
+    method: str
+    sent_ns: int
+    symbols: tuple[str, ...] = field(default_factory=tuple)
+
+
+class KrakenSession:
+    """Protocol state for one connection (or one replayed capture).
+
+    Args:
+        protocol: ``"v2"`` (default) or ``"v1"``: the format of the requests this session makes.
+            Data frames of either protocol are always understood.
+        precisions: ``symbol -> (price_precision, qty_precision)`` known up front (v2 only);
+            ``instrument`` frames add to and update them.
+        depth: depth to assume for a book whose subscription this session did not see
+            (replay of a capture without acks). ``None``: the smallest Kraken depth that holds
+            the snapshot.
+        implementation: ``"cython"``, ``"python"`` or None for the active one.
+        resync_backoff_ns: (first, cap) delay between repeated resyncs of one book.
+        resync_timeout_ns: how long to wait for the snapshot after a resync before asking again.
+    """
+
+    def __init__(
+        self,
+        *,
+        protocol: str = "v2",
+        precisions: Mapping[str, tuple[int, int]] | None = None,
+        instruments: Instruments | None = None,
+        depth: int | None = None,
+        implementation_name: str | None = None,
+        resync_backoff_ns: tuple[int, int] = (SECOND_NS, 60 * SECOND_NS),
+        resync_timeout_ns: int = 10 * SECOND_NS,
+    ) -> None:
+        if protocol not in ("v1", "v2"):
+            raise ValueError(f"protocol must be 'v1' or 'v2', got {protocol!r}")
+        self.protocol = protocol
+        self.impl: Implementation = implementation(implementation_name)
+        self.instruments = instruments if instruments is not None else Instruments()
+        for symbol, (price_precision, qty_precision) in (precisions or {}).items():
+            self.instruments.set(symbol, price_precision, qty_precision)
+        self.default_depth = depth
+        self.resync_backoff_ns = resync_backoff_ns
+        self.resync_timeout_ns = resync_timeout_ns
+        self.token: str | None = None
+        """level3 token for this connection (set by the feed before subscribing)."""
+        self.system_status: str | None = None
+        self.connection_id: int | None = None
+        self.frames = 0
+        self.bad_frames = 0
+        self.last_recv_ts_ns = -1
+        self._scanner = self.impl.FrameScanner()
+        self._books: dict[tuple[int, str, str], BookState] = {}
+        self._subscriptions: dict[tuple[str, str], _Subscription] = {}
+        self._outbox: list[str] = []
+        self._pending: dict[int, _Pending] = {}
+        self._next_req_id = 1
+
+    # -- books ---------------------------------------------------------------------------------
+
+    @property
+    def books(self) -> dict[str, BookState]:
+        """Every book this session has seen, by key ``"<channel>:<symbol>"``."""
+        return {state.key: state for state in self._books.values()}
+
+    def book(self, key: str) -> Any:
+        """The book with ``key`` (e.g. ``"book:BTC/USD"``), or None before its snapshot."""
+        for state in self._books.values():
+            if state.key == key:
+                return state.book
+        return None
+
+    # -- receiving -----------------------------------------------------------------------------
+
+    def receive(self, frame: bytes | str, recv_ts_ns: int = -1) -> list[Event]:
+        """Process one frame; return what happened.
+
+        Never raises for bad input: a malformed frame is a :class:`BadFrame` event, a bad book
+        message a :class:`BookInvalid` (and a resync), a checksum failure a
+        :class:`ChecksumMismatch` (and a resync).
+        """
+        self.frames += 1
+        self.last_recv_ts_ns = recv_ts_ns
+        scanner = self._scanner
+        try:
+            kind = scanner.scan(frame)
+        except ProtocolError as exc:
+            self.bad_frames += 1
+            return [BadFrame(str(exc), recv_ts_ns)]
+        if kind == _KIND_OTHER:
+            return self._receive_control(frame, recv_ts_ns)
+        symbol = scanner.symbol
+        # v1 books are identified by (channelName, pair): book-10 and book-1000 are two books.
+        channel_name = scanner.channel_name if kind == _KIND_V1_BOOK else ""
+        state = self._books.get((kind, symbol, channel_name))
+        if state is None:
+            state = self._new_state(kind, symbol, channel_name)
+        return self._apply(state, scanner, recv_ts_ns)
+
+    def _new_state(self, kind: int, symbol: str, channel_name: str) -> BookState:
+        if kind == _KIND_V1_BOOK:
+            suffix = channel_name.partition("-")[2]
+            depth = int(suffix) if suffix.isdigit() and int(suffix) > 0 else None
+            state = BookState(f"{channel_name}:{symbol}", "book", "v1", symbol, depth)
+        else:
+            channel = "book" if kind == _KIND_BOOK else "level3"
+            subscription = self._subscriptions.get((channel, symbol))
+            depth = subscription.depth if subscription is not None else None
+            state = BookState(f"{channel}:{symbol}", channel, "v2", symbol, depth)
+        self._books[(kind, symbol, channel_name)] = state
+        return state
+
+    def _apply(self, state: BookState, scanner: Any, recv_ts_ns: int) -> list[Event]:
+        state.last_recv_ts_ns = recv_ts_ns
+        if state.book is None or state.stale:
+            if not scanner.is_snapshot:
+                if state.stale:
+                    state.skipped_while_stale += 1
+                    return []
+                return self._invalid(state, "update before the first snapshot", recv_ts_ns)
+            if state.book is None:
+                try:
+                    state.book = self._create_book(state, scanner)
+                except BookError as exc:
+                    return self._invalid(state, str(exc), recv_ts_ns)
+        try:
+            verified = state.book.apply_scanned(scanner)
+        except ChecksumError as exc:
+            state.messages += 1
+            state.checksums_checked += 1
+            state.checksum_mismatches += 1
+            events: list[Event] = [
+                ChecksumMismatch(state.key, state.symbol, exc.expected, exc.computed, recv_ts_ns)
+            ]
+            events.extend(self._mark_stale(state, str(exc), recv_ts_ns))
+            return events
+        except BookError as exc:
+            return self._invalid(state, str(exc), recv_ts_ns)
+        state.messages += 1
+        if verified:
+            state.checksums_checked += 1
+        if scanner.is_snapshot:  # a fresh snapshot ends any resync episode
+            state.stale = False
+            state.stale_reason = ""
+            state._resync_attempt = 0
+            state._resync_due_ns = None
+        if state.channel == "book" and state.book.is_crossed():
+            # Kraken's book is never crossed; a crossed one passed the top-10 checksum by luck
+            # or is corrupt beyond the checksum window (pitfall 14).
+            return self._invalid(state, "book is crossed", recv_ts_ns)
+        return [
+            BookChanged(
+                state.key, state.symbol, state.book, recv_ts_ns, scanner.is_snapshot, verified
+            )
+        ]
+
+    def _create_book(self, state: BookState, scanner: Any) -> Any:
+        if state.protocol == "v1":
+            precision: tuple[int | None, int | None] = (None, None)
+        else:
+            instrument = self.instruments.get(state.symbol)
+            if instrument is None:
+                raise UnknownSymbolError(
+                    f"{state.symbol}: no precision known: subscribe to 'instrument' or give "
+                    "the symbol's price/qty precision"
+                )
+            precision = (instrument.price_precision, instrument.qty_precision)
+        if state.depth is None:
+            state.depth = self.default_depth or self._infer_depth(state, scanner, precision[0])
+        if state.channel == "level3":
+            if self.impl.L3Book is None:
+                raise BookError("level3 books are not available in this build")
+            return self.impl.L3Book(state.symbol, state.depth, *precision)
+        return self.impl.L2Book(state.symbol, state.depth, *precision)
+
+    @staticmethod
+    def _infer_depth(state: BookState, scanner: Any, price_precision: int | None) -> int:
+        # No ack seen: the smallest depth Kraken serves that holds the whole snapshot.
+        if state.channel == "book":
+            levels = max(scanner.bid_count, scanner.ask_count)
+            choices = BOOK_DEPTHS
+        else:
+            levels = 0
+            for entries in (scanner.bids, scanner.asks):
+                prices = {parse_mantissa(e.price, price_precision or 0) for e in entries}
+                levels = max(levels, len(prices))
+            choices = LEVEL3_DEPTHS
+        for depth in choices:
+            if levels <= depth:
+                return depth
+        return levels
+
+    def _invalid(self, state: BookState, reason: str, recv_ts_ns: int) -> list[Event]:
+        state.invalid_messages += 1
+        events: list[Event] = [BookInvalid(state.key, state.symbol, reason, recv_ts_ns)]
+        events.extend(self._mark_stale(state, reason, recv_ts_ns))
+        return events
+
+    def _mark_stale(self, state: BookState, reason: str, recv_ts_ns: int) -> list[Event]:
+        if state.stale:
+            return []  # one resync per episode: never a storm
+        state.stale = True
+        state.stale_reason = reason
+        state._resync_due_ns = recv_ts_ns
+        return self._resync(state, recv_ts_ns)
+
+    def _resync(self, state: BookState, now_ns: int) -> list[Event]:
+        if (state.channel, state.symbol) not in self._subscriptions:
+            return []  # replaying, or a book we never asked for: nothing to resend
+        state.resyncs += 1
+        state._resync_attempt += 1
+        first, cap = self.resync_backoff_ns
+        wait = min(cap, first * (2 ** (state._resync_attempt - 1)))
+        state._resync_due_ns = now_ns + max(wait, self.resync_timeout_ns)
+        depth = state.depth
+        if state.protocol == "v1":
+            self._outbox.append(frames.unsubscribe_v1([state.symbol], depth or 10))
+            self._outbox.append(frames.subscribe_v1([state.symbol], depth or 10))
+        else:
+            token = self.token if state.channel == "level3" else None
+            self._outbox.append(
+                frames.unsubscribe_v2(state.channel, [state.symbol], depth=depth, token=token)
+            )
+            self._outbox.append(
+                self._request(
+                    "subscribe",
+                    now_ns,
+                    (state.symbol,),
+                    lambda req_id: frames.subscribe_v2(
+                        state.channel, [state.symbol], depth=depth, req_id=req_id, token=token
+                    ),
+                )
+            )
+        return [ResyncRequested(state.key, state.symbol, state._resync_attempt)]
+
+    # -- control frames ------------------------------------------------------------------------
+
+    def _receive_control(self, frame: bytes | str, recv_ts_ns: int) -> list[Event]:
+        try:
+            message = json.loads(frame)
+        except (ValueError, UnicodeDecodeError) as exc:
+            self.bad_frames += 1
+            return [BadFrame(f"malformed JSON: {exc}", recv_ts_ns)]
+        try:
+            if isinstance(message, dict):
+                if "channel" in message:
+                    return self._receive_channel(message)
+                if "method" in message:
+                    return self._receive_response(message, recv_ts_ns)
+                if "event" in message:
+                    return self._receive_v1_event(message, recv_ts_ns)
+            elif isinstance(message, list):
+                return []  # v1 channels other than book (trade, ticker...)
+        except (ProtocolError, KeyError, TypeError, ValueError) as exc:
+            self.bad_frames += 1
+            return [BadFrame(f"unexpected message shape: {exc}", recv_ts_ns)]
+        self.bad_frames += 1
+        return [BadFrame("not a Kraken message", recv_ts_ns)]
+
+    def _receive_channel(self, message: dict[str, Any]) -> list[Event]:
+        channel = message["channel"]
+        if channel == "instrument":
+            symbols = self.instruments.apply_message(message)
+            events: list[Event] = [InstrumentsUpdated(tuple(symbols))]
+            for symbol in symbols:
+                events.extend(self._check_precision(symbol))
+            return events
+        if channel == "status":
+            data = message["data"][0]
+            connection_id = data.get("connection_id")
+            return [self._status(str(data["system"]), str(data.get("version", "")), connection_id)]
+        return []  # heartbeat, trade, ticker...: nothing for the books
+
+    def _check_precision(self, symbol: str) -> list[Event]:
+        # A precision change invalidates every mantissa of that symbol's v2 books.
+        events: list[Event] = []
+        instrument = self.instruments.get(symbol)
+        for state in self._books.values():
+            book = state.book
+            if state.protocol != "v2" or state.symbol != symbol or book is None:
+                continue
+            if instrument is not None and (
+                book.price_precision != instrument.price_precision
+                or book.qty_precision != instrument.qty_precision
+            ):
+                state.book = None
+                events.extend(self._invalid(state, "instrument precision changed", -1))
+        return events
+
+    def _status(self, system: str, version: str, connection_id: Any) -> SystemStatus:
+        self.system_status = system
+        self.connection_id = int(connection_id) if connection_id is not None else None
+        return SystemStatus(system, version, self.connection_id)
+
+    def _receive_response(self, message: dict[str, Any], recv_ts_ns: int) -> list[Event]:
+        method = str(message["method"])
+        req_id = message.get("req_id")
+        pending = self._pending.get(req_id) if isinstance(req_id, int) else None
+        if method == "pong":
+            self._pending.pop(req_id, None)
+            rtt = recv_ts_ns - pending.sent_ns if pending is not None and recv_ts_ns >= 0 else None
+            return [Pong(req_id, rtt)]
+        if not message.get("success", False):
+            symbol = message.get("symbol")
+            return [RequestFailed(method, str(message.get("error", "")), symbol, req_id)]
+        result = message.get("result") or {}
+        channel, symbol = result.get("channel"), result.get("symbol")
+        if method == "subscribe" and isinstance(channel, str) and isinstance(symbol, str):
+            depth = result.get("depth")
+            subscription = self._subscriptions.setdefault(
+                (channel, symbol), _Subscription(channel, symbol, depth)
+            )
+            subscription.acked = True
+            if isinstance(depth, int):
+                subscription.depth = depth
+            for state in self._books.values():
+                if state.channel == channel and state.symbol == symbol and state.protocol == "v2":
+                    if subscription.depth is not None:
+                        state.depth = subscription.depth
+            return [Subscribed(channel, symbol, subscription.depth, req_id)]
+        if method == "unsubscribe" and isinstance(channel, str) and isinstance(symbol, str):
+            return [Unsubscribed(channel, symbol)]
+        return []
+
+    def _receive_v1_event(self, message: dict[str, Any], recv_ts_ns: int) -> list[Event]:
+        event = message["event"]
+        if event == "systemStatus":
+            return [
+                self._status(
+                    str(message.get("status")),
+                    str(message.get("version", "")),
+                    message.get("connectionID"),
+                )
+            ]
+        if event == "pong":
+            req_id = message.get("reqid")
+            pending = self._pending.pop(req_id, None) if isinstance(req_id, int) else None
+            rtt = recv_ts_ns - pending.sent_ns if pending is not None and recv_ts_ns >= 0 else None
+            return [Pong(req_id, rtt)]
+        if event == "subscriptionStatus":
+            pair = message.get("pair")
+            status = message.get("status")
+            if status == "error":
+                return [
+                    RequestFailed(
+                        "subscribe", str(message.get("errorMessage", "")), pair, message.get("reqid")
+                    )
+                ]
+            subscription = message.get("subscription") or {}
+            if status == "subscribed" and subscription.get("name") == "book":
+                return [Subscribed("book", str(pair), subscription.get("depth"), message.get("reqid"))]
+            if status == "unsubscribed":
+                return [Unsubscribed("book", str(pair))]
+            return []
+        if event == "error":
+            return [RequestFailed("", str(message.get("errorMessage", "")), None, message.get("reqid"))]
+        return []  # heartbeat
+
+    # -- requests ------------------------------------------------------------------------------
+
+    def _request(
+        self,
+        method: str,
+        now_ns: int,
+        symbols: tuple[str, ...],
+        encode: Any,
+    ) -> str:
+        req_id = self._next_req_id
+        self._next_req_id += 1
+        self._pending[req_id] = _Pending(method, now_ns, symbols)
+        return str(encode(req_id))
+
+    def subscribe(
+        self, channel: str, symbols: Iterable[str], *, depth: int | None = None, now_ns: int = -1
+    ) -> None:
+        """Ask for ``channel`` on ``symbols`` (queued; see :meth:`requests_to_send`).
+
+        ``book``: depth in 10/25/100/500/1000; ``level3``: 10/100/1000 (needs :attr:`token`).
+        """
+        symbols = tuple(symbols)
+        if channel == "book" and depth is not None and depth not in BOOK_DEPTHS:
+            raise ValueError(f"book depth must be one of {BOOK_DEPTHS}, got {depth}")
+        if channel == "level3" and depth is not None and depth not in LEVEL3_DEPTHS:
+            raise ValueError(f"level3 depth must be one of {LEVEL3_DEPTHS}, got {depth}")
+        for symbol in symbols:
+            self._subscriptions[(channel, symbol)] = _Subscription(channel, symbol, depth)
+        if self.protocol == "v1":
+            if channel != "book":
+                raise ValueError("v1 sessions subscribe to 'book' only")
+            self._outbox.append(frames.subscribe_v1(symbols, depth or 10))
+            return
+        token = self.token if channel == "level3" else None
+        self._outbox.append(
+            self._request(
+                "subscribe",
+                now_ns,
+                symbols,
+                lambda req_id: frames.subscribe_v2(
+                    channel,
+                    symbols if channel != "instrument" else None,
+                    depth=depth,
+                    req_id=req_id,
+                    token=token,
+                ),
+            )
+        )
+
+    def ping(self, now_ns: int) -> int:
+        """Queue an application ping; the matching :class:`Pong` carries the round trip."""
+        req_id = self._next_req_id
+        self._next_req_id += 1
+        self._pending[req_id] = _Pending("ping", now_ns)
+        self._outbox.append(frames.ping_v1(req_id) if self.protocol == "v1" else frames.ping_v2(req_id))
+        return req_id
+
+    def requests_to_send(self, now_ns: int | None = None) -> list[str]:
+        """Take the queued requests (JSON text), including resyncs whose backoff has elapsed."""
+        if now_ns is not None:
+            for state in self._books.values():
+                due = state._resync_due_ns
+                if state.stale and due is not None and now_ns >= due:
+                    self._resync(state, now_ns)
+        out, self._outbox = self._outbox, []
+        return out
+
+    def connection_lost(self) -> None:
+        """Forget every book: after a reconnect each is rebuilt from a fresh snapshot."""
+        for state in self._books.values():
+            state.book = None
+            state.stale = False
+            state._resync_due_ns = None
+        for subscription in self._subscriptions.values():
+            subscription.acked = False
+        self._pending.clear()
+        self._outbox.clear()
+
+    def resubscribe_all(self, now_ns: int = -1) -> None:
+        """Queue subscriptions for everything asked for so far (after a reconnect)."""
+        by_channel: dict[tuple[str, int | None], list[str]] = {}
+        for subscription in self._subscriptions.values():
+            by_channel.setdefault((subscription.channel, subscription.depth), []).append(
+                subscription.symbol
+            )
+        for (channel, depth), symbols in by_channel.items():
+            self.subscribe(channel, symbols, depth=depth, now_ns=now_ns)
