@@ -10,8 +10,13 @@ $(STAMP): pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet "setuptools>=68" wheel "Cython>=3.0" "numpy>=1.26"
-	$(PY) -m pip install --quiet --no-build-isolation -e ".[test,lint,bench,dataframe,plot]"
+	$(PY) -m pip install --quiet --no-build-isolation -e ".[test,lint]"
 	touch $(STAMP)
+
+BENCH_STAMP := $(VENV)/.bench-installed
+$(BENCH_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet -e ".[bench]" --no-build-isolation
+	touch $(BENCH_STAMP)
 
 build: $(STAMP)
 	$(PY) setup.py --quiet build_ext --inplace -j 2
@@ -23,8 +28,8 @@ test: build
 	$(PY) -m pytest -q
 	BOOKENGINE_PURE=1 $(PY) -m pytest -q tests/test_implementation.py
 
-bench: build
-	$(PY) bench/run.py
+bench: build $(BENCH_STAMP)
+	$(PY) bench/run.py $(BENCH_ARGS)
 
 lint: build
 	$(VENV)/bin/ruff check bookengine tests bench examples

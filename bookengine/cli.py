@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from . import __version__
 from ._impl import active_name
@@ -60,8 +62,35 @@ def _parser() -> argparse.ArgumentParser:
                               add_help=False)
     sim.add_argument("args", nargs=argparse.REMAINDER)
 
-    commands.add_parser("demo", help="replay a bundled real Kraken capture and print the book")
+    def live_options(command: argparse.ArgumentParser) -> None:
+        command.add_argument("symbols", nargs="+", metavar="SYMBOL")
+        command.add_argument("--depth", type=_depth, default=10)
+        command.add_argument("--level3", action="store_true", help="order-by-order level3 books")
+        command.add_argument("--v1", action="store_true", help="the legacy v1 book feed")
+        command.add_argument("--beta", action="store_true", help="Kraken's beta endpoints")
+        command.add_argument("--url", help="public WebSocket URL (default: Kraken's)")
+        command.add_argument("--level3-url", help="level3 WebSocket URL (default: Kraken's)")
+        command.add_argument("--rest-url", help="REST base URL for the level3 token")
+        command.add_argument("--duration", type=float, help="stop after this many seconds")
+
+    watch = commands.add_parser("watch", help="live books in the terminal, every CRC32 verified")
+    live_options(watch)
+    watch.add_argument("--json", action="store_true", help="print a JSON summary at the end")
+
+    record = commands.add_parser("record", help="record raw frames for replay")
+    live_options(record)
+    record.add_argument("-o", "--output", required=True, metavar="FILE")
+
+    demo = commands.add_parser("demo", help="watch the built-in simulator live")
+    demo.add_argument("--duration", type=float, default=12.0)
+    demo.add_argument("--replay", action="store_true",
+                      help="replay the bundled real Kraken capture instead")
     return parser
+
+
+def _credentials() -> tuple[str | None, str | None]:
+    # From the environment only: secrets never go on a command line (ps, shell history).
+    return os.environ.get("KRAKEN_API_KEY"), os.environ.get("KRAKEN_API_SECRET")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -74,8 +103,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .sim.cli import main as sim_main
 
         return sim_main(args.args)
+    if args.command in ("watch", "record"):
+        from .watch import run_record, run_watch
+
+        if args.level3 and args.depth not in (10, 100, 1000):
+            print("bookengine: level3 depth must be 10, 100 or 1000", file=sys.stderr)
+            return 2
+        api_key, api_secret = _credentials()
+        if args.level3 and not (api_key and api_secret):
+            print("bookengine: --level3 needs KRAKEN_API_KEY and KRAKEN_API_SECRET in the "
+                  "environment", file=sys.stderr)
+            return 2
+        common: dict[str, Any] = dict(
+            depth=args.depth, level3=args.level3, url=args.url, level3_url=args.level3_url,
+            rest_url=args.rest_url, api_key=api_key, api_secret=api_secret,
+            protocol="v1" if args.v1 else "v2", duration_s=args.duration,
+        )
+        if args.command == "watch":
+            return run_watch(args.symbols, beta=args.beta, as_json=args.json, **common)
+        return run_record(args.symbols, args.output, **common)
     if args.command == "demo":
-        return _demo()
+        if args.replay:
+            return _demo()
+        from .watch import run_demo
+
+        return run_demo(args.duration)
     raise AssertionError(args.command)
 
 

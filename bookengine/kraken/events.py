@@ -22,6 +22,8 @@ class BookChanged:
     recv_ts_ns: int
     is_snapshot: bool
     checksum_verified: bool
+    conflated: int = 0
+    """Earlier changes of this book merged into this event because the consumer lagged."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +120,22 @@ class BadFrame:
     recv_ts_ns: int
 
 
+@dataclass(frozen=True, slots=True)
+class ConnectionOpened:
+    """The feed connected (or reconnected) and is subscribing; books rebuild from snapshots."""
+
+    url: str
+    attempt: int
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionLost:
+    """The feed lost a connection; every book on it is dropped until its next snapshot."""
+
+    url: str
+    reason: str
+
+
 Event = (
     BookChanged
     | ChecksumMismatch
@@ -130,4 +148,6 @@ Event = (
     | Pong
     | InstrumentsUpdated
     | BadFrame
+    | ConnectionOpened
+    | ConnectionLost
 )

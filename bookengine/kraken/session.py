@@ -521,6 +521,11 @@ class KrakenSession:
         self._outbox.append(frames.ping_v1(req_id) if self.protocol == "v1" else frames.ping_v2(req_id))
         return req_id
 
+    @property
+    def has_requests(self) -> bool:
+        """True when requests are queued (cheap: checked after every frame)."""
+        return bool(self._outbox)
+
     def requests_to_send(self, now_ns: int | None = None) -> list[str]:
         """Take the queued requests (JSON text), including resyncs whose backoff has elapsed."""
         if now_ns is not None:

@@ -210,7 +210,7 @@ class MatchingEngine:
         self._seq = 0
         self._trade_id = self.rng.randrange(10_000_000, 90_000_000)
         self._changes = Changes()
-        self._round_unit = 10 ** (len(str(spec.lot_qty)) - 1)
+        self._round_unit = int(10 ** (len(str(spec.lot_qty)) - 1))
         self._seed_book(now_ns)
         for _ in range(warmup_steps):
             self.step(now_ns)
@@ -341,7 +341,9 @@ class MatchingEngine:
         ):
             raise ValueError(f"{self.symbol}: amend to {new_price} would cross the book")
         self._remove(order, now_ns)
-        self._insert(Order(order_id, order.side, new_price, new_qty, self._next_seq(), now_ns), now_ns)
+        self._insert(
+            Order(order_id, order.side, new_price, new_qty, self._next_seq(), now_ns), now_ns
+        )
         return True
 
     # -- synthetic flow ---------------------------------------------------------------------
@@ -418,7 +420,9 @@ class MatchingEngine:
                 price = reference + direction * self._geometric(2.0)
         else:
             reference = self._reference_price(is_bid)
-            price = reference + direction * rng.randrange(self.target_levels + self.target_levels // 3)
+            price = reference + direction * rng.randrange(
+                self.target_levels + self.target_levels // 3
+            )
         opposite = self.side(not is_bid).best()
         if opposite is not None:
             # Passive only: a limit at or through the other touch would be a take.
@@ -511,9 +515,7 @@ class MatchingEngine:
                 fill = min(remaining, maker.qty)
                 self._trade_id += 1
                 trades.append(
-                    Trade(
-                        self._trade_id, side, level.price, fill, ord_type, maker.order_id, now_ns
-                    )
+                    Trade(self._trade_id, side, level.price, fill, ord_type, maker.order_id, now_ns)
                 )
                 remaining -= fill
                 if fill == maker.qty:

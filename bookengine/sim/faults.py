@@ -93,7 +93,9 @@ def parse_fault(text: str) -> Fault:
     """
     match = _FAULT.fullmatch(text.strip())
     if match is None:
-        raise ValueError(f"bad fault {text!r}: expected KIND[:SYMBOL][=VALUE][@TIME], e.g. stall=2@5s")
+        raise ValueError(
+            f"bad fault {text!r}: expected KIND[:SYMBOL][=VALUE][@TIME], e.g. stall=2@5s"
+        )
     kind, symbol, value, at = match.group("kind", "symbol", "value", "at")
     seconds: float | None = None
     count: int | None = None

@@ -59,12 +59,12 @@ class SymbolSpec:
     @property
     def v1_price_factor(self) -> int:
         """Multiplier from a v2 price mantissa to the v1 wire mantissa."""
-        return 10 ** (self.v1_price_decimals - self.price_precision)
+        return int(10 ** (self.v1_price_decimals - self.price_precision))
 
     @property
     def v1_qty_factor(self) -> int:
         """Multiplier from a v2 qty mantissa to the v1 wire mantissa."""
-        return 10 ** (self.v1_qty_decimals - self.qty_precision)
+        return int(10 ** (self.v1_qty_decimals - self.qty_precision))
 
 
 DEFAULT_SPECS: tuple[SymbolSpec, ...] = (
@@ -72,12 +72,32 @@ DEFAULT_SPECS: tuple[SymbolSpec, ...] = (
     SymbolSpec("BTC/USD", "BTC", "USD", 1, 8, 650_000, 5_000_000, 10_000, "XBT/USD", 5, 8),
     SymbolSpec("ETH/USD", "ETH", "USD", 2, 8, 350_000, 50_000_000, 200_000, "ETH/USD", 5, 8),
     SymbolSpec(
-        "DOGE/USD", "DOGE", "USD", 7, 8, 1_500_000, 200_000_000_000, 6_000_000_000, "XDG/USD", 8, 8,
+        "DOGE/USD",
+        "DOGE",
+        "USD",
+        7,
+        8,
+        1_500_000,
+        200_000_000_000,
+        6_000_000_000,
+        "XDG/USD",
+        8,
+        8,
         cost_precision=9,
     ),
     # A sub-cent token: 9 price digits, 5 qty digits, large lots.
     SymbolSpec(
-        "PEPE/USD", "PEPE", "USD", 9, 5, 12_345, 5_000_000_000_000, 300_000_000_000, "PEPE/USD", 9, 5,
+        "PEPE/USD",
+        "PEPE",
+        "USD",
+        9,
+        5,
+        12_345,
+        5_000_000_000_000,
+        300_000_000_000,
+        "PEPE/USD",
+        9,
+        5,
         cost_precision=5,
     ),
 )

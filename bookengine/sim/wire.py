@@ -263,7 +263,12 @@ def v2_instrument(specs: Sequence[SymbolSpec], render: NumberRenderer, status: s
 
 def v1_system_status(connection_id: int, status: str) -> str:
     return _dumps(
-        {"connectionID": connection_id, "event": "systemStatus", "status": status, "version": "1.9.1"}
+        {
+            "connectionID": connection_id,
+            "event": "systemStatus",
+            "status": status,
+            "version": "1.9.1",
+        }
     )
 
 

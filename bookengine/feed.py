@@ -1,0 +1,619 @@
+"""The live feed: asyncio + ``websockets`` around the sans-I/O :class:`KrakenSession`.
+
+This is the only module that does network I/O. Each connection owns one session; a reader task
+turns frames into events, a watchdog reconnects when nothing arrives for ``liveness_s``, a pinger
+keeps the connection inside Kraken's ~60 s inactivity limit. Consumers iterate events
+(``async for event in feed``) or register callbacks.
+
+Backpressure: the reader never waits for the consumer. Books are state, so when the consumer
+lags, pending :class:`BookChanged` events of one book are merged (the newest wins, ``conflated``
+counts the merged ones) and :attr:`FeedMetrics.conflated` counts them per book.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+from urllib.parse import urlparse
+
+from .errors import BookError
+from .instruments import Instruments
+from .kraken.events import (
+    BookChanged,
+    ChecksumMismatch,
+    ConnectionLost,
+    ConnectionOpened,
+    Event,
+    BadFrame,
+    InstrumentsUpdated,
+    Pong,
+    ResyncRequested,
+)
+from .kraken.session import BOOK_DEPTHS, LEVEL3_DEPTHS, KrakenSession
+
+V2_URL = "wss://ws.kraken.com/v2"
+V2_BETA_URL = "wss://beta-ws.kraken.com/v2"
+LEVEL3_URL = "wss://ws-l3.kraken.com/v2"
+V1_URL = "wss://ws.kraken.com"
+V1_BETA_URL = "wss://beta-ws.kraken.com"
+REST_URL = "https://api.kraken.com"
+
+LEVEL3_SYMBOLS_PER_CONNECTION = 200
+"""Kraken: at most 200 level3 symbols per connection."""
+LEVEL3_COST = {10: 5, 100: 25, 1000: 100}
+"""Kraken's level3 subscription rate counter: cost per symbol by depth."""
+
+
+class FeedError(BookError):
+    """The feed cannot go on (bad credentials, refused subscription it cannot retry...)."""
+
+
+# -- pacing and budgets ------------------------------------------------------------------------
+
+
+class ReconnectPolicy:
+    """When to try again after a connection ends.
+
+    Kraken's advice: after a random drop retry at once a few times; after that, and during
+    maintenance, no faster than every 5 s; exponential backoff with jitter up to 60 s, reset
+    after a connection that worked.
+    """
+
+    def __init__(
+        self,
+        immediate: int = 3,
+        floor_s: float = 5.0,
+        cap_s: float = 60.0,
+        jitter: float = 0.25,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.immediate = immediate
+        self.floor_s = floor_s
+        self.cap_s = cap_s
+        self.jitter = jitter
+        self._rng = rng or random.Random()
+        self._failures = 0
+
+    def connected(self) -> None:
+        """A connection worked: the next drop starts the schedule again."""
+        self._failures = 0
+
+    def next_delay(self, maintenance: bool) -> float:
+        """Seconds to wait before the next attempt."""
+        self._failures += 1
+        if self._failures <= self.immediate and not maintenance:
+            return 0.0
+        steps = max(0, self._failures - self.immediate - 1)
+        delay = min(self.cap_s, self.floor_s * 2**steps)
+        delay *= 1 + self._rng.uniform(0, self.jitter)
+        return max(self.floor_s, delay)
+
+
+class AttemptBudget:
+    """At most ``limit`` connection attempts per sliding ``window_s``, for all connections.
+
+    Cloudflare bans an IP for 10 minutes after about 150 attempts in 10 minutes; the default
+    stays below that.
+    """
+
+    def __init__(self, limit: int = 140, window_s: float = 600.0) -> None:
+        self.limit = limit
+        self.window_s = window_s
+        self._attempts: deque[float] = deque()
+
+    async def acquire(self) -> None:
+        """Wait until an attempt is allowed, then record it."""
+        while True:
+            now = time.monotonic()
+            while self._attempts and now - self._attempts[0] >= self.window_s:
+                self._attempts.popleft()
+            if len(self._attempts) < self.limit:
+                self._attempts.append(now)
+                return
+            await asyncio.sleep(self._attempts[0] + self.window_s - now)
+
+
+class RateCounter:
+    """Kraken's level3 subscription counter: each symbol adds its cost; it decays per second."""
+
+    def __init__(self, limit: float = 200.0, decay_per_s: float = 200.0) -> None:
+        self.limit = limit
+        self.decay_per_s = decay_per_s
+        self._value = 0.0
+        self._at = time.monotonic()
+
+    async def spend(self, cost: float) -> None:
+        """Wait until ``cost`` fits under the limit, then add it."""
+        if cost > self.limit:
+            raise ValueError(f"a batch costing {cost} can never fit a counter of {self.limit}")
+        while True:
+            now = time.monotonic()
+            self._value = max(0.0, self._value - (now - self._at) * self.decay_per_s)
+            self._at = now
+            if self._value + cost <= self.limit:
+                self._value += cost
+                return
+            await asyncio.sleep((self._value + cost - self.limit) / self.decay_per_s)
+
+
+# -- metrics -----------------------------------------------------------------------------------
+
+
+class LatencyWindow:
+    """The most recent latency samples (ns), for percentiles."""
+
+    def __init__(self, size: int = 8192) -> None:
+        self._samples: deque[int] = deque(maxlen=size)
+
+    def add(self, ns: int) -> None:
+        self._samples.append(ns)
+
+    def percentile(self, q: float) -> int | None:
+        """The q-th percentile (0-100) of the window, None when empty."""
+        if not self._samples:
+            return None
+        ordered = sorted(self._samples)
+        return ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))]
+
+    def __len__(self) -> int:
+        return len(self._samples)
+
+
+@dataclass
+class FeedMetrics:
+    """Counters and latencies of a feed (all connections)."""
+
+    messages: int = 0
+    checksums_verified: int = 0
+    mismatches: int = 0
+    resyncs: int = 0
+    reconnects: int = 0
+    bad_frames: int = 0
+    conflated: dict[str, int] = field(default_factory=dict)
+    """Book key -> BookChanged events merged because the consumer lagged."""
+    processing_ns: LatencyWindow = field(default_factory=LatencyWindow)
+    """Frame received -> session done (book applied and verified), per frame."""
+    delivery_ns: LatencyWindow = field(default_factory=LatencyWindow)
+    """Frame received -> event handed to the consumer."""
+    rtt_ns: LatencyWindow = field(default_factory=LatencyWindow)
+    """Application ping round trips."""
+
+
+# -- conflating mailbox ------------------------------------------------------------------------
+
+
+class _Mailbox:
+    """Events for the consumer; pending BookChanged of one book are merged, others kept."""
+
+    def __init__(self, metrics: FeedMetrics) -> None:
+        self._items: OrderedDict[object, tuple[Event, int]] = OrderedDict()
+        self._ready = asyncio.Event()
+        self._metrics = metrics
+        self._error: BaseException | None = None
+
+    def put(self, event: Event, received_ns: int) -> None:
+        if isinstance(event, BookChanged):
+            previous = self._items.get(event.key)
+            if previous is not None:
+                old = previous[0]
+                assert isinstance(old, BookChanged)
+                event = replace(
+                    event,
+                    conflated=old.conflated + 1,
+                    is_snapshot=event.is_snapshot or old.is_snapshot,
+                )
+                self._metrics.conflated[event.key] = self._metrics.conflated.get(event.key, 0) + 1
+                received_ns = previous[1]
+            self._items[event.key] = (event, received_ns)  # keeps its place in line
+        else:
+            self._items[object()] = (event, received_ns)
+        self._ready.set()
+
+    def fail(self, error: BaseException) -> None:
+        self._error = error
+        self._ready.set()
+
+    async def get(self) -> Event:
+        while not self._items:
+            if self._error is not None:
+                raise self._error
+            self._ready.clear()
+            await self._ready.wait()
+        _, (event, received_ns) = self._items.popitem(last=False)
+        self._metrics.delivery_ns.add(time.perf_counter_ns() - received_ns)
+        return event
+
+
+# -- connections -------------------------------------------------------------------------------
+
+
+@dataclass
+class _Subscription:
+    channel: str
+    symbols: tuple[str, ...]
+    depth: int | None
+
+
+class _Connection:
+    """One WebSocket and its session; reconnects forever until the feed closes."""
+
+    def __init__(
+        self,
+        feed: KrakenFeed,
+        url: str,
+        protocol: str,
+        subscriptions: Sequence[_Subscription],
+        needs_token: bool,
+    ) -> None:
+        self.feed = feed
+        self.url = url
+        self.subscriptions = list(subscriptions)
+        self.needs_token = needs_token
+        self.session = KrakenSession(
+            protocol=protocol,
+            instruments=feed.instruments,
+            implementation_name=feed.implementation_name,
+            resync_backoff_ns=feed.resync_backoff_ns,
+            resync_timeout_ns=feed.resync_timeout_ns,
+        )
+        self.reconnects = 0
+        self.connected = asyncio.Event()
+        self._last_frame = time.perf_counter_ns()
+        self._policy = ReconnectPolicy(**feed.reconnect_policy)
+
+    async def run(self) -> None:
+        import websockets
+        from websockets.asyncio.client import connect
+
+        attempt = 0
+        while True:
+            await self.feed.budget.acquire()
+            attempt += 1
+            reason = ""
+            try:
+                token = await self.feed.token() if self.needs_token else None
+                host = urlparse(self.url).hostname or ""
+                async with connect(
+                    self.url,
+                    open_timeout=self.feed.open_timeout_s,
+                    max_size=self.feed.max_frame_bytes,
+                    proxy=None if host in ("127.0.0.1", "localhost", "::1") else True,
+                    ping_interval=None,  # Kraken's liveness is the application ping + heartbeat
+                ) as ws:
+                    if attempt > 1:
+                        self.reconnects += 1
+                        self.feed.metrics.reconnects += 1
+                    self._policy.connected()
+                    await self._serve(ws, token, attempt)
+            except asyncio.CancelledError:
+                raise
+            except FeedError as exc:
+                self.feed.mailbox.fail(exc)
+                return
+            except (OSError, TimeoutError, websockets.exceptions.WebSocketException) as exc:
+                reason = f"{type(exc).__name__}: {exc}"
+            finally:
+                self.connected.clear()
+            self.session.connection_lost()
+            self.feed._emit(ConnectionLost(self.url, reason or "closed"), time.perf_counter_ns())
+            maintenance = self.session.system_status not in (None, "online")
+            await asyncio.sleep(self._policy.next_delay(maintenance))
+
+    async def _serve(self, ws: Any, token: str | None, attempt: int) -> None:
+        session = self.session
+        session.connection_lost()
+        session.token = token
+        self.feed._emit(ConnectionOpened(self.url, attempt), time.perf_counter_ns())
+        reader = asyncio.ensure_future(self._read(ws))
+        helpers = [asyncio.ensure_future(self._ping(ws)), asyncio.ensure_future(self._watch(ws))]
+        try:
+            await self._subscribe(ws)
+            self.connected.set()
+            await reader
+        finally:
+            for task in [reader, *helpers]:
+                task.cancel()
+            for task in [reader, *helpers]:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+
+    async def _subscribe(self, ws: Any) -> None:
+        session = self.session
+        for subscription in self.subscriptions:
+            if subscription.channel == "level3":
+                # Precisions come from the public connection's instrument channel.
+                await self.feed.instruments_ready.wait()
+                # Pace by Kraken's level3 subscription rate counter, in batches that fit.
+                cost = LEVEL3_COST.get(subscription.depth or 10, 5)
+                batch = max(1, int(self.feed.level3_counter.limit // cost))
+                symbols = subscription.symbols
+                for start in range(0, len(symbols), batch):
+                    chunk = symbols[start : start + batch]
+                    await self.feed.level3_counter.spend(cost * len(chunk))
+                    session.subscribe("level3", chunk, depth=subscription.depth, now_ns=_now())
+                    await self._flush(ws)
+            else:
+                session.subscribe(
+                    subscription.channel,
+                    subscription.symbols,
+                    depth=subscription.depth,
+                    now_ns=_now(),
+                )
+                await self._flush(ws)
+
+    async def _flush(self, ws: Any) -> None:
+        for request in self.session.requests_to_send(_now()):
+            await ws.send(request)
+
+    async def _read(self, ws: Any) -> None:
+        session = self.session
+        feed = self.feed
+        metrics = feed.metrics
+        recorder = feed.on_frame
+        while True:
+            frame = await ws.recv(decode=False)
+            received = time.perf_counter_ns()
+            recv_ts_ns = time.time_ns()
+            self._last_frame = received
+            if recorder is not None:
+                recorder(recv_ts_ns, frame)
+            events = session.receive(frame, recv_ts_ns)
+            for event in events:
+                if isinstance(event, BookChanged):
+                    metrics.messages += 1
+                    metrics.checksums_verified += event.checksum_verified
+                elif isinstance(event, ChecksumMismatch):
+                    metrics.messages += 1
+                    metrics.mismatches += 1
+                elif isinstance(event, ResyncRequested):
+                    metrics.resyncs += 1
+                elif isinstance(event, Pong) and event.rtt_ns is not None:
+                    metrics.rtt_ns.add(event.rtt_ns)
+                elif isinstance(event, BadFrame):
+                    metrics.bad_frames += 1
+                elif isinstance(event, InstrumentsUpdated):
+                    feed.instruments_ready.set()
+                feed._emit(event, received)
+            metrics.processing_ns.add(time.perf_counter_ns() - received)
+            if session.has_requests:
+                await self._flush(ws)
+
+    async def _ping(self, ws: Any) -> None:
+        while True:
+            await asyncio.sleep(self.feed.ping_interval_s)
+            self.session.ping(_now())
+            await self._flush(ws)
+
+    async def _watch(self, ws: Any) -> None:
+        # Liveness: Kraken sends a heartbeat every second when idle; silence means trouble.
+        self._last_frame = time.perf_counter_ns()
+        limit = int(self.feed.liveness_s * 1e9)
+        while True:
+            await asyncio.sleep(min(1.0, self.feed.liveness_s / 4))
+            if time.perf_counter_ns() - self._last_frame > limit:
+                await ws.close(code=1001, reason="no data")
+                return
+            if any(state.stale for state in self.session._books.values()):
+                await self._flush(ws)  # resyncs whose backoff has elapsed
+
+
+def _now() -> int:
+    return time.time_ns()
+
+
+# -- the feed ----------------------------------------------------------------------------------
+
+
+class KrakenFeed:
+    """Keep many Kraken books exact, live.
+
+    Usage::
+
+        async with KrakenFeed(book=["BTC/USD", "ETH/USD"], depth=10) as feed:
+            async for event in feed:
+                if isinstance(event, BookChanged):
+                    print(event.key, event.book.best_bid())
+
+    Args:
+        book: symbols for the L2 ``book`` channel (public endpoint).
+        level3: symbols for the ``level3`` channel (level3 endpoint, needs credentials).
+        depth: ``book`` depth (10, 25, 100, 500, 1000).
+        level3_depth: ``level3`` depth (10, 100, 1000).
+        protocol: ``"v2"`` (default) or ``"v1"`` (book only).
+        beta: use Kraken's beta endpoints.
+        url, level3_url, rest_url: override endpoints (e.g. the simulator's).
+        api_key, api_secret: for the level3 token (fetched over REST for every connection).
+        on_event: callback called with every event, unconflated, from the reader.
+        on_frame: callback called with ``(recv_ts_ns, frame_bytes)`` for every frame (recording).
+        liveness_s: reconnect when nothing at all arrives for this long.
+        ping_interval_s: application ping period (Kraken closes idle connections after ~60 s).
+        reconnect_policy: keyword arguments of :class:`ReconnectPolicy`.
+        attempt_budget: (attempts, window seconds) for all connections of this feed.
+    """
+
+    def __init__(
+        self,
+        book: Iterable[str] = (),
+        level3: Iterable[str] = (),
+        *,
+        depth: int = 10,
+        level3_depth: int = 10,
+        protocol: str = "v2",
+        beta: bool = False,
+        url: str | None = None,
+        level3_url: str | None = None,
+        rest_url: str | None = None,
+        api_key: str | None = None,
+        api_secret: str | None = None,
+        implementation_name: str | None = None,
+        on_event: Callable[[Event], None] | None = None,
+        on_frame: Callable[[int, bytes], None] | None = None,
+        liveness_s: float = 5.0,
+        ping_interval_s: float = 20.0,
+        open_timeout_s: float = 10.0,
+        reconnect_policy: dict[str, Any] | None = None,
+        attempt_budget: tuple[int, float] = (140, 600.0),
+        level3_rate: tuple[float, float] = (200.0, 200.0),
+        resync_backoff_s: tuple[float, float] = (1.0, 60.0),
+        resync_timeout_s: float = 10.0,
+        max_frame_bytes: int = 64 * 1024 * 1024,
+    ) -> None:
+        self.book_symbols = tuple(book)
+        self.level3_symbols = tuple(level3)
+        if not self.book_symbols and not self.level3_symbols:
+            raise ValueError("give at least one symbol in book= or level3=")
+        if depth not in BOOK_DEPTHS:
+            raise ValueError(f"book depth must be one of {BOOK_DEPTHS}, got {depth}")
+        if level3_depth not in LEVEL3_DEPTHS:
+            raise ValueError(f"level3 depth must be one of {LEVEL3_DEPTHS}, got {level3_depth}")
+        if protocol not in ("v1", "v2"):
+            raise ValueError(f"protocol must be 'v1' or 'v2', got {protocol!r}")
+        if protocol == "v1" and self.level3_symbols:
+            raise ValueError("level3 exists on v2 only")
+        if self.level3_symbols and not (api_key and api_secret):
+            raise ValueError("level3 needs api_key and api_secret (for the WebSocket token)")
+        self.depth = depth
+        self.level3_depth = level3_depth
+        self.protocol = protocol
+        if url is None:
+            if protocol == "v1":
+                url = V1_BETA_URL if beta else V1_URL
+            else:
+                url = V2_BETA_URL if beta else V2_URL
+        self.url = url
+        self.level3_url = level3_url or LEVEL3_URL
+        self.rest_url = rest_url or REST_URL
+        self._api_key = api_key
+        self._api_secret = api_secret
+        self.implementation_name = implementation_name
+        self.on_event = on_event
+        self.on_frame = on_frame
+        self.liveness_s = liveness_s
+        self.ping_interval_s = ping_interval_s
+        self.open_timeout_s = open_timeout_s
+        self.reconnect_policy = reconnect_policy or {}
+        self.budget = AttemptBudget(*attempt_budget)
+        self.level3_counter = RateCounter(*level3_rate)
+        self.resync_backoff_ns = (int(resync_backoff_s[0] * 1e9), int(resync_backoff_s[1] * 1e9))
+        self.resync_timeout_ns = int(resync_timeout_s * 1e9)
+        self.max_frame_bytes = max_frame_bytes
+        self.metrics = FeedMetrics()
+        self.instruments = Instruments()
+        """Precisions shared by every connection (filled by the public instrument channel)."""
+        self.instruments_ready: asyncio.Event
+        self.connections: list[_Connection] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self.mailbox: _Mailbox
+
+    def __repr__(self) -> str:  # never show credentials
+        return (
+            f"KrakenFeed(book={list(self.book_symbols)}, level3={list(self.level3_symbols)}, "
+            f"url={self.url!r})"
+        )
+
+    async def token(self) -> str:
+        """A fresh level3 WebSocket token (REST ``GetWebSocketsToken``)."""
+        from .auth import TokenError, fetch_token
+
+        assert self._api_key is not None and self._api_secret is not None
+        try:
+            return await asyncio.to_thread(
+                fetch_token, self.rest_url, self._api_key, self._api_secret
+            )
+        except ValueError as exc:  # a secret that is not base64 never becomes valid
+            raise FeedError(f"level3 credentials unusable: {exc}") from None
+        except TokenError as exc:
+            if exc.errors:  # Kraken said no (EAPI:Invalid key...): retrying will not help
+                raise FeedError(f"level3 token refused: {exc}") from None
+            raise OSError(str(exc)) from None  # network trouble: reconnect as usual
+
+    def _build(self) -> None:
+        if self.book_symbols:
+            subscriptions = []
+            if self.protocol == "v2":
+                subscriptions.append(_Subscription("instrument", (), None))
+            subscriptions.append(_Subscription("book", self.book_symbols, self.depth))
+            self.connections.append(
+                _Connection(self, self.url, self.protocol, subscriptions, needs_token=False)
+            )
+        elif self.level3_symbols:
+            # level3 precisions come from the public instrument channel.
+            self.connections.append(
+                _Connection(
+                    self, self.url, "v2", [_Subscription("instrument", (), None)], needs_token=False
+                )
+            )
+        symbols = self.level3_symbols
+        for start in range(0, len(symbols), LEVEL3_SYMBOLS_PER_CONNECTION):
+            chunk = symbols[start : start + LEVEL3_SYMBOLS_PER_CONNECTION]
+            subscriptions = [_Subscription("level3", chunk, self.level3_depth)]
+            self.connections.append(
+                _Connection(self, self.level3_url, "v2", subscriptions, needs_token=True)
+            )
+
+    async def __aenter__(self) -> KrakenFeed:
+        self.mailbox = _Mailbox(self.metrics)
+        self.instruments_ready = asyncio.Event()
+        if self.protocol == "v1":
+            self.instruments_ready.set()  # v1 books take their scale from the wire
+        self._build()
+        self._tasks = [asyncio.ensure_future(c.run()) for c in self.connections]
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Close every connection and stop every task."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+
+    def __aiter__(self) -> KrakenFeed:
+        return self
+
+    async def __anext__(self) -> Event:
+        return await self.mailbox.get()
+
+    async def wait_connected(self, timeout: float | None = None) -> None:
+        """Wait until every connection has sent its subscriptions."""
+        await asyncio.wait_for(
+            asyncio.gather(*(c.connected.wait() for c in self.connections)), timeout
+        )
+
+    def _emit(self, event: Event, received_ns: int) -> None:
+        if self.on_event is not None:
+            self.on_event(event)
+        self.mailbox.put(event, received_ns)
+
+    # -- state ---------------------------------------------------------------------------------
+
+    def books(self) -> dict[str, Any]:
+        """Every book's state (``BookState``) by key, across connections."""
+        out: dict[str, Any] = {}
+        for connection in self.connections:
+            out.update(connection.session.books)
+        return out
+
+    def summary(self) -> dict[str, Any]:
+        """``replay --json``-shaped summary plus reconnects and resyncs per book."""
+        books: dict[str, Any] = {}
+        frames = bad = 0
+        for connection in self.connections:
+            frames += connection.session.frames
+            bad += connection.session.bad_frames
+            for key, state in connection.session.books.items():
+                record = state.summary()
+                record["reconnects"] = connection.reconnects
+                record["resyncs"] = state.resyncs
+                books[key] = record
+        return {"frames": frames, "bad_frames": bad, "books": dict(sorted(books.items()))}
