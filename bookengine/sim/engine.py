@@ -182,6 +182,7 @@ class MatchingEngine:
         now_ns: time of the warm-up orders.
         target_levels: price levels per side the flow keeps (at least 1000 for depth 1000).
         warmup_steps: random steps run after seeding the book, so it starts out irregular.
+        seed_book: False starts from an empty book (for driving the verbs by hand).
     """
 
     def __init__(
@@ -192,6 +193,7 @@ class MatchingEngine:
         now_ns: int = 0,
         target_levels: int = 1200,
         warmup_steps: int = 1000,
+        seed_book: bool = True,
     ) -> None:
         if target_levels < 1:
             raise ValueError("target_levels must be positive")
@@ -211,9 +213,10 @@ class MatchingEngine:
         self._trade_id = self.rng.randrange(10_000_000, 90_000_000)
         self._changes = Changes()
         self._round_unit = int(10 ** (len(str(spec.lot_qty)) - 1))
-        self._seed_book(now_ns)
-        for _ in range(warmup_steps):
-            self.step(now_ns)
+        if seed_book:
+            self._seed_book(now_ns)
+            for _ in range(warmup_steps):
+                self.step(now_ns)
         # The warm-up is not news: subscribers start from snapshots.
         self.drain()
 
