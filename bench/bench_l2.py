@@ -166,6 +166,7 @@ def kraken_sdk_row(depth: int) -> Row:
     try:
         import kraken.spot.orderbook as sdk_orderbook
         from kraken.spot import SpotOrderBookClient
+        from kraken.spot.websocket import connectors as sdk_connectors
     except ImportError:
         raise Unavailable("not installed (pip install python-kraken-sdk)") from None
     version = metadata.version("python-kraken-sdk")
@@ -195,28 +196,31 @@ def kraken_sdk_row(depth: int) -> Row:
         pass  # the client waits 3 s before resubscribing after a mismatch
 
     def replay(frames: list[bytes]) -> Outcome:
-        client = OfflineBookClient(depth=depth)
-        client._SpotOrderBookClient__market = OfflineMarket()
-        connection = client._pub_conn
-        manage = connection._manage_subscriptions
-        on_message = client.on_message
-        log = sdk_orderbook.LOG  # the connector logs every message at debug level
-        loads = json.loads
-
-        async def drive() -> float:
-            start = time.perf_counter()
-            for frame in frames:
-                # the connector's receive path: json.loads, LOG.debug, bookkeeping, callback
-                message = loads(frame)
-                log.debug(message)
-                manage(message)
-                await on_message(message)
-            return time.perf_counter() - start
+        async def drive() -> tuple[float, Any]:
+            # constructed inside the loop: the client's REST base wants a running event loop
+            client = OfflineBookClient(depth=depth)
+            try:
+                client._SpotOrderBookClient__market = OfflineMarket()
+                manage = client._pub_conn._manage_subscriptions
+                on_message = client.on_message
+                log = sdk_connectors.LOG  # the connector logs every message at debug level
+                loads = json.loads
+                start = time.perf_counter()
+                for frame in frames:
+                    # the connector's receive path: json.loads, LOG.debug, bookkeeping, callback
+                    message = loads(frame)
+                    log.debug(message)
+                    manage(message)
+                    await on_message(message)
+                seconds = time.perf_counter() - start
+            finally:
+                await client.close()  # the REST base's aiohttp session (never used)
+            return seconds, client
 
         saved = sdk_orderbook.asyncio_sleep
         sdk_orderbook.asyncio_sleep = no_sleep
         try:
-            seconds = asyncio.run(drive())
+            seconds, client = asyncio.run(drive())
         finally:
             sdk_orderbook.asyncio_sleep = saved
         book = client.get(SYMBOL)
@@ -301,7 +305,8 @@ def order_book_row(depth: int, parser: str) -> Row:
         seconds = time.perf_counter() - start
         return Outcome(seconds, len(frames) - failures, failures, book)
 
-    return Row(f"order-book + {parser}", replay, full=False, note=note)
+    name = "order-book + orjson" if parser == "orjson" else "order-book + json Decimal"
+    return Row(name, replay, full=False, note=note)
 
 
 def make_rows(depth: int, wanted: set[str]) -> tuple[list[Row], list[tuple[str, str]]]:

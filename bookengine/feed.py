@@ -395,12 +395,12 @@ class _Connection:
         self._last_frame = time.perf_counter_ns()
         limit = int(self.feed.liveness_s * 1e9)
         while True:
-            await asyncio.sleep(min(1.0, self.feed.liveness_s / 4))
+            await asyncio.sleep(min(0.25, self.feed.liveness_s / 4))
             if time.perf_counter_ns() - self._last_frame > limit:
                 await ws.close(code=1001, reason="no data")
                 return
-            if any(state.stale for state in self.session._books.values()):
-                await self._flush(ws)  # resyncs whose backoff has elapsed
+            if self.session.has_timers:
+                await self._flush(ws)  # resyncs and throttled subscribes whose time has come
 
 
 def _now() -> int:

@@ -111,6 +111,11 @@ class _Pending:
     method: str
     sent_ns: int
     symbols: tuple[str, ...] = field(default_factory=tuple)
+    channel: str = ""
+
+
+RATE_LIMITED = "Exceeded msg rate"
+"""Kraken's answer to too many requests: worth retrying later, unlike other refusals."""
 
 
 class KrakenSession:
@@ -162,6 +167,8 @@ class KrakenSession:
         self._subscriptions: dict[tuple[str, str], _Subscription] = {}
         self._outbox: list[str] = []
         self._pending: dict[int, _Pending] = {}
+        self._retries: list[tuple[int, str, tuple[str, ...]]] = []  # (due, channel, symbols)
+        self._retry_attempt = 0
         self._next_req_id = 1
 
     # -- books ---------------------------------------------------------------------------------
@@ -337,6 +344,7 @@ class KrakenSession:
                     lambda req_id: frames.subscribe_v2(
                         state.channel, [state.symbol], depth=depth, req_id=req_id, token=token
                     ),
+                    state.channel,
                 )
             )
         return [ResyncRequested(state.key, state.symbol, state._resync_attempt)]
@@ -410,7 +418,10 @@ class KrakenSession:
             return [Pong(req_id, rtt)]
         if not message.get("success", False):
             symbol = message.get("symbol")
-            return [RequestFailed(method, str(message.get("error", "")), symbol, req_id)]
+            error = str(message.get("error", ""))
+            if method == "subscribe" and pending is not None:
+                self._subscribe_failed(pending, symbol, error, recv_ts_ns)
+            return [RequestFailed(method, error, symbol, req_id)]
         result = message.get("result") or {}
         channel, symbol = result.get("channel"), result.get("symbol")
         if method == "subscribe" and isinstance(channel, str) and isinstance(symbol, str):
@@ -429,6 +440,21 @@ class KrakenSession:
         if method == "unsubscribe" and isinstance(channel, str) and isinstance(symbol, str):
             return [Unsubscribed(channel, symbol)]
         return []
+
+    def _subscribe_failed(
+        self, pending: _Pending, symbol: Any, error: str, now_ns: int
+    ) -> None:
+        symbols = (symbol,) if isinstance(symbol, str) else pending.symbols
+        if RATE_LIMITED.lower() in error.lower():
+            # Throttled: ask again later, backing off while Kraken keeps refusing.
+            self._retry_attempt += 1
+            first, cap = self.resync_backoff_ns
+            wait = min(cap, first * 2 ** (self._retry_attempt - 1))
+            self._retries.append((max(now_ns, 0) + wait, pending.channel, symbols))
+        else:
+            # Unknown pair, unsupported depth, bad token...: asking again cannot help.
+            for name in symbols:
+                self._subscriptions.pop((pending.channel, name), None)
 
     def _receive_v1_event(self, message: dict[str, Any], recv_ts_ns: int) -> list[Event]:
         event = message["event"]
@@ -472,10 +498,11 @@ class KrakenSession:
         now_ns: int,
         symbols: tuple[str, ...],
         encode: Any,
+        channel: str = "",
     ) -> str:
         req_id = self._next_req_id
         self._next_req_id += 1
-        self._pending[req_id] = _Pending(method, now_ns, symbols)
+        self._pending[req_id] = _Pending(method, now_ns, symbols, channel)
         return str(encode(req_id))
 
     def subscribe(
@@ -490,7 +517,8 @@ class KrakenSession:
             raise ValueError(f"book depth must be one of {BOOK_DEPTHS}, got {depth}")
         if channel == "level3" and depth is not None and depth not in LEVEL3_DEPTHS:
             raise ValueError(f"level3 depth must be one of {LEVEL3_DEPTHS}, got {depth}")
-        for symbol in symbols:
+        # Channel-wide subscriptions (instrument) are kept under the symbol "".
+        for symbol in symbols or ("",):
             self._subscriptions[(channel, symbol)] = _Subscription(channel, symbol, depth)
         if self.protocol == "v1":
             if channel != "book":
@@ -510,6 +538,7 @@ class KrakenSession:
                     req_id=req_id,
                     token=token,
                 ),
+                channel,
             )
         )
 
@@ -526,9 +555,22 @@ class KrakenSession:
         """True when requests are queued (cheap: checked after every frame)."""
         return bool(self._outbox)
 
+    @property
+    def has_timers(self) -> bool:
+        """True when a resync or a throttled subscribe waits for its time to come."""
+        return bool(self._retries) or any(state.stale for state in self._books.values())
+
     def requests_to_send(self, now_ns: int | None = None) -> list[str]:
         """Take the queued requests (JSON text), including resyncs whose backoff has elapsed."""
         if now_ns is not None:
+            due = [retry for retry in self._retries if retry[0] <= now_ns]
+            if due:
+                self._retries = [retry for retry in self._retries if retry[0] > now_ns]
+                for _, channel, symbols in due:
+                    wanted = [s for s in symbols or ("",) if (channel, s) in self._subscriptions]
+                    if wanted:
+                        depth = self._subscriptions[(channel, wanted[0])].depth
+                        self.subscribe(channel, [s for s in wanted if s], depth=depth, now_ns=now_ns)
             for state in self._books.values():
                 due = state._resync_due_ns
                 if state.stale and due is not None and now_ns >= due:
@@ -546,6 +588,7 @@ class KrakenSession:
             subscription.acked = False
         self._pending.clear()
         self._outbox.clear()
+        self._retries.clear()
 
     def resubscribe_all(self, now_ns: int = -1) -> None:
         """Queue subscriptions for everything asked for so far (after a reconnect)."""
@@ -555,4 +598,4 @@ class KrakenSession:
                 subscription.symbol
             )
         for (channel, depth), symbols in by_channel.items():
-            self.subscribe(channel, symbols, depth=depth, now_ns=now_ns)
+            self.subscribe(channel, [s for s in symbols if s], depth=depth, now_ns=now_ns)

@@ -254,6 +254,14 @@ class MatchingEngine:
         """Kraken CRC32 of the L2 book (top 10 per side)."""
         return book_checksum(self.levels(False, 10), self.levels(True, 10))
 
+    def v1_checksum(self) -> int:
+        """Kraken CRC32 of the L2 book as v1 prints it (mantissas at the v1 wire decimals)."""
+        pf, qf = self.spec.v1_price_factor, self.spec.v1_qty_factor
+        return book_checksum(
+            [(p * pf, q * qf) for p, q in self.levels(False, 10)],
+            [(p * pf, q * qf) for p, q in self.levels(True, 10)],
+        )
+
     def level3_checksum(self) -> int:
         """Kraken CRC32 of the L3 book (every order of the top 10 levels, queue order)."""
         return level3_checksum(

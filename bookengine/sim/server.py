@@ -569,7 +569,9 @@ class Simulator:
             self._corrupt_pending.discard(symbol)
             self._corrupt(symbol)
         spec = self.specs[symbol]
+        # Each checksum is computed at most once per step, however many subscribers there are.
         l2_checksum: int | None = None
+        v1_checksum: int | None = None
         l3_checksum: int | None = None
         for sub in list(subs):
             conn = sub.conn
@@ -581,14 +583,16 @@ class Simulator:
                     bids, asks = _corrupt_l2(sub.l2, bids, asks, now_ns)
                 if not bids and not asks:
                     continue
-                if l2_checksum is None:
-                    l2_checksum = engine.checksum()
                 if sub.channel == "v1book":
+                    if v1_checksum is None:
+                        v1_checksum = engine.v1_checksum()
                     frame = v1_book_update(
-                        sub.channel_id, f"book-{sub.depth}", spec, bids, asks, l2_checksum
+                        sub.channel_id, f"book-{sub.depth}", spec, bids, asks, v1_checksum
                     )
                     self._send(conn, frame, "v1book.update")
                 else:
+                    if l2_checksum is None:
+                        l2_checksum = engine.checksum()
                     frame = v2_book("update", spec, bids, asks, l2_checksum, now_ns, self._render)
                     self._send(conn, frame, "book.update")
             elif sub.l3 is not None:

@@ -1,0 +1,243 @@
+"""Where the compiled L2 loop spends its time, per message: dispatch, scan, apply, checksum.
+
+Two independent views of the same loop (``scanner.scan(frame); book.apply_scanned(scanner)``)
+over the benchmark stream:
+
+1. Timing variants (no special tools): the loop with trivial C calls, scan only, scan + apply on
+   frames whose ``checksum`` field was removed (so nothing is verified), the full loop, and the
+   checksum alone. Differences give the cost of each stage; medians of interleaved repeats.
+2. Sampling (``--perf``, Linux ``perf`` with DWARF call chains, attached to this process only
+   while the loop runs): samples grouped by the function they land in; time in libc's
+   ``memmove``/``memcpy`` is charged to the bookengine function that called it.
+
+Usage::
+
+    python bench/profile_l2.py [--messages N] [--depth 100] [--repeats R] [--perf]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # numpy's BLAS threads are noise here
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(1, str(Path(__file__).resolve().parent.parent))
+
+import gen_l2  # noqa: E402
+from gen_l2 import PRICE_PRECISION, QTY_PRECISION, SYMBOL  # noqa: E402
+
+import bookengine  # noqa: E402
+
+_CHECKSUM_FIELD = re.compile(rb'"checksum":\d+,')
+
+
+def variants(depth: int) -> dict[str, Callable[[list[bytes]], None]]:
+    """Loops that differ by one stage each."""
+    impl = bookengine.implementation("cython")
+
+    def floor1(frames: list[bytes]) -> None:
+        scanner = impl.FrameScanner()
+        for frame in frames:
+            callable(frame)
+        del scanner
+
+    def floor2(frames: list[bytes]) -> None:
+        scanner = impl.FrameScanner()
+        for frame in frames:
+            callable(frame)
+            callable(scanner)
+
+    def scan_only(frames: list[bytes]) -> None:
+        scan = impl.FrameScanner().scan
+        for frame in frames:
+            scan(frame)
+
+    def full(frames: list[bytes]) -> None:
+        scanner = impl.FrameScanner()
+        book = impl.L2Book(SYMBOL, depth, PRICE_PRECISION, QTY_PRECISION)
+        scan = scanner.scan
+        apply = book.apply_scanned
+        for frame in frames:
+            scan(frame)
+            apply(scanner)
+
+    return {"floor1": floor1, "floor2": floor2, "scan": scan_only, "full": full}
+
+
+def checksum_only(depth: int, frames: list[bytes]) -> Callable[[list[bytes]], None]:
+    """One ``book.checksum()`` per frame on a full book (top 10 + 10 levels)."""
+    impl = bookengine.implementation("cython")
+    scanner = impl.FrameScanner()
+    book = impl.L2Book(SYMBOL, depth, PRICE_PRECISION, QTY_PRECISION)
+    scanner.scan(frames[0])
+    book.apply_scanned(scanner)
+
+    def run(batch: list[bytes]) -> None:
+        checksum = book.checksum
+        for _ in batch:
+            checksum()
+
+    return run
+
+
+def time_variants(depth: int, frames: list[bytes], repeats: int) -> dict[str, float]:
+    """Median ns per message of each variant (interleaved repeats)."""
+    plain = variants(depth)
+    stripped = [_CHECKSUM_FIELD.sub(b"", frame) for frame in frames]
+    jobs: list[tuple[str, Callable[[list[bytes]], None], list[bytes]]] = [
+        ("floor1", plain["floor1"], frames),
+        ("floor2", plain["floor2"], frames),
+        ("scan", plain["scan"], frames),
+        ("scan_nock", plain["scan"], stripped),
+        ("full_nock", plain["full"], stripped),
+        ("full", plain["full"], frames),
+        ("checksum_call", checksum_only(depth, frames), frames),
+    ]
+    samples: dict[str, list[float]] = {name: [] for name, _, _ in jobs}
+    for name, job, batch in jobs:  # warm-up
+        job(batch[: len(batch) // 10 or 1])
+    for _ in range(repeats):
+        for name, job, batch in jobs:
+            start = time.perf_counter_ns()
+            job(batch)
+            samples[name].append((time.perf_counter_ns() - start) / len(batch))
+    return {name: statistics.median(values) for name, values in samples.items()}
+
+
+def breakdown(ns: dict[str, float]) -> list[tuple[str, float]]:
+    """Stages per message; they add up to the full loop."""
+    scan = ns["scan"] - ns["floor1"]
+    second_call = ns["floor2"] - ns["floor1"]
+    apply = ns["full_nock"] - ns["scan_nock"] - second_call
+    checksum = ns["full"] - ns["full_nock"] - (ns["scan"] - ns["scan_nock"])
+    return [
+        ("Python dispatch (for loop + 2 calls)", ns["floor2"]),
+        ("scan (JSON walk, spans, validation)", scan),
+        ("apply (numbers, ladders, truncate)", apply),
+        ("checksum (digits + CRC32 of top 10+10)", checksum),
+        ("total (full loop)", ns["full"]),
+    ]
+
+
+# -- perf ---------------------------------------------------------------------------------------
+
+CATEGORIES = [
+    ("checksum: digits", ("checksum_write_digits",)),
+    ("checksum: CRC32", ("checksum_crc32_update",)),
+    ("checksum: L2Book._checksum", ("L2BookCore__checksum",)),
+    ("apply: number parsing", ("scan_parse_mantissa",)),
+    ("apply: ladder set/remove/find", ("ladder_ladder_set", "ladder_ladder_remove", "ladder_find")),
+    ("apply: truncate", ("ladder_truncate",)),
+    ("apply: L2Book glue", ("l2book",)),
+    ("scan: JSON walk", ("_4scan_",)),
+    ("CPython: eval loop, calls, attributes", ("libpython", "python3")),
+]
+
+
+def _category(frame_symbol: str, dso: str) -> str:
+    text = f"{frame_symbol} {dso}"
+    for name, needles in CATEGORIES:
+        if any(needle in text for needle in needles):
+            return name
+    if "kernel" in dso:
+        return "kernel"
+    return f"other ({Path(dso).name or '?'})"
+
+
+_FRAME = re.compile(r"^\s+[0-9a-f]+\s+(.*?)\s+\((.*)\)\s*$")
+
+
+def perf_profile(depth: int, frames: list[bytes], seconds_hint: float) -> Counter[str] | None:
+    """Sample the full loop with ``perf record`` attached to this process; None without perf."""
+    perf = shutil.which("perf")
+    if perf is None:
+        print("perf not found: skipping the sampling view", file=sys.stderr)
+        return None
+    loop = variants(depth)["full"]
+    loop(frames[:1000])
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp) / "perf.data"
+        recorder = subprocess.Popen(
+            [perf, "record", "-q", "-F", "999", "--call-graph", "dwarf,8192", "-o", str(data),
+             "-p", str(os.getpid())],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )  # fmt: skip
+        time.sleep(1.0)  # let perf attach
+        if recorder.poll() is not None:
+            print(f"perf record failed: {recorder.stderr.read().decode()[:300]}", file=sys.stderr)
+            return None
+        deadline = time.perf_counter() + max(seconds_hint, 3.0)
+        while time.perf_counter() < deadline:
+            loop(frames)
+        recorder.send_signal(signal.SIGINT)
+        recorder.wait()
+        script = subprocess.run(
+            [perf, "script", "-i", str(data), "-F", "ip,sym,dso"],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout
+    counts: Counter[str] = Counter()
+    for block in script.split("\n\n"):
+        stack = [m.groups() for m in map(_FRAME.match, block.splitlines()) if m]
+        if not stack:
+            continue
+        symbol, dso = stack[0]
+        # libc copies are charged to the bookengine function that asked for them
+        if ("memmove" in symbol or "memcpy" in symbol) and len(stack) > 1:
+            caller_symbol, caller_dso = stack[1]
+            category = _category(caller_symbol, caller_dso)
+            counts[f"{category} (memmove)" if category.startswith(("checksum", "apply")) else category] += 1
+        else:
+            counts[_category(symbol, dso)] += 1
+    return counts
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--messages", type=int, default=300_000)
+    parser.add_argument("--depth", type=int, nargs="+", default=[100])
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--perf", action="store_true", help="also sample with Linux perf")
+    args = parser.parse_args(argv)
+    for depth in args.depth:
+        frames = gen_l2.load_frames(depth, args.messages)
+        ns = time_variants(depth, frames, args.repeats)
+        print(f"\n### compiled loop, depth {depth}, {len(frames) - 1:,} updates, "
+              f"medians of {args.repeats}\n")  # fmt: skip
+        print("| stage | ns/message | share |")
+        print("|---|---:|---:|")
+        total = ns["full"]
+        for name, value in breakdown(ns):
+            print(f"| {name} | {value:,.0f} | {value / total * 100:.0f}% |")
+        print(
+            f"\nraw variants (ns/message): "
+            + ", ".join(f"{name} {value:,.0f}" for name, value in ns.items())
+        )
+        if args.perf:
+            counts = perf_profile(depth, frames, total * len(frames) / 1e9 * 3)
+            if counts:
+                samples = sum(counts.values())
+                print(f"\n| perf samples, depth {depth} ({samples:,}) | share | ns/message |")
+                print("|---|---:|---:|")
+                for name, count in counts.most_common():
+                    share = count / samples
+                    print(f"| {name} | {share * 100:.1f}% | {share * total:,.0f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

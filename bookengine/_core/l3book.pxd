@@ -1,0 +1,108 @@
+# Order-by-order book (Kraken level3): C layout. See l3book.pyx for the why of each choice.
+
+from libc.stdint cimport int32_t, int64_t, uint32_t, uint64_t
+
+from bookengine._core.ladder cimport Ladder
+from bookengine._core.scan cimport FrameScanner
+
+
+# One resting order: 40 bytes. Price and side live in the level (every order of a level shares
+# them); the id is packed into 96 bits (see make_key).
+ctypedef struct Order:
+    uint64_t id_lo          # packed id, or (ID_LONG) a pointer to a malloc'd [uint32 len][bytes]
+    int64_t qty
+    int64_t timestamp_ns    # -1 when unknown
+    int32_t prev            # queue neighbours (slot numbers), NIL at the ends
+    int32_t next            # also links the free list
+    int32_t level           # index into State.levels; NIL while the slot is free
+    uint32_t id_hi          # id kind (top 6 bits) and payload (26 bits)
+
+# One price level: a FIFO queue (intrusive doubly-linked list of order slots) and its totals.
+ctypedef struct Level:
+    int64_t price
+    int64_t qty             # sum of the orders' quantities (the L2 view)
+    int32_t head            # front of the queue (first to fill); NIL when empty
+    int32_t tail
+    int32_t count
+    int32_t side            # SIDE_BID / SIDE_ASK; -1 while free (head links the free list)
+    char* text              # checksum digits of the queue, rendered lazily (top-10 levels only)
+    Py_ssize_t text_length  # -1 when stale
+    Py_ssize_t text_capacity
+
+# Order-id hash table entry: open addressing, linear probing, backward-shift deletion.
+ctypedef struct TableEntry:
+    uint32_t slot           # EMPTY_ENTRY when free
+    uint32_t hash           # full hash: probe filter and home bucket without touching the order
+
+# An order id ready for lookup.
+ctypedef struct Key:
+    uint64_t lo
+    uint32_t hi
+    uint32_t hash
+    const char* text        # ID_LONG only: the id bytes (frame or a kept bytes object)
+    Py_ssize_t length
+
+# One validated entry of the message being applied.
+ctypedef struct Parsed:
+    Key key
+    int64_t price
+    int64_t qty
+    int64_t timestamp_ns
+    int32_t side
+    int32_t entry           # index in its side's array (error messages)
+    int32_t event
+    bint has_timestamp
+
+# One undo-log record (see the OP_* constants in l3book.pyx).
+ctypedef struct Undo:
+    int32_t op
+    int32_t slot            # order slot or level index
+    int32_t prev
+    int32_t next
+    int32_t level
+    int64_t qty
+    int64_t timestamp_ns
+
+ctypedef struct State:
+    Order** chunks          # order pool: fixed chunks, so slots never move and slack is small
+    Py_ssize_t chunk_count
+    Py_ssize_t chunk_slots  # capacity of the chunks pointer array
+    int32_t top             # slots [0, top) have been handed out at least once
+    int32_t free_order      # free list of order slots
+    Level* levels
+    int32_t level_top
+    int32_t level_capacity
+    int32_t free_level
+    Ladder ladders[2]       # per side: key (bid: price, ask: -price) -> level index in .qtys
+    TableEntry* table
+    Py_ssize_t table_mask
+    Py_ssize_t order_count  # resting orders = entries in the table
+    Py_ssize_t long_id_bytes
+    Undo* undo
+    Py_ssize_t undo_count
+    Py_ssize_t undo_capacity
+
+
+cdef class L3BookCore:
+    cdef readonly str symbol
+    cdef readonly Py_ssize_t depth
+    cdef int _price_precision
+    cdef int _qty_precision
+    cdef bint _needs_resync
+    cdef State* _state
+    cdef Parsed* _parsed        # the message being applied, reused
+    cdef Py_ssize_t _parsed_capacity
+    cdef list _keep             # bytes objects backing Key.text while a message is applied
+
+    cdef int _reserve(self, Py_ssize_t count) except -1
+    cdef int _parse_scanned(self, FrameScanner scanner) except -1
+    cdef int _entry_error(self, FrameScanner scanner, int side, Py_ssize_t i) except -1
+    cdef int _parse_python(self, bint is_snapshot, object bids, object asks) except -1
+    cdef object _apply_parsed(self, bint is_snapshot, Py_ssize_t count, long long checksum)
+    cdef int _apply_event(self, State* s, Parsed* p) except -1
+    cdef int _check_not_crossed(self, State* s, Py_ssize_t count) except -1
+    cdef str _where(self, Parsed* p)
+    cdef int64_t _checksum(self) except -1
+    cdef Py_ssize_t _count(self, object n, Py_ssize_t size) except -1
+    cdef int32_t _find(self, str order_id) except -2
+    cdef object _levels_array(self, int side, Py_ssize_t count)
