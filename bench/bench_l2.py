@@ -48,11 +48,12 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # numpy's idle BLAS threads are noise here
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(1, str(Path(__file__).resolve().parent.parent))
 
-import gen_l2  # noqa: E402
-from gen_l2 import PRICE_PRECISION, QTY_PRECISION, SYMBOL  # noqa: E402
+import gen_l2
+from gen_l2 import PRICE_PRECISION, QTY_PRECISION, SYMBOL
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -352,7 +353,7 @@ def corrupt_checksum(frame: bytes) -> bytes:
 
 def check_rows(rows: list[Row], frames: list[bytes], log: Callable[[str], None]) -> None:
     """Every row verifies a valid prefix with zero failures and catches one corrupted message."""
-    prefix = frames[: min(len(frames), 2001)]
+    prefix = frames[: min(len(frames), 1001)]
     target = len(prefix) // 2
     corrupted = list(prefix)
     corrupted[target] = corrupt_checksum(prefix[target])
@@ -439,6 +440,17 @@ def nice_floor(value: float) -> int:
     return power
 
 
+def probe_rate(row: Row, frames: list[bytes]) -> float:
+    """Messages per second of a row on growing prefixes, until one replay takes 0.1 s."""
+    count = 200
+    while True:
+        probe = frames[: min(len(frames), count + 1)]
+        seconds = row.replay(probe).seconds
+        if seconds >= 0.1 or len(probe) == len(frames) or count >= 20_000:
+            return (len(probe) - 1) / seconds
+        count *= 10
+
+
 def run_depth(
     depth: int,
     messages: int,
@@ -448,7 +460,9 @@ def run_depth(
     log: Callable[[str], None],
 ) -> dict[str, Any]:
     frames = gen_l2.load_frames(depth, messages, gen_l2.DEFAULT_SEED)
-    log(f"depth {depth}: {len(frames) - 1:,} updates + snapshot, {sum(map(len, frames)) / 1e6:.0f} MB")
+    size_mb = sum(map(len, frames)) / 1e6
+    log(f"depth {depth}: {len(frames) - 1:,} updates + snapshot, {size_mb:.0f} MB")
+    load_before = os.getloadavg()
     rows, missing = make_rows(depth, wanted)
     usable: list[Row] = []
     for row in rows:
@@ -461,18 +475,16 @@ def run_depth(
     rows = usable
     check_rows(rows, frames, log)
 
-    # warm-up (also sizes the prefix of the slow rows)
+    # warm-up: a short probe sizes the prefix of the slow rows, then one untimed replay of
+    # exactly what will be timed
     for row in rows:
-        warm = frames[: min(len(frames), 20_001)]
-        outcome = row.replay(warm)
-        rate = (len(warm) - 1) / outcome.seconds
+        rate = probe_rate(row, frames)
         if row.full:
             row.messages = len(frames) - 1
         else:
-            row.messages = min(len(frames) - 1, max(2000, nice_floor(rate * budget)))
+            row.messages = min(len(frames) - 1, max(1000, nice_floor(rate * budget)))
         log(f"  warm-up {row.name}: {rate:,.0f} msg/s -> replays {row.messages:,} updates")
-        if row.full:
-            row.replay(frames)
+        row.replay(frames[: row.messages + 1])
 
     prefixes = {row.name: frames[: row.messages + 1] for row in rows}
     for repeat in range(repeats):
@@ -484,10 +496,15 @@ def run_depth(
             row.samples.append(outcome)
         log(f"  round {repeat + 1}/{repeats} done")
 
+    load_after = os.getloadavg()
     for row in rows:
-        measure_memory(row, frames[: min(len(frames), 5001)])
+        # the book is at full depth from the snapshot on: a short replay shows its size
+        measure_memory(row, frames[: min(row.messages, 2000) + 1])
 
-    return report_depth(depth, rows, missing)
+    result = report_depth(depth, rows, missing)
+    # Other processes on the machine skew every row; the load average says how busy it was.
+    result["loadavg_1m"] = [round(load_before[0], 2), round(load_after[0], 2)]
+    return result
 
 
 def report_depth(depth: int, rows: list[Row], missing: list[tuple[str, str]]) -> dict[str, Any]:
@@ -516,8 +533,13 @@ def report_depth(depth: int, rows: list[Row], missing: list[tuple[str, str]]) ->
 
 def format_depth(result: dict[str, Any]) -> str:
     depth = result["depth"]
+    load = result.get("loadavg_1m")
     lines = [
         f"### depth {depth}",
+        "",
+        f"1-minute load average before/after the timed rounds: {load[0]} / {load[1]}"
+        if load
+        else "",
         "",
         "| implementation | updates replayed | msg/s (median) | spread | µs/msg | "
         "vs compiled | compiled is | checksums verified | failures |",

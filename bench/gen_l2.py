@@ -43,7 +43,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bookengine.checksum import book_checksum  # noqa: E402
+from bookengine.checksum import book_checksum
 
 GENERATOR_VERSION = 1
 """Bump when the stream changes: cached files carry it in their name."""

@@ -35,10 +35,10 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # numpy's BLAS threads are n
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(1, str(Path(__file__).resolve().parent.parent))
 
-import gen_l2  # noqa: E402
-from gen_l2 import PRICE_PRECISION, QTY_PRECISION, SYMBOL  # noqa: E402
+import gen_l2
+from gen_l2 import PRICE_PRECISION, QTY_PRECISION, SYMBOL
 
-import bookengine  # noqa: E402
+import bookengine
 
 _CHECKSUM_FIELD = re.compile(rb'"checksum":\d+,')
 
@@ -106,7 +106,7 @@ def time_variants(depth: int, frames: list[bytes], repeats: int) -> dict[str, fl
         ("checksum_call", checksum_only(depth, frames), frames),
     ]
     samples: dict[str, list[float]] = {name: [] for name, _, _ in jobs}
-    for name, job, batch in jobs:  # warm-up
+    for _name, job, batch in jobs:  # warm-up
         job(batch[: len(batch) // 10 or 1])
     for _ in range(repeats):
         for name, job, batch in jobs:
@@ -136,24 +136,40 @@ def breakdown(ns: dict[str, float]) -> list[tuple[str, float]]:
 CATEGORIES = [
     ("checksum: digits", ("checksum_write_digits",)),
     ("checksum: CRC32", ("checksum_crc32_update",)),
-    ("checksum: L2Book._checksum", ("L2BookCore__checksum",)),
+    ("checksum: collect top 10+10", ("L2BookCore__checksum",)),
     ("apply: number parsing", ("scan_parse_mantissa",)),
-    ("apply: ladder set/remove/find", ("ladder_ladder_set", "ladder_ladder_remove", "ladder_find")),
     ("apply: truncate", ("ladder_truncate",)),
-    ("apply: L2Book glue", ("l2book",)),
+    ("apply: ladder find/set/remove", ("_6ladder_",)),
+    ("apply: L2Book glue (checks, calls)", ("_6l2book_",)),
+    ("scan: checksum field", ("FrameScanner__scan_checksum",)),
     ("scan: JSON walk", ("_4scan_",)),
-    ("CPython: eval loop, calls, attributes", ("libpython", "python3")),
 ]
 
 
-def _category(frame_symbol: str, dso: str) -> str:
-    text = f"{frame_symbol} {dso}"
+def _bookengine_category(symbol: str) -> str | None:
     for name, needles in CATEGORIES:
-        if any(needle in text for needle in needles):
+        if any(needle in symbol for needle in needles):
             return name
-    if "kernel" in dso:
+    return None
+
+
+def _sample_category(stack: list[tuple[str, str]]) -> str:
+    """The stage a sample belongs to: the innermost bookengine function on its stack."""
+    leaf_symbol, leaf_dso = stack[0]
+    for symbol, _dso in stack:
+        category = _bookengine_category(symbol)
+        if category is None:
+            continue
+        if "libpython" in leaf_dso:
+            return f"{category} (in CPython API: objects)"
+        if "memmove" in leaf_symbol or "memcpy" in leaf_symbol:
+            return f"{category} (in memcpy/memmove)"
+        return category
+    if "libpython" in leaf_dso or "python3" in leaf_dso or leaf_dso == "inlined":
+        return "Python dispatch: eval loop, calls"
+    if "kernel" in leaf_dso:
         return "kernel"
-    return f"other ({Path(dso).name or '?'})"
+    return f"other ({Path(leaf_dso).name or '?'})"
 
 
 _FRAME = re.compile(r"^\s+[0-9a-f]+\s+(.*?)\s+\((.*)\)\s*$")
@@ -193,16 +209,8 @@ def perf_profile(depth: int, frames: list[bytes], seconds_hint: float) -> Counte
     counts: Counter[str] = Counter()
     for block in script.split("\n\n"):
         stack = [m.groups() for m in map(_FRAME.match, block.splitlines()) if m]
-        if not stack:
-            continue
-        symbol, dso = stack[0]
-        # libc copies are charged to the bookengine function that asked for them
-        if ("memmove" in symbol or "memcpy" in symbol) and len(stack) > 1:
-            caller_symbol, caller_dso = stack[1]
-            category = _category(caller_symbol, caller_dso)
-            counts[f"{category} (memmove)" if category.startswith(("checksum", "apply")) else category] += 1
-        else:
-            counts[_category(symbol, dso)] += 1
+        if stack:
+            counts[_sample_category(stack)] += 1
     return counts
 
 
@@ -224,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
         for name, value in breakdown(ns):
             print(f"| {name} | {value:,.0f} | {value / total * 100:.0f}% |")
         print(
-            f"\nraw variants (ns/message): "
+            "\nraw variants (ns/message): "
             + ", ".join(f"{name} {value:,.0f}" for name, value in ns.items())
         )
         if args.perf:

@@ -6,9 +6,9 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 from dataclasses import dataclass
-from types import ModuleType
 from typing import Any
 
 from ._display import BookDisplay
@@ -25,48 +25,39 @@ class Implementation:
     L3Book: type[Any] | None
 
 
+def _with_display(name: str, core: type[Any] | None) -> type[Any] | None:
+    """``core`` with the display mixin: the public ``L2Book``/``L3Book`` of one implementation."""
+    if core is None:
+        return None
+    return type(name, (core, BookDisplay), {"__doc__": core.__doc__})
+
+
 def _reference() -> Implementation:
     from ._reference import l2book, scan
 
-    l3: ModuleType | None
+    l3_core: type[Any] | None = None
     try:
-        from ._reference import l3book as l3
+        from ._reference.l3book import L3BookCore
+
+        l3_core = L3BookCore
     except ImportError:
-        l3 = None
-
-    class L2Book(l2book.L2BookCore, BookDisplay):
-        __doc__ = l2book.L2BookCore.__doc__
-
-    l3_class = None
-    if l3 is not None:
-
-        class L3Book(l3.L3BookCore, BookDisplay):  # type: ignore[name-defined]
-            __doc__ = l3.L3BookCore.__doc__
-
-        l3_class = L3Book
-    return Implementation("python", scan.FrameScanner, L2Book, l3_class)
+        pass
+    l2 = _with_display("L2Book", l2book.L2BookCore)
+    assert l2 is not None
+    return Implementation("python", scan.FrameScanner, l2, _with_display("L3Book", l3_core))
 
 
 def _compiled() -> Implementation:
-    from ._core import l2book, scan  # type: ignore[attr-defined]
-
-    l3: Any
+    scan = importlib.import_module("bookengine._core.scan")
+    l2book = importlib.import_module("bookengine._core.l2book")
+    l3_core: type[Any] | None = None
     try:
-        from ._core import l3book as l3  # type: ignore[attr-defined]
+        l3_core = importlib.import_module("bookengine._core.l3book").L3BookCore
     except ImportError:
-        l3 = None
-
-    class L2Book(l2book.L2BookCore, BookDisplay):  # type: ignore[misc]
-        __doc__ = l2book.L2BookCore.__doc__
-
-    l3_class = None
-    if l3 is not None:
-
-        class L3Book(l3.L3BookCore, BookDisplay):  # type: ignore[misc]
-            __doc__ = l3.L3BookCore.__doc__
-
-        l3_class = L3Book
-    return Implementation("cython", scan.FrameScanner, L2Book, l3_class)
+        pass
+    l2 = _with_display("L2Book", l2book.L2BookCore)
+    assert l2 is not None
+    return Implementation("cython", scan.FrameScanner, l2, _with_display("L3Book", l3_core))
 
 
 _cache: dict[str, Implementation] = {}
@@ -100,7 +91,7 @@ def compiled_available() -> bool:
 
 
 def active_name() -> str:
-    """``"python"`` when forced by ``BOOKENGINE_PURE=1`` or without the extension, else ``"cython"``."""
+    """``"python"`` if forced by ``BOOKENGINE_PURE=1`` or without the extension, else ``"cython"``."""
     if os.environ.get("BOOKENGINE_PURE") == "1":
         return "python"
     return "cython" if compiled_available() else "python"

@@ -49,7 +49,7 @@ def parse_recv_ts(text: bytes) -> int:
 
 def _open(path: Path) -> IO[bytes]:
     if path.suffix == ".gz":
-        return gzip.open(path, "rb")
+        return gzip.open(path, "rb")  # type: ignore[return-value]  # GzipFile is an IO[bytes]
     return path.open("rb")
 
 

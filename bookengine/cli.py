@@ -25,7 +25,9 @@ def _precision(text: str) -> tuple[str, tuple[int, int]]:
     symbol, sep, scales = text.rpartition("=")
     price, slash, qty = scales.partition("/")
     if not sep or not symbol or not slash or not price.isdigit() or not qty.isdigit():
-        raise argparse.ArgumentTypeError(f"expected SYMBOL=PRICE/QTY (e.g. BTC/USD=1/8), got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"expected SYMBOL=PRICE/QTY (e.g. BTC/USD=1/8), got {text!r}"
+        )
     return symbol, (int(price), int(qty))
 
 
@@ -50,16 +52,28 @@ def _parser() -> argparse.ArgumentParser:
         "when no checksum mismatched and no frame was bad.",
     )
     play.add_argument("files", nargs="+", metavar="FILE")
-    play.add_argument("--instruments", action="append", default=[], metavar="FILE",
-                      help="a capture of v2 'instrument' frames giving precisions")
-    play.add_argument("--precision", action="append", default=[], type=_precision,
-                      metavar="SYMBOL=P/Q", help="price/qty precision of a v2 symbol")
+    play.add_argument(
+        "--instruments",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="a capture of v2 'instrument' frames giving precisions",
+    )
+    play.add_argument(
+        "--precision",
+        action="append",
+        default=[],
+        type=_precision,
+        metavar="SYMBOL=P/Q",
+        help="price/qty precision of a v2 symbol",
+    )
     play.add_argument("--depth", type=_depth, help="depth when the capture has no subscribe ack")
     play.add_argument("--json", action="store_true", help="print one JSON summary object")
     play.add_argument("--levels", type=int, default=5, help="levels per side to print (text)")
 
-    sim = commands.add_parser("sim", help="run the local Kraken-compatible simulator",
-                              add_help=False)
+    sim = commands.add_parser(
+        "sim", help="run the local Kraken-compatible simulator", add_help=False
+    )
     sim.add_argument("args", nargs=argparse.REMAINDER)
 
     def live_options(command: argparse.ArgumentParser) -> None:
@@ -83,8 +97,9 @@ def _parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="watch the built-in simulator live")
     demo.add_argument("--duration", type=float, default=12.0)
-    demo.add_argument("--replay", action="store_true",
-                      help="replay the bundled real Kraken capture instead")
+    demo.add_argument(
+        "--replay", action="store_true", help="replay the bundled real Kraken capture instead"
+    )
     return parser
 
 
@@ -97,8 +112,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``bookengine`` command; returns the exit status."""
     args = _parser().parse_args(argv)
     if args.command == "replay":
-        return _replay(args.files, args.instruments, dict(args.precision), args.depth, args.json,
-                       args.levels)
+        return _replay(
+            args.files, args.instruments, dict(args.precision), args.depth, args.json, args.levels
+        )
     if args.command == "sim":
         from .sim.cli import main as sim_main
 
@@ -111,13 +127,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         api_key, api_secret = _credentials()
         if args.level3 and not (api_key and api_secret):
-            print("bookengine: --level3 needs KRAKEN_API_KEY and KRAKEN_API_SECRET in the "
-                  "environment", file=sys.stderr)
+            print(
+                "bookengine: --level3 needs KRAKEN_API_KEY and KRAKEN_API_SECRET in the "
+                "environment",
+                file=sys.stderr,
+            )
             return 2
         common: dict[str, Any] = dict(
-            depth=args.depth, level3=args.level3, url=args.url, level3_url=args.level3_url,
-            rest_url=args.rest_url, api_key=api_key, api_secret=api_secret,
-            protocol="v1" if args.v1 else "v2", duration_s=args.duration,
+            depth=args.depth,
+            level3=args.level3,
+            url=args.url,
+            level3_url=args.level3_url,
+            rest_url=args.rest_url,
+            api_key=api_key,
+            api_secret=api_secret,
+            protocol="v1" if args.v1 else "v2",
+            duration_s=args.duration,
         )
         if args.command == "watch":
             return run_watch(args.symbols, beta=args.beta, as_json=args.json, **common)
@@ -151,7 +176,10 @@ def _replay(
                 assert item is not None
                 instruments.set(symbol, item.price_precision, item.qty_precision, item.status)
         result = replay(
-            files, instruments=instruments, precisions=precisions, depth=depth,
+            files,
+            instruments=instruments,
+            precisions=precisions,
+            depth=depth,
             on_problem=problem,
         )
     except BookError as exc:
@@ -183,8 +211,10 @@ def _print_book(key: str, state: BookState, levels: int) -> None:
         print("  no snapshot")
         return
     spread = book.spread()
-    print(f"  {book.bid_levels} bid / {book.ask_levels} ask levels, spread "
-          f"{'-' if spread is None else book.price_text(spread)}, checksum {book.checksum()}")
+    print(
+        f"  {book.bid_levels} bid / {book.ask_levels} ask levels, spread "
+        f"{'-' if spread is None else book.price_text(spread)}, checksum {book.checksum()}"
+    )
     bids = book.levels_text("bid", levels)
     asks = book.levels_text("ask", levels)
     width = max([len(p) + len(q) for p, q in bids + asks] + [20]) + 3
@@ -197,10 +227,13 @@ def _print_book(key: str, state: BookState, levels: int) -> None:
 
 def _demo() -> int:
     capture = DATA / "v2-book-btcusd-depth10.jsonl"
-    print("bookengine demo: replaying a real Kraken v2 BTC/USD capture (2023-07-30), every "
-          "CRC32 verified\n")
-    return _replay([str(capture)], [str(DATA / "v2-instrument-snapshot.jsonl")], {}, None,
-                   False, 10)
+    print(
+        "bookengine demo: replaying a real Kraken v2 BTC/USD capture (2023-07-30), every "
+        "CRC32 verified\n"
+    )
+    return _replay(
+        [str(capture)], [str(DATA / "v2-instrument-snapshot.jsonl")], {}, None, False, 10
+    )
 
 
 if __name__ == "__main__":

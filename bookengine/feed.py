@@ -25,12 +25,12 @@ from urllib.parse import urlparse
 from .errors import BookError
 from .instruments import Instruments
 from .kraken.events import (
+    BadFrame,
     BookChanged,
     ChecksumMismatch,
     ConnectionLost,
     ConnectionOpened,
     Event,
-    BadFrame,
     InstrumentsUpdated,
     Pong,
     ResyncRequested,
@@ -92,7 +92,7 @@ class ReconnectPolicy:
         steps = max(0, self._failures - self.immediate - 1)
         delay = min(self.cap_s, self.floor_s * 2**steps)
         delay *= 1 + self._rng.uniform(0, self.jitter)
-        return max(self.floor_s, delay)
+        return float(max(self.floor_s, delay))
 
 
 class AttemptBudget:

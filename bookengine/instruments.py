@@ -35,7 +35,9 @@ class Instruments:
         for symbol, (price_precision, qty_precision) in (given or {}).items():
             self.set(symbol, price_precision, qty_precision)
 
-    def set(self, symbol: str, price_precision: int, qty_precision: int, status: str = "online") -> None:
+    def set(
+        self, symbol: str, price_precision: int, qty_precision: int, status: str = "online"
+    ) -> None:
         """Record a symbol's precisions (validated: integers from 0 to 18)."""
         check_scale(price_precision, f"{symbol}: price_precision")
         check_scale(qty_precision, f"{symbol}: qty_precision")

@@ -28,7 +28,7 @@ INT64_MAX = (1 << 63) - 1
 MAX_SCALE = 18
 """Largest scale a book accepts: 10**18 still fits int64, and Kraken uses at most 10."""
 
-_NUMBER = re.compile(r"(-?)([0-9]+)(?:\.([0-9]+))?(?:[eE]([+-]?[0-9]+))?")
+_NUMBER = re.compile(r"(-?)([0-9]+)(?:\.([0-9]+))?(?:[eE]([+-]?[0-9]+))?", re.ASCII)
 
 NumberLike = str | bytes | int | Decimal
 
@@ -61,7 +61,7 @@ def parse_mantissa(value: NumberLike, scale: int, what: str = "value") -> int:
             or int64 overflow.
         TypeError: for floats and other types.
     """
-    if isinstance(value, bool) or isinstance(value, float):
+    if isinstance(value, bool | float):
         raise TypeError(
             f"{what}: {type(value).__name__} {value!r} is not exact; pass the number text "
             "(e.g. json.loads(..., parse_float=str)), a Decimal or an int"
@@ -73,7 +73,7 @@ def parse_mantissa(value: NumberLike, scale: int, what: str = "value") -> int:
             raise PrecisionError(f"{what}: {value} is not a finite number")
         text = format(value, "f")
     elif isinstance(value, bytes):
-        text = value.decode("ascii", "replace")
+        text = value.decode("utf-8", "replace")
     elif isinstance(value, str):
         text = value
     else:
@@ -85,30 +85,24 @@ def parse_mantissa(value: NumberLike, scale: int, what: str = "value") -> int:
     if sign:
         raise PrecisionError(f"{what}: negative value {text!r}")
     fraction = fraction or ""
-    digits = int(whole + fraction)
-    if digits == 0:
+    # Work on the significant digits only: value = int(significant) * 10**(shift - scale).
+    digits = (whole + fraction).lstrip("0")
+    if not digits:
         return 0
-    # Saturate huge exponents: past +-10**6 the value over- or underflows whatever the digits,
-    # and building 10**(10**9) would hang.
+    significant = digits.rstrip("0")
     exponent_value = 0
     if exponent:
+        # Saturate: past +-10**6 the value over- or underflows whatever the digits are.
         magnitude = exponent.lstrip("+-").lstrip("0") or "0"
         exponent_value = int(magnitude) if len(magnitude) <= 7 else 1_000_000
         if exponent.startswith("-"):
             exponent_value = -exponent_value
-    shift = scale + exponent_value - len(fraction)
-    if shift < -len(whole + fraction):  # 0 < digits < 10**-shift: a nonzero digit is cut
+    shift = scale + exponent_value - len(fraction) + (len(digits) - len(significant))
+    if shift < 0:  # the last significant digit lies beyond the scale: it would be rounded
         raise PrecisionError(f"{what}: {text!r} has more fractional digits than the scale {scale}")
-    if shift >= 0:
-        if shift > 19:  # digits >= 1, so 10**20 and more overflow anyway
-            raise PrecisionError(f"{what}: {text!r} overflows int64 at scale {scale}")
-        mantissa = digits * 10**shift
-    else:
-        mantissa, rest = divmod(digits, 10**-shift)
-        if rest:
-            raise PrecisionError(
-                f"{what}: {text!r} has more fractional digits than the scale {scale}"
-            )
+    if len(significant) + shift > 19:  # at least 10**19 > 2**63 - 1
+        raise PrecisionError(f"{what}: {text!r} overflows int64 at scale {scale}")
+    mantissa = int(significant) * 10**shift
     if mantissa > INT64_MAX:
         raise PrecisionError(f"{what}: {text!r} overflows int64 at scale {scale}")
     return mantissa
@@ -137,5 +131,5 @@ def wire_decimals(text: str | bytes) -> int:
     """
     if isinstance(text, bytes):
         text = text.decode("ascii", "replace")
-    head, dot, fraction = text.partition(".")
+    _, dot, fraction = text.partition(".")
     return len(fraction) if dot else 0

@@ -89,8 +89,10 @@ def replay(
                 bad += 1
                 message = f"{event.key}: {event.reason}"
             elif isinstance(event, ChecksumMismatch):
-                message = f"{event.key}: checksum mismatch: Kraken sent {event.expected}, " \
+                message = (
+                    f"{event.key}: checksum mismatch: Kraken sent {event.expected}, "
                     f"book gives {event.computed}"
+                )
             if message is not None and on_problem is not None:
                 on_problem(record, message)
     return ReplayResult(session.frames, bad, session.books)

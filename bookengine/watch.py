@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gzip
 import json
 import sys
@@ -43,9 +44,7 @@ def render(feed: KrakenFeed, started: float, levels: int = 5) -> str:
             continue
         spread = book.spread()
         extra = f"  orders {len(book)}" if state.channel == "level3" else ""
-        lines.append(
-            f"  spread {'-' if spread is None else book.price_text(spread)}{extra}"
-        )
+        lines.append(f"  spread {'-' if spread is None else book.price_text(spread)}{extra}")
         bids = book.levels_text("bid", levels)
         asks = book.levels_text("ask", levels)
         for row in range(max(len(bids), len(asks))):
@@ -81,7 +80,9 @@ async def watch(
         consumer = asyncio.ensure_future(consume())
         try:
             while deadline is None or time.monotonic() < deadline:
-                wait = refresh_s if deadline is None else min(refresh_s, deadline - time.monotonic())
+                wait = (
+                    refresh_s if deadline is None else min(refresh_s, deadline - time.monotonic())
+                )
                 done, _ = await asyncio.wait({consumer}, timeout=max(0.0, wait))
                 if done:
                     consumer.result()  # a fatal feed error surfaces here
@@ -92,10 +93,8 @@ async def watch(
                     out.flush()
         finally:
             consumer.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await consumer
-            except asyncio.CancelledError:
-                pass
     return feed.summary()
 
 
@@ -165,7 +164,8 @@ def run_record(
 ) -> int:
     """``bookengine record``: raw frames as ``recv_ts_ns<TAB>frame`` lines (the replay format)."""
     path = Path(output)
-    handle: IO[bytes] = gzip.open(path, "wb") if path.suffix == ".gz" else path.open("wb")
+    # closed in the finally below
+    handle: IO[bytes] = gzip.open(path, "wb") if path.suffix == ".gz" else path.open("wb")  # type: ignore[assignment]  # noqa: SIM115
     frames = 0
 
     def write(recv_ts_ns: int, frame: bytes) -> None:
@@ -225,8 +225,10 @@ def run_demo(duration_s: float = 12.0) -> int:
             finally:
                 task.cancel()
 
-    print("bookengine demo: a local Kraken-compatible exchange, watched live; "
-          f"ETH/USD gets a corrupted level after {duration_s / 2:.0f}s\n")
+    print(
+        "bookengine demo: a local Kraken-compatible exchange, watched live; "
+        f"ETH/USD gets a corrupted level after {duration_s / 2:.0f}s\n"
+    )
     summary = asyncio.run(main())
     print(json.dumps(summary, indent=2))
     ok = all(book["checksum_mismatches"] <= book["resyncs"] for book in summary["books"].values())

@@ -17,7 +17,9 @@ if os.environ.get("BOOKENGINE_PURE") == "1":
 else:
     # A missing extension must fail the run, not quietly halve it.
     if not compiled_available():
-        raise RuntimeError("the compiled core is not built: run `make build` (or set BOOKENGINE_PURE=1)")
+        raise RuntimeError(
+            "the compiled core is not built: run `make build` (or set BOOKENGINE_PURE=1)"
+        )
     NAMES = ["cython", "python"]
 
 

@@ -66,7 +66,9 @@ def test_every_checksum_verifies_through_the_session(impl: Implementation, name:
 
 
 @pytest.mark.parametrize("name", sorted(DOCUMENTED))
-def test_documented_checksums_are_the_ones_the_book_computes(impl: Implementation, name: str) -> None:
+def test_documented_checksums_are_the_ones_the_book_computes(
+    impl: Implementation, name: str
+) -> None:
     # Independently of the frame's checksum field: the book's own CRC32 after each message.
     scanner = impl.FrameScanner()
     book = None
@@ -125,8 +127,10 @@ def test_cli_reproduces_every_fixture_checksum(impl: Implementation) -> None:
     files = [str(DATA / name) for name in sorted(L2_FIXTURES)]
     result = _cli(
         *files,
-        "--instruments", str(DATA / "v2-instrument-snapshot.jsonl"),
-        "--precision", "MATIC/USD=4/8",
+        "--instruments",
+        str(DATA / "v2-instrument-snapshot.jsonl"),
+        "--precision",
+        "MATIC/USD=4/8",
         "--json",
         pure=impl.name == "python",
     )

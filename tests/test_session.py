@@ -44,8 +44,13 @@ class Publisher:
         asks = sorted(self.asks.items())[: self.depth]
         return bids, asks
 
-    def frame(self, kind: str, bids: list[tuple[int, int]], asks: list[tuple[int, int]],
-              checksum: int | None = None) -> bytes:
+    def frame(
+        self,
+        kind: str,
+        bids: list[tuple[int, int]],
+        asks: list[tuple[int, int]],
+        checksum: int | None = None,
+    ) -> bytes:
         for side, levels in ((self.bids, bids), (self.asks, asks)):
             for price, qty in levels:
                 if qty:
@@ -80,11 +85,16 @@ def _session(impl: Implementation, **kwargs: Any) -> KrakenSession:
 
 
 def _ack(symbol: str, depth: int, req_id: int = 1) -> bytes:
-    return json.dumps({
-        "method": "subscribe", "req_id": req_id, "success": True,
-        "result": {"channel": "book", "depth": depth, "snapshot": True, "symbol": symbol},
-        "time_in": "2024-01-01T00:00:00.000000Z", "time_out": "2024-01-01T00:00:00.000010Z",
-    }).encode()
+    return json.dumps(
+        {
+            "method": "subscribe",
+            "req_id": req_id,
+            "success": True,
+            "result": {"channel": "book", "depth": depth, "snapshot": True, "symbol": symbol},
+            "time_in": "2024-01-01T00:00:00.000000Z",
+            "time_out": "2024-01-01T00:00:00.000010Z",
+        }
+    ).encode()
 
 
 def test_snapshot_and_updates_verify(impl: Implementation) -> None:
@@ -119,10 +129,14 @@ def test_precision_comes_from_instrument_frames(impl: Implementation) -> None:
     [invalid] = session.receive(pub.snapshot())  # no precision yet (and no subscription)
     assert isinstance(invalid, BookInvalid) and "precision" in invalid.reason
     instrument = {
-        "channel": "instrument", "type": "snapshot",
-        "data": {"assets": [], "pairs": [
-            {"symbol": "BTC/USD", "price_precision": 1, "qty_precision": 8, "status": "online"}
-        ]},
+        "channel": "instrument",
+        "type": "snapshot",
+        "data": {
+            "assets": [],
+            "pairs": [
+                {"symbol": "BTC/USD", "price_precision": 1, "qty_precision": 8, "status": "online"}
+            ],
+        },
     }
     [updated] = session.receive(json.dumps(instrument).encode())
     assert isinstance(updated, InstrumentsUpdated) and updated.symbols == ("BTC/USD",)
@@ -201,16 +215,30 @@ def test_malformed_frames_are_bad_frames_not_exceptions(impl: Implementation) ->
 
 def test_status_pong_and_errors(impl: Implementation) -> None:
     session = _session(impl)
-    status = {"channel": "status", "type": "update", "data": [
-        {"api_version": "v2", "connection_id": 13834774380200032777, "system": "online",
-         "version": "2.0.0"}]}
+    status = {
+        "channel": "status",
+        "type": "update",
+        "data": [
+            {
+                "api_version": "v2",
+                "connection_id": 13834774380200032777,
+                "system": "online",
+                "version": "2.0.0",
+            }
+        ],
+    }
     [event] = session.receive(json.dumps(status).encode())
     assert event == SystemStatus("online", "2.0.0", 13834774380200032777)
     req_id = session.ping(1_000)
     [pong] = session.receive(json.dumps({"method": "pong", "req_id": req_id}).encode(), 5_000)
     assert pong == Pong(req_id, 4_000)
-    error = {"error": "Currency pair not supported XBT/USD", "method": "subscribe",
-             "success": False, "symbol": "XBT/USD", "req_id": 9}
+    error = {
+        "error": "Currency pair not supported XBT/USD",
+        "method": "subscribe",
+        "success": False,
+        "symbol": "XBT/USD",
+        "req_id": 9,
+    }
     [failed] = session.receive(json.dumps(error).encode())
     assert failed == RequestFailed("subscribe", error["error"], "XBT/USD", 9)
 
@@ -224,8 +252,12 @@ def test_connection_lost_drops_books_and_resubscribes(impl: Implementation) -> N
     assert session.books["book:BTC/USD"].book is None
     session.resubscribe_all()
     [request] = [json.loads(r) for r in session.requests_to_send()]
-    assert request["params"] == {"channel": "book", "symbol": ["BTC/USD"], "depth": 25,
-                                 "snapshot": True}
+    assert request["params"] == {
+        "channel": "book",
+        "symbol": ["BTC/USD"],
+        "depth": 25,
+        "snapshot": True,
+    }
 
 
 def test_invalid_depths_are_refused() -> None:

@@ -81,6 +81,7 @@ ctypedef struct State:
     Undo* undo
     Py_ssize_t undo_count
     Py_ssize_t undo_capacity
+    bint logging            # False while a snapshot is built aside (it is dropped whole)
 
 
 cdef class L3BookCore:
@@ -94,6 +95,7 @@ cdef class L3BookCore:
     cdef Py_ssize_t _parsed_capacity
     cdef list _keep             # bytes objects backing Key.text while a message is applied
 
+    cdef Py_ssize_t _ladder_capacity(self)
     cdef int _reserve(self, Py_ssize_t count) except -1
     cdef int _parse_scanned(self, FrameScanner scanner) except -1
     cdef int _entry_error(self, FrameScanner scanner, int side, Py_ssize_t i) except -1

@@ -21,6 +21,9 @@ DEF MAX_NESTING = 64
 DEF MAX_V1_ELEMENTS = 16
 
 cdef int64_t INT64_MAX = 0x7FFFFFFFFFFFFFFF
+# int64 nanoseconds span 1677-09-21T00:12:43.145224192Z .. 2262-04-11T23:47:16.854775807Z
+cdef int64_t MAX_SECONDS = 9223372036
+cdef int64_t MIN_SECONDS = -9223372037
 
 # Python-visible constants, mirrored from scan.pxd.
 OTHER = KIND_OTHER
@@ -132,7 +135,7 @@ cdef int wire_decimals(const char* s, Py_ssize_t n) noexcept nogil:
 
 cdef object raise_number_error(const char* text, Py_ssize_t length, int scale, str what):
     """Raise the reference's exact PrecisionError for a number the fast parser refused."""
-    raw = text[:length].decode("ascii", "replace")
+    raw = text[:length].decode("utf-8", "replace")  # frames are UTF-8 JSON
     py_parse_mantissa(raw, scale, what)
     raise AssertionError(f"{what}: compiled and reference number parsers disagree on {raw!r}")
 
@@ -158,7 +161,7 @@ cdef int64_t days_from_civil(int64_t y, int64_t m, int64_t d) noexcept nogil:
 cdef int parse_rfc3339_ns(const char* s, Py_ssize_t n, int64_t* out) noexcept nogil:
     """``YYYY-MM-DDTHH:MM:SS(.f{1,9})?(Z|±HH:MM)`` -> ns since the epoch. 0 ok, -1 bad."""
     cdef Py_ssize_t i
-    cdef int64_t nanos = 0, seconds
+    cdef int64_t nanos = 0, seconds, year, month, day, hour, minute, second
     cdef int digits = 0, offset = 0
     if n < 20:
         return -1
@@ -190,16 +193,38 @@ cdef int parse_rfc3339_ns(const char* s, Py_ssize_t n, int64_t* out) noexcept no
         if not (is_digit(s[i + 1]) and is_digit(s[i + 2]) and is_digit(s[i + 4])
                 and is_digit(s[i + 5])):
             return -1
+        if two(s + i + 1) > 23 or two(s + i + 4) > 59:
+            return -1
         offset = two(s + i + 1) * 3600 + two(s + i + 4) * 60
         if s[i] == c'-':
             offset = -offset
     else:
         return -1
-    seconds = days_from_civil(
-        (s[0] - c'0') * 1000 + (s[1] - c'0') * 100 + two(s + 2), two(s + 5), two(s + 8)
-    ) * 86400 + two(s + 11) * 3600 + two(s + 14) * 60 + two(s + 17) - offset
+    year = (s[0] - c'0') * 1000 + (s[1] - c'0') * 100 + two(s + 2)
+    month = two(s + 5)
+    day = two(s + 8)
+    hour = two(s + 11)
+    minute = two(s + 14)
+    second = two(s + 17)
+    # RFC 3339 field ranges (second 60 is a leap second).
+    if (year < 1 or month < 1 or month > 12 or day < 1 or day > days_in_month(year, month)
+            or hour > 23 or minute > 59 or second > 60):
+        return -1
+    seconds = (days_from_civil(year, month, day) * 86400 + hour * 3600 + minute * 60 + second
+               - offset)
+    # Stay inside int64 nanoseconds (1677-09-21 .. 2262-04-11) without overflowing first.
+    if seconds > MAX_SECONDS or (seconds == MAX_SECONDS and nanos > 854775807):
+        return -1
+    if seconds < MIN_SECONDS or (seconds == MIN_SECONDS and nanos < 145224192):
+        return -1
     out[0] = seconds * 1000000000 + nanos
     return 0
+
+
+cdef int days_in_month(int64_t year, int64_t month) noexcept nogil:
+    if month == 2:
+        return 29 if (year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)) else 28
+    return 30 if month in (4, 6, 9, 11) else 31
 
 
 # -- the JSON walker ---------------------------------------------------------------------------

@@ -82,7 +82,9 @@ class L2BookCore:
         checksum: int | None = None,
     ) -> bool:
         """Replace the book with a snapshot (levels best first). See :meth:`apply_scanned`."""
-        return self._apply(True, _entries(bids), _entries(asks), -1 if checksum is None else checksum)
+        return self._apply(
+            True, _entries(bids), _entries(asks), -1 if checksum is None else checksum
+        )
 
     def apply_update(
         self,
@@ -91,7 +93,9 @@ class L2BookCore:
         checksum: int | None = None,
     ) -> bool:
         """Apply one update message's levels in order. See :meth:`apply_scanned`."""
-        return self._apply(False, _entries(bids), _entries(asks), -1 if checksum is None else checksum)
+        return self._apply(
+            False, _entries(bids), _entries(asks), -1 if checksum is None else checksum
+        )
 
     def apply_scanned(self, scanner: FrameScanner) -> bool:
         """Apply the book message held by ``scanner`` (a scanned v2 ``book`` or v1 frame).
@@ -114,7 +118,9 @@ class L2BookCore:
             raise ProtocolError(f"{self.symbol}: frame is for {scanner.symbol}")
         return self._apply(scanner.is_snapshot, scanner.bids, scanner.asks, scanner.checksum)
 
-    def _apply(self, is_snapshot: bool, bids: list[Entry], asks: list[Entry], checksum: int) -> bool:
+    def _apply(
+        self, is_snapshot: bool, bids: list[Entry], asks: list[Entry], checksum: int
+    ) -> bool:
         if self._price_precision is None:
             if not is_snapshot:
                 raise PrecisionError(f"{self.symbol}: precision unknown until the first snapshot")
@@ -205,7 +211,7 @@ class L2BookCore:
         return price, qty
 
     def qty_at(self, side: str, price: int) -> int:
-        """Quantity mantissa resting at price mantissa ``price`` on ``side`` ("bid"/"ask"), 0 if none."""
+        """Quantity mantissa at price mantissa ``price`` on ``side`` ("bid"/"ask"), 0 if none."""
         if side == "bid":
             return int(self._bids.get(-price, 0))
         if side == "ask":

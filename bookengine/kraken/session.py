@@ -293,7 +293,7 @@ class KrakenSession:
         # No ack seen: the smallest depth Kraken serves that holds the whole snapshot.
         if state.channel == "book":
             levels = max(scanner.bid_count, scanner.ask_count)
-            choices = BOOK_DEPTHS
+            choices: tuple[int, ...] = BOOK_DEPTHS
         else:
             levels = 0
             for entries in (scanner.bids, scanner.asks):
@@ -303,7 +303,7 @@ class KrakenSession:
         for depth in choices:
             if levels <= depth:
                 return depth
-        return levels
+        return int(levels)
 
     def _invalid(self, state: BookState, reason: str, recv_ts_ns: int) -> list[Event]:
         state.invalid_messages += 1
@@ -413,7 +413,8 @@ class KrakenSession:
         req_id = message.get("req_id")
         pending = self._pending.get(req_id) if isinstance(req_id, int) else None
         if method == "pong":
-            self._pending.pop(req_id, None)
+            if isinstance(req_id, int):
+                self._pending.pop(req_id, None)
             rtt = recv_ts_ns - pending.sent_ns if pending is not None and recv_ts_ns >= 0 else None
             return [Pong(req_id, rtt)]
         if not message.get("success", False):
@@ -432,18 +433,19 @@ class KrakenSession:
             subscription.acked = True
             if isinstance(depth, int):
                 subscription.depth = depth
+            # A book not built yet takes the acknowledged depth; a built one keeps its own
+            # until its next snapshot rebuilds it.
             for state in self._books.values():
-                if state.channel == channel and state.symbol == symbol and state.protocol == "v2":
-                    if subscription.depth is not None:
-                        state.depth = subscription.depth
+                if (state.channel, state.symbol, state.protocol) == (channel, symbol, "v2") and (
+                    state.book is None and subscription.depth is not None
+                ):
+                    state.depth = subscription.depth
             return [Subscribed(channel, symbol, subscription.depth, req_id)]
         if method == "unsubscribe" and isinstance(channel, str) and isinstance(symbol, str):
             return [Unsubscribed(channel, symbol)]
         return []
 
-    def _subscribe_failed(
-        self, pending: _Pending, symbol: Any, error: str, now_ns: int
-    ) -> None:
+    def _subscribe_failed(self, pending: _Pending, symbol: Any, error: str, now_ns: int) -> None:
         symbols = (symbol,) if isinstance(symbol, str) else pending.symbols
         if RATE_LIMITED.lower() in error.lower():
             # Throttled: ask again later, backing off while Kraken keeps refusing.
@@ -477,17 +479,24 @@ class KrakenSession:
             if status == "error":
                 return [
                     RequestFailed(
-                        "subscribe", str(message.get("errorMessage", "")), pair, message.get("reqid")
+                        "subscribe",
+                        str(message.get("errorMessage", "")),
+                        pair,
+                        message.get("reqid"),
                     )
                 ]
             subscription = message.get("subscription") or {}
             if status == "subscribed" and subscription.get("name") == "book":
-                return [Subscribed("book", str(pair), subscription.get("depth"), message.get("reqid"))]
+                return [
+                    Subscribed("book", str(pair), subscription.get("depth"), message.get("reqid"))
+                ]
             if status == "unsubscribed":
                 return [Unsubscribed("book", str(pair))]
             return []
         if event == "error":
-            return [RequestFailed("", str(message.get("errorMessage", "")), None, message.get("reqid"))]
+            return [
+                RequestFailed("", str(message.get("errorMessage", "")), None, message.get("reqid"))
+            ]
         return []  # heartbeat
 
     # -- requests ------------------------------------------------------------------------------
@@ -547,7 +556,9 @@ class KrakenSession:
         req_id = self._next_req_id
         self._next_req_id += 1
         self._pending[req_id] = _Pending("ping", now_ns)
-        self._outbox.append(frames.ping_v1(req_id) if self.protocol == "v1" else frames.ping_v2(req_id))
+        self._outbox.append(
+            frames.ping_v1(req_id) if self.protocol == "v1" else frames.ping_v2(req_id)
+        )
         return req_id
 
     @property
@@ -563,14 +574,16 @@ class KrakenSession:
     def requests_to_send(self, now_ns: int | None = None) -> list[str]:
         """Take the queued requests (JSON text), including resyncs whose backoff has elapsed."""
         if now_ns is not None:
-            due = [retry for retry in self._retries if retry[0] <= now_ns]
-            if due:
+            ready = [retry for retry in self._retries if retry[0] <= now_ns]
+            if ready:
                 self._retries = [retry for retry in self._retries if retry[0] > now_ns]
-                for _, channel, symbols in due:
+                for _, channel, symbols in ready:
                     wanted = [s for s in symbols or ("",) if (channel, s) in self._subscriptions]
                     if wanted:
                         depth = self._subscriptions[(channel, wanted[0])].depth
-                        self.subscribe(channel, [s for s in wanted if s], depth=depth, now_ns=now_ns)
+                        self.subscribe(
+                            channel, [s for s in wanted if s], depth=depth, now_ns=now_ns
+                        )
             for state in self._books.values():
                 due = state._resync_due_ns
                 if state.stale and due is not None and now_ns >= due:

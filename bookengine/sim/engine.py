@@ -32,7 +32,7 @@ from typing import Literal
 
 from sortedcontainers import SortedDict
 
-from ..checksum import book_checksum, level3_checksum
+from ..checksum import CHECKSUM_LEVELS, book_checksum, level3_checksum
 from .specs import SymbolSpec
 
 Side = Literal["buy", "sell"]
@@ -250,23 +250,30 @@ class MatchingEngine:
         level = self.asks.best()
         return None if level is None else level.price
 
-    def checksum(self) -> int:
-        """Kraken CRC32 of the L2 book (top 10 per side)."""
-        return book_checksum(self.levels(False, 10), self.levels(True, 10))
+    def checksum(self, depth: int = CHECKSUM_LEVELS) -> int:
+        """Kraken CRC32 of the L2 book: top 10 levels per side (fewer if ``depth`` is smaller).
 
-    def v1_checksum(self) -> int:
+        Kraken hashes the client's book after truncation, so a depth below 10 (not offered by
+        Kraken, but possible here) hashes only ``depth`` levels.
+        """
+        n = min(depth, CHECKSUM_LEVELS)
+        return book_checksum(self.levels(False, n), self.levels(True, n))
+
+    def v1_checksum(self, depth: int = CHECKSUM_LEVELS) -> int:
         """Kraken CRC32 of the L2 book as v1 prints it (mantissas at the v1 wire decimals)."""
+        n = min(depth, CHECKSUM_LEVELS)
         pf, qf = self.spec.v1_price_factor, self.spec.v1_qty_factor
         return book_checksum(
-            [(p * pf, q * qf) for p, q in self.levels(False, 10)],
-            [(p * pf, q * qf) for p, q in self.levels(True, 10)],
+            [(p * pf, q * qf) for p, q in self.levels(False, n)],
+            [(p * pf, q * qf) for p, q in self.levels(True, n)],
         )
 
-    def level3_checksum(self) -> int:
+    def level3_checksum(self, depth: int = CHECKSUM_LEVELS) -> int:
         """Kraken CRC32 of the L3 book (every order of the top 10 levels, queue order)."""
+        n = min(depth, CHECKSUM_LEVELS)
         return level3_checksum(
-            [(lv.price, [o.qty for o in lv.orders.values()]) for lv in self.asks.top(10)],
-            [(lv.price, [o.qty for o in lv.orders.values()]) for lv in self.bids.top(10)],
+            [(lv.price, [o.qty for o in lv.orders.values()]) for lv in self.asks.top(n)],
+            [(lv.price, [o.qty for o in lv.orders.values()]) for lv in self.bids.top(n)],
         )
 
     def drain(self) -> Changes:

@@ -570,9 +570,21 @@ class Simulator:
             self._corrupt(symbol)
         spec = self.specs[symbol]
         # Each checksum is computed at most once per step, however many subscribers there are.
-        l2_checksum: int | None = None
-        v1_checksum: int | None = None
-        l3_checksum: int | None = None
+        checksums: dict[tuple[str, int], int] = {}
+
+        def checksum(kind: str, depth: int) -> int:
+            key = (kind, min(depth, 10))
+            value = checksums.get(key)
+            if value is None:
+                if kind == "book":
+                    value = engine.checksum(depth)
+                elif kind == "v1book":
+                    value = engine.v1_checksum(depth)
+                else:
+                    value = engine.level3_checksum(depth)
+                checksums[key] = value
+            return value
+
         for sub in list(subs):
             conn = sub.conn
             if sub.l2 is not None:
@@ -584,16 +596,25 @@ class Simulator:
                 if not bids and not asks:
                     continue
                 if sub.channel == "v1book":
-                    if v1_checksum is None:
-                        v1_checksum = engine.v1_checksum()
                     frame = v1_book_update(
-                        sub.channel_id, f"book-{sub.depth}", spec, bids, asks, v1_checksum
+                        sub.channel_id,
+                        f"book-{sub.depth}",
+                        spec,
+                        bids,
+                        asks,
+                        checksum("v1book", sub.depth),
                     )
                     self._send(conn, frame, "v1book.update")
                 else:
-                    if l2_checksum is None:
-                        l2_checksum = engine.checksum()
-                    frame = v2_book("update", spec, bids, asks, l2_checksum, now_ns, self._render)
+                    frame = v2_book(
+                        "update",
+                        spec,
+                        bids,
+                        asks,
+                        checksum("book", sub.depth),
+                        now_ns,
+                        self._render,
+                    )
                     self._send(conn, frame, "book.update")
             elif sub.l3 is not None:
                 bid_events, ask_events = sub.l3.update(engine, changes, now_ns)
@@ -603,10 +624,14 @@ class Simulator:
                     bid_events, ask_events = _corrupt_l3(sub.l3, bid_events, ask_events, now_ns)
                 if not bid_events and not ask_events:
                     continue
-                if l3_checksum is None:
-                    l3_checksum = engine.level3_checksum()
                 frame = v2_level3(
-                    "update", spec, bid_events, ask_events, l3_checksum, now_ns, self._render
+                    "update",
+                    spec,
+                    bid_events,
+                    ask_events,
+                    checksum("level3", sub.depth),
+                    now_ns,
+                    self._render,
                 )
                 self._send(conn, frame, "level3.update")
             elif sub.channel == "trade" and changes.trades:
@@ -784,7 +809,7 @@ class Simulator:
             bids, asks = sub.l2.snapshot(engine)
             if snapshot:
                 frame = v2_book(
-                    "snapshot", spec, bids, asks, engine.checksum(), now_ns, self._render
+                    "snapshot", spec, bids, asks, engine.checksum(depth), now_ns, self._render
                 )
                 self._send(conn, frame, "book.snapshot")
         elif channel == "level3":
@@ -796,7 +821,7 @@ class Simulator:
                     spec,
                     bid_orders,
                     ask_orders,
-                    engine.level3_checksum(),
+                    engine.level3_checksum(depth),
                     now_ns,
                     self._render,
                 )

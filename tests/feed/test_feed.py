@@ -47,7 +47,10 @@ def _feed(sim: Simulator, **kwargs: Any) -> KrakenFeed:
 
 
 async def consume_until(
-    feed: KrakenFeed, done: Callable[[], bool], timeout: float = 20.0, seen: list[Event] | None = None
+    feed: KrakenFeed,
+    done: Callable[[], bool],
+    timeout: float = 20.0,
+    seen: list[Event] | None = None,
 ) -> None:
     """Iterate the feed until ``done()``; fail after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
@@ -113,7 +116,9 @@ def test_corrupt_level_resyncs_that_symbol_alone() -> None:
             seen: list[Event] = []
             await consume_until(
                 feed,
-                lambda: any(isinstance(e, ChecksumMismatch) and e.key == "book:ETH/USD" for e in seen),
+                lambda: any(
+                    isinstance(e, ChecksumMismatch) and e.key == "book:ETH/USD" for e in seen
+                ),
                 seen=seen,
             )
             await settle(feed)
@@ -182,8 +187,10 @@ def test_maintenance_status_is_reported_and_books_stay_exact() -> None:
             sim.inject("maintenance", seconds=1.0)
             await consume_until(
                 feed,
-                lambda: [e.system for e in seen if isinstance(e, SystemStatus)][-2:]
-                == ["maintenance", "online"],
+                lambda: (
+                    [e.system for e in seen if isinstance(e, SystemStatus)][-2:]
+                    == ["maintenance", "online"]
+                ),
                 seen=seen,
             )
             await settle(feed)
@@ -200,8 +207,10 @@ def test_rate_limited_subscribe_is_retried() -> None:
                 seen: list[Event] = []
                 await consume_until(
                     feed,
-                    lambda: verified(feed, "book:BTC/USD") >= 10
-                    and verified(feed, "book:ETH/USD") >= 10,
+                    lambda: (
+                        verified(feed, "book:BTC/USD") >= 10
+                        and verified(feed, "book:ETH/USD") >= 10
+                    ),
                     seen=seen,
                 )
                 failed = [e for e in seen if isinstance(e, RequestFailed)]
@@ -259,12 +268,12 @@ def test_slow_consumer_gets_conflated_latest_state() -> None:
 
 def test_v1_feed_keeps_books_exact() -> None:
     async def main() -> None:
-        async with Simulator(seed=11, rate=300) as sim:
-            async with KrakenFeed(
-                book=["XBT/USD"], depth=10, protocol="v1", url=sim.url_v1, **FAST
-            ) as feed:
-                await consume_until(feed, lambda: verified(feed, "book-10:XBT/USD") >= 30)
-                assert feed.books()["book-10:XBT/USD"].checksum_mismatches == 0
+        async with (
+            Simulator(seed=11, rate=300) as sim,
+            KrakenFeed(book=["XBT/USD"], depth=10, protocol="v1", url=sim.url_v1, **FAST) as feed,
+        ):
+            await consume_until(feed, lambda: verified(feed, "book-10:XBT/USD") >= 30)
+            assert feed.books()["book-10:XBT/USD"].checksum_mismatches == 0
 
     run(main())
 
@@ -278,9 +287,10 @@ def test_recorded_session_replays_to_the_same_books(tmp_path: Path) -> None:
             def record(recv_ts_ns: int, frame: bytes) -> None:
                 out.write(b"%d\t%s\n" % (recv_ts_ns, frame))
 
-            async with Simulator(seed=12, rate=300) as sim, _feed(
-                sim, on_frame=record, depth=25
-            ) as feed:
+            async with (
+                Simulator(seed=12, rate=300) as sim,
+                _feed(sim, on_frame=record, depth=25) as feed,
+            ):
                 sim.inject("corrupt", symbol="BTC/USD")
                 await consume_until(feed, lambda: verified(feed, "book:ETH/USD") >= 40)
                 await settle(feed, 5)
@@ -318,8 +328,13 @@ def test_bad_level3_credentials_fail_clearly() -> None:
     async def main() -> None:
         async with Simulator(seed=13, rate=50) as sim:
             feed = KrakenFeed(
-                level3=["BTC/USD"], url=sim.url_v2, level3_url=sim.url_level3,
-                rest_url=sim.rest_url, api_key=sim.api_key, api_secret="c2VjcmV0", **FAST,
+                level3=["BTC/USD"],
+                url=sim.url_v2,
+                level3_url=sim.url_level3,
+                rest_url=sim.rest_url,
+                api_key=sim.api_key,
+                api_secret="c2VjcmV0",
+                **FAST,
             )
             async with feed:
                 with pytest.raises(FeedError, match="token refused"):
@@ -336,9 +351,19 @@ def test_summary_is_json_shaped_like_replay() -> None:
             summary = json.loads(json.dumps(feed.summary()))
             book = summary["books"]["book:BTC/USD"]
             assert set(book) == {
-                "channel", "protocol", "symbol", "depth", "messages", "checksums_checked",
-                "checksum_mismatches", "best_bid", "best_ask", "bid_levels", "ask_levels",
-                "reconnects", "resyncs",
+                "channel",
+                "protocol",
+                "symbol",
+                "depth",
+                "messages",
+                "checksums_checked",
+                "checksum_mismatches",
+                "best_bid",
+                "best_ask",
+                "bid_levels",
+                "ask_levels",
+                "reconnects",
+                "resyncs",
             }
 
     run(main())

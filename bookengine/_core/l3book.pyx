@@ -1,0 +1,1430 @@
+# cython: language_level=3
+"""Compiled L3 book: every resting order, FIFO per price level, Kraken level3 rules in C.
+
+Same public API as ``bookengine._reference.l3book.L3BookCore`` (the oracle it is tested
+against). Layout, chosen so nothing Python-level exists per order or per level:
+
+* **Order pool**: 40-byte ``Order`` slots in fixed chunks of 1024 (slot numbers are stable, a
+  pool grows without copying, and at most one chunk is slack). Free slots form a list.
+* **Levels**: ``Level`` structs in a growable array (indices stable, free list). Each is a FIFO
+  queue: an intrusive doubly-linked list through the order slots, so an add (at the tail), a
+  delete and a move are O(1) once the order and level are found. The level keeps its total
+  quantity (the L2 view) and, lazily, the checksum digits of its queue.
+* **Sides**: the int64 ``Ladder`` of L2 (sorted keys, best last; bid key = price, ask key =
+  -price) maps price -> level index: O(log levels) lookup, O(1) at the touch.
+* **Order-id index**: open-addressing hash table of (slot, 32-bit hash) pairs, linear probing,
+  backward-shift deletion (no tombstones), load <= 3/4. Kraken ids ``OXXXXX-XXXXX-XXXXXX``
+  pack into 88 bits (17 base-36 symbols) so most ids need no heap; others fall back to an
+  inline (<= 8 bytes) or heap copy.
+
+Atomicity: numbers, timestamps and event names are validated first; then the events apply to
+the live book while an undo log records every primitive step (slots and levels freed by the
+message are only released at commit, so undo can relink them exactly). An order error or a
+crossed result rolls the log back. A snapshot is built in a fresh state and swapped in.
+"""
+
+import numpy as np
+
+cimport numpy as cnp
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
+from libc.stdint cimport int8_t, int32_t, int64_t, uint32_t, uint64_t
+from libc.stdlib cimport calloc, free, malloc, realloc
+from libc.string cimport memchr, memcmp, memcpy
+
+from bookengine._core.checksum cimport crc32_update, write_digits
+from bookengine._core.ladder cimport (
+    Ladder,
+    ladder_find,
+    ladder_free,
+    ladder_init,
+    ladder_key,
+    ladder_len,
+    ladder_qty,
+    ladder_remove,
+    ladder_set,
+    ladder_truncate,
+)
+from bookengine._core.scan cimport (
+    EVENT_ADD,
+    EVENT_DELETE,
+    KIND_LEVEL3,
+    NUM_OK,
+    Entry,
+    EntryList,
+    FrameScanner,
+    parse_mantissa,
+    parse_rfc3339_ns,
+)
+
+from bookengine._reference import l3book as _ref
+from bookengine.errors import ChecksumError, ProtocolError
+from bookengine.numbers import check_scale, mantissa_text
+
+cnp.import_array()
+
+cdef enum:
+    NIL = -1
+    SIDE_BID = 0
+    SIDE_ASK = 1
+    CHUNK_BITS = 10
+    CHUNK_SIZE = 1024               # orders per pool chunk: 40 KiB
+    CHUNK_MASK = 1023
+    MAX_SLOTS = 0x7FFFFC00          # slot numbers are int32
+    CHECKSUM_LEVELS = 10
+    ORDER_DIGITS = 38               # at most 19 price + 19 qty digits per order
+    ID_KRAKEN = 1                   # 17 base-36 symbols: 12 in id_lo, 5 in the id_hi payload
+    ID_SHORT = 2                    # <= 8 bytes inline in id_lo, length in the payload
+    ID_LONG = 3                     # heap copy in id_lo, 26 bits of hash in the payload
+    ID_SHIFT = 26
+    ID_PAYLOAD = 0x3FFFFFF
+    KEEP_TEXT = 1024                # a freed level keeps a checksum buffer up to this size
+    KEEP_PARSED = 65536             # entries of scratch kept between messages
+
+# Undo-log operations. Each undoes one primitive step; replayed newest first.
+cdef enum:
+    OP_NEW = 1          # slot allocated, linked at the tail, indexed  -> unindex, unlink, free
+    OP_UNLINK = 2       # slot left (prev, next) of level, qty/ts saved -> relink, restore
+    OP_LINK = 3         # slot linked at the tail of its level        -> unlink
+    OP_UNINDEX = 4      # slot left the index (deleted)               -> reindex; commit frees
+    OP_SETQTY = 5       # qty/ts changed in place                     -> restore
+    OP_LEVEL_NEW = 6    # level created and put in its ladder         -> remove, free
+    OP_LEVEL_GONE = 7   # empty level taken out of its ladder         -> put back; commit frees
+
+cdef uint32_t EMPTY_ENTRY = 0xFFFFFFFF
+cdef int64_t INT64_MAX = 0x7FFFFFFFFFFFFFFF
+cdef signed char BASE36[256]
+cdef char DIGITS36[36]
+cdef int LO_POSITIONS[12]
+cdef int HI_POSITIONS[5]
+
+
+cdef void _build_tables() noexcept:
+    cdef int i
+    for i in range(256):
+        BASE36[i] = -1
+    for i in range(10):
+        BASE36[48 + i] = <signed char>i
+        DIGITS36[i] = <char>(48 + i)
+    for i in range(26):
+        BASE36[65 + i] = <signed char>(10 + i)
+        DIGITS36[10 + i] = <char>(65 + i)
+    # "OXXXXX-XXXXX-XXXXXX": the 17 symbols sit at 0-5, 7-11, 13-18.
+    for i, position in enumerate((0, 1, 2, 3, 4, 5, 7, 8, 9, 10, 11, 13)):
+        LO_POSITIONS[i] = position
+    for i, position in enumerate((14, 15, 16, 17, 18)):
+        HI_POSITIONS[i] = position
+
+
+_build_tables()
+
+
+# -- order ids ---------------------------------------------------------------------------------
+
+cdef inline uint32_t mix_hash(uint64_t x) noexcept nogil:
+    # splitmix64 finaliser: every input bit reaches the top 32 bits used for the table.
+    x ^= x >> 30
+    x *= <uint64_t>0xBF58476D1CE4E5B9
+    x ^= x >> 27
+    x *= <uint64_t>0x94D049BB133111EB
+    x ^= x >> 31
+    return <uint32_t>(x >> 32)
+
+
+cdef inline uint32_t id_hash(uint32_t hi, uint64_t lo) noexcept nogil:
+    # A heap id's lo is a pointer (differs between lookup and stored key): hash its hi only,
+    # which carries 26 bits of the bytes' hash.
+    if (hi >> ID_SHIFT) == ID_LONG:
+        return mix_hash(<uint64_t>hi * <uint64_t>0x9E3779B97F4A7C15)
+    return mix_hash(lo ^ (<uint64_t>hi * <uint64_t>0x9E3779B97F4A7C15))
+
+
+cdef void make_key(const char* s, Py_ssize_t n, Key* key) noexcept nogil:
+    """Pack an order id (UTF-8 bytes) into a lookup key."""
+    cdef uint64_t lo = 0, hi = 0, h
+    cdef int i, value
+    cdef bint kraken = n == 19 and s[6] == c'-' and s[12] == c'-'
+    key.text = NULL
+    key.length = 0
+    if kraken:
+        for i in range(12):
+            value = BASE36[<unsigned char>s[LO_POSITIONS[i]]]
+            if value < 0:
+                kraken = False
+                break
+            lo = lo * 36 + <uint64_t>value
+    if kraken:
+        for i in range(5):
+            value = BASE36[<unsigned char>s[HI_POSITIONS[i]]]
+            if value < 0:
+                kraken = False
+                break
+            hi = hi * 36 + <uint64_t>value
+    if kraken:  # 36**12 < 2**63 and 36**5 < 2**26: both parts fit
+        key.lo = lo
+        key.hi = <uint32_t>((ID_KRAKEN << ID_SHIFT) | hi)
+    elif n <= 8:
+        lo = 0
+        memcpy(&lo, s, n)
+        key.lo = lo
+        key.hi = <uint32_t>((ID_SHORT << ID_SHIFT) | n)
+    else:
+        h = 0xCBF29CE484222325  # FNV-1a 64
+        for i in range(n):
+            h = (h ^ <unsigned char>s[i]) * <uint64_t>0x100000001B3
+        key.lo = 0
+        key.hi = <uint32_t>((ID_LONG << ID_SHIFT) | (h & ID_PAYLOAD))
+        key.text = s
+        key.length = n
+    key.hash = id_hash(key.hi, key.lo)
+
+
+cdef inline bint key_matches(Order* o, Key* key) noexcept nogil:
+    cdef const char* block
+    if o.id_hi != key.hi:
+        return False
+    if (key.hi >> ID_SHIFT) != ID_LONG:
+        return o.id_lo == key.lo
+    block = <const char*><size_t>o.id_lo
+    return ((<const uint32_t*>block)[0] == key.length
+            and memcmp(block + sizeof(uint32_t), key.text, key.length) == 0)
+
+
+cdef str id_text(uint32_t hi, uint64_t lo, const char* text, Py_ssize_t length):
+    """The order id of a key as str (inverse of make_key)."""
+    cdef char buffer[19]
+    cdef uint64_t payload = hi & ID_PAYLOAD
+    cdef int i
+    cdef int kind = hi >> ID_SHIFT
+    if kind == ID_KRAKEN:
+        for i in range(4, -1, -1):
+            buffer[HI_POSITIONS[i]] = DIGITS36[payload % 36]
+            payload //= 36
+        for i in range(11, -1, -1):
+            buffer[LO_POSITIONS[i]] = DIGITS36[lo % 36]
+            lo //= 36
+        buffer[6] = c'-'
+        buffer[12] = c'-'
+        return buffer[:19].decode("ascii")
+    if kind == ID_SHORT:
+        memcpy(buffer, &lo, 8)
+        return buffer[:payload].decode("utf-8", "surrogateescape")
+    return text[:length].decode("utf-8", "surrogateescape")
+
+
+cdef str order_id_text(Order* o):
+    cdef const char* block
+    if (o.id_hi >> ID_SHIFT) == ID_LONG:
+        block = <const char*><size_t>o.id_lo
+        return id_text(o.id_hi, 0, block + sizeof(uint32_t), (<const uint32_t*>block)[0])
+    return id_text(o.id_hi, o.id_lo, NULL, 0)
+
+
+# -- the state: pool, levels, ladders, index, undo log -------------------------------------------
+
+cdef inline Order* order_at(State* s, int32_t i) noexcept nogil:
+    return &s.chunks[i >> CHUNK_BITS][i & CHUNK_MASK]
+
+
+cdef inline int64_t side_key(int side, int64_t price) noexcept nogil:
+    # Larger key = better level on both sides (the ladder keeps the best last).
+    return price if side == SIDE_BID else -price
+
+
+cdef State* state_new(Py_ssize_t ladder_capacity) except NULL:
+    cdef State* s = <State*>calloc(1, sizeof(State))
+    cdef Py_ssize_t i
+    if s == NULL:
+        raise MemoryError()
+    s.free_order = NIL
+    s.free_level = NIL
+    s.logging = True
+    try:
+        ladder_init(&s.ladders[0], ladder_capacity)
+        ladder_init(&s.ladders[1], ladder_capacity)
+        s.table = <TableEntry*>malloc(16 * sizeof(TableEntry))
+        if s.table == NULL:
+            raise MemoryError()
+    except BaseException:
+        state_free(s)
+        raise
+    s.table_mask = 15
+    for i in range(16):
+        s.table[i].slot = EMPTY_ENTRY
+    return s
+
+
+cdef void state_free(State* s) noexcept:
+    cdef int32_t i
+    cdef Order* o
+    if s == NULL:
+        return
+    for i in range(s.top):
+        o = order_at(s, i)
+        if o.level != NIL and (o.id_hi >> ID_SHIFT) == ID_LONG:
+            free(<void*><size_t>o.id_lo)
+    for i in range(s.chunk_count):
+        free(s.chunks[i])
+    free(s.chunks)
+    for i in range(s.level_top):
+        free(s.levels[i].text)
+    free(s.levels)
+    ladder_free(&s.ladders[0])
+    ladder_free(&s.ladders[1])
+    free(s.table)
+    free(s.undo)
+    free(s)
+
+
+cdef int32_t slot_alloc(State* s) except -2:
+    cdef int32_t i = s.free_order
+    cdef Order** chunks
+    cdef Order* chunk
+    cdef Py_ssize_t capacity
+    if i != NIL:
+        s.free_order = order_at(s, i).next
+        return i
+    if s.top == s.chunk_count * CHUNK_SIZE:
+        if s.top >= MAX_SLOTS:
+            raise MemoryError("an L3 book holds at most 2**31 - 1024 orders")
+        if s.chunk_count == s.chunk_slots:
+            capacity = s.chunk_slots * 2 if s.chunk_slots else 8
+            chunks = <Order**>realloc(s.chunks, capacity * sizeof(Order*))
+            if chunks == NULL:
+                raise MemoryError()
+            s.chunks = chunks
+            s.chunk_slots = capacity
+        chunk = <Order*>malloc(CHUNK_SIZE * sizeof(Order))
+        if chunk == NULL:
+            raise MemoryError()
+        s.chunks[s.chunk_count] = chunk
+        s.chunk_count += 1
+    i = s.top
+    s.top += 1
+    return i
+
+
+cdef void slot_free(State* s, int32_t i) noexcept nogil:
+    cdef Order* o = order_at(s, i)
+    cdef const uint32_t* block
+    if (o.id_hi >> ID_SHIFT) == ID_LONG:
+        block = <const uint32_t*><size_t>o.id_lo
+        s.long_id_bytes -= sizeof(uint32_t) + block[0]
+        free(<void*>block)
+    o.id_hi = 0
+    o.id_lo = 0
+    o.level = NIL
+    o.next = s.free_order
+    s.free_order = i
+
+
+cdef int32_t level_alloc(State* s, int side, int64_t price) except -2:
+    cdef int32_t li = s.free_level, capacity
+    cdef Level* levels
+    cdef Level* lv
+    if li != NIL:
+        s.free_level = s.levels[li].head
+    else:
+        if s.level_top == s.level_capacity:
+            if s.level_capacity >= MAX_SLOTS // 2:
+                raise MemoryError("too many price levels")
+            capacity = s.level_capacity * 2 if s.level_capacity else 16
+            levels = <Level*>realloc(s.levels, capacity * sizeof(Level))
+            if levels == NULL:
+                raise MemoryError()
+            s.levels = levels
+            s.level_capacity = capacity
+        li = s.level_top
+        s.level_top += 1
+        s.levels[li].text = NULL
+        s.levels[li].text_capacity = 0
+    lv = &s.levels[li]
+    lv.price = price
+    lv.qty = 0
+    lv.head = NIL
+    lv.tail = NIL
+    lv.count = 0
+    lv.side = side
+    lv.text_length = -1
+    return li
+
+
+cdef void level_free(State* s, int32_t li) noexcept nogil:
+    cdef Level* lv = &s.levels[li]
+    if lv.text_capacity > KEEP_TEXT:  # a deep queue's digits: do not hoard them
+        free(lv.text)
+        lv.text = NULL
+        lv.text_capacity = 0
+    lv.side = -1
+    lv.head = s.free_level
+    s.free_level = li
+
+
+cdef inline int32_t level_find(State* s, int side, int64_t price) noexcept nogil:
+    cdef Ladder* ladder = &s.ladders[side]
+    cdef int64_t key = side_key(side, price)
+    cdef Py_ssize_t at = ladder_find(ladder, key)
+    if at < ladder.hi and ladder.keys[at] == key:
+        return <int32_t>ladder.qtys[at]
+    return NIL
+
+
+cdef inline void link_tail(State* s, int32_t li, int32_t oi) noexcept nogil:
+    cdef Level* lv = &s.levels[li]
+    cdef Order* o = order_at(s, oi)
+    o.level = li
+    o.prev = lv.tail
+    o.next = NIL
+    if lv.tail != NIL:
+        order_at(s, lv.tail).next = oi
+    else:
+        lv.head = oi
+    lv.tail = oi
+    lv.count += 1
+    lv.qty += o.qty
+    lv.text_length = -1
+
+
+cdef inline void unlink(State* s, int32_t oi) noexcept nogil:
+    cdef Order* o = order_at(s, oi)
+    cdef Level* lv = &s.levels[o.level]
+    if o.prev != NIL:
+        order_at(s, o.prev).next = o.next
+    else:
+        lv.head = o.next
+    if o.next != NIL:
+        order_at(s, o.next).prev = o.prev
+    else:
+        lv.tail = o.prev
+    lv.count -= 1
+    lv.qty -= o.qty
+    lv.text_length = -1
+
+
+cdef inline void relink(State* s, int32_t oi, int32_t prev, int32_t next,
+                        int32_t li) noexcept nogil:
+    # Undo of unlink: at undo time prev and next are adjacent again, exactly as they were.
+    cdef Order* o = order_at(s, oi)
+    cdef Level* lv = &s.levels[li]
+    o.level = li
+    o.prev = prev
+    o.next = next
+    if prev != NIL:
+        order_at(s, prev).next = oi
+    else:
+        lv.head = oi
+    if next != NIL:
+        order_at(s, next).prev = oi
+    else:
+        lv.tail = oi
+    lv.count += 1
+    lv.qty += o.qty
+    lv.text_length = -1
+
+
+cdef inline int32_t table_find(State* s, Key* key) noexcept nogil:
+    cdef Py_ssize_t i = key.hash & s.table_mask
+    cdef TableEntry* entry
+    while True:
+        entry = &s.table[i]
+        if entry.slot == EMPTY_ENTRY:
+            return NIL
+        if entry.hash == key.hash and key_matches(order_at(s, <int32_t>entry.slot), key):
+            return <int32_t>entry.slot
+        i = (i + 1) & s.table_mask
+
+
+cdef int table_reserve(State* s, Py_ssize_t extra) except -1:
+    """Grow the table so ``extra`` more ids keep the load at or under 3/4."""
+    cdef Py_ssize_t needed = s.order_count + extra, capacity = s.table_mask + 1, i, j, mask
+    cdef TableEntry* table
+    cdef TableEntry* old = s.table
+    if needed * 4 <= capacity * 3:
+        return 0
+    while needed * 4 > capacity * 3:
+        capacity *= 2
+    table = <TableEntry*>malloc(capacity * sizeof(TableEntry))
+    if table == NULL:
+        raise MemoryError()
+    for i in range(capacity):
+        table[i].slot = EMPTY_ENTRY
+    mask = capacity - 1
+    for i in range(s.table_mask + 1):
+        if old[i].slot != EMPTY_ENTRY:
+            j = old[i].hash & mask
+            while table[j].slot != EMPTY_ENTRY:
+                j = (j + 1) & mask
+            table[j] = old[i]
+    s.table = table
+    s.table_mask = mask
+    free(old)
+    return 0
+
+
+cdef inline void table_put(State* s, uint32_t hash, int32_t slot) noexcept nogil:
+    # The caller reserved room (table_reserve), or is undoing a removal.
+    cdef Py_ssize_t i = hash & s.table_mask
+    while s.table[i].slot != EMPTY_ENTRY:
+        i = (i + 1) & s.table_mask
+    s.table[i].slot = <uint32_t>slot
+    s.table[i].hash = hash
+    s.order_count += 1
+
+
+cdef void table_delete(State* s, uint32_t hash, int32_t slot) noexcept nogil:
+    cdef Py_ssize_t mask = s.table_mask, i = hash & mask, j, home
+    while s.table[i].slot != <uint32_t>slot:
+        i = (i + 1) & mask
+    # Backward shift: pull later entries of the probe run into the hole unless their home
+    # lies cyclically in (hole, j]; lookups then never need tombstones.
+    j = i
+    while True:
+        j = (j + 1) & mask
+        if s.table[j].slot == EMPTY_ENTRY:
+            break
+        home = s.table[j].hash & mask
+        if (i <= j and (home <= i or home > j)) or (i > j and home <= i and home > j):
+            s.table[i] = s.table[j]
+            i = j
+    s.table[i].slot = EMPTY_ENTRY
+    s.order_count -= 1
+
+
+cdef int undo_reserve(State* s, Py_ssize_t extra) except -1:
+    cdef Py_ssize_t capacity
+    cdef Undo* grown
+    if s.undo_count + extra > s.undo_capacity:
+        capacity = max(2 * s.undo_capacity, s.undo_count + extra, 64)
+        grown = <Undo*>realloc(s.undo, capacity * sizeof(Undo))
+        if grown == NULL:
+            raise MemoryError()
+        s.undo = grown
+        s.undo_capacity = capacity
+    return 0
+
+
+cdef inline void undo_push(State* s, int32_t op, int32_t slot, int32_t prev, int32_t next,
+                           int32_t level, int64_t qty, int64_t timestamp_ns) noexcept nogil:
+    # The caller reserved room (undo_reserve) before the first change of the event.
+    cdef Undo* u
+    if not s.logging:
+        return
+    u = &s.undo[s.undo_count]
+    s.undo_count += 1
+    u.op = op
+    u.slot = slot
+    u.prev = prev
+    u.next = next
+    u.level = level
+    u.qty = qty
+    u.timestamp_ns = timestamp_ns
+
+
+cdef int32_t level_create(State* s, int side, int64_t price) except -2:
+    cdef int32_t li = level_alloc(s, side, price)
+    try:
+        ladder_set(&s.ladders[side], side_key(side, price), li)
+    except BaseException:
+        level_free(s, li)
+        raise
+    undo_push(s, OP_LEVEL_NEW, li, NIL, NIL, NIL, 0, 0)
+    return li
+
+
+cdef void level_drop_if_empty(State* s, int32_t li) noexcept nogil:
+    # An emptied level leaves its ladder now but is only freed at commit (undo puts it back).
+    cdef Level* lv = &s.levels[li]
+    if lv.count == 0:
+        ladder_remove(&s.ladders[lv.side], side_key(lv.side, lv.price))
+        undo_push(s, OP_LEVEL_GONE, li, NIL, NIL, NIL, 0, 0)
+
+
+cdef int state_rollback(State* s) except -1:
+    cdef Py_ssize_t k
+    cdef Undo* u
+    cdef Order* o
+    cdef Level* lv
+    for k in range(s.undo_count - 1, -1, -1):
+        u = &s.undo[k]
+        if u.op == OP_LEVEL_NEW or u.op == OP_LEVEL_GONE:
+            lv = &s.levels[u.slot]
+            if u.op == OP_LEVEL_NEW:
+                ladder_remove(&s.ladders[lv.side], side_key(lv.side, lv.price))
+                level_free(s, u.slot)
+            else:  # the ladder held this key before: no growth, cannot fail
+                ladder_set(&s.ladders[lv.side], side_key(lv.side, lv.price), u.slot)
+            continue
+        o = order_at(s, u.slot)
+        if u.op == OP_NEW:
+            table_delete(s, id_hash(o.id_hi, o.id_lo), u.slot)
+            unlink(s, u.slot)
+            slot_free(s, u.slot)
+        elif u.op == OP_UNLINK:
+            o.qty = u.qty
+            o.timestamp_ns = u.timestamp_ns
+            relink(s, u.slot, u.prev, u.next, u.level)
+        elif u.op == OP_LINK:
+            unlink(s, u.slot)
+        elif u.op == OP_UNINDEX:
+            table_put(s, id_hash(o.id_hi, o.id_lo), u.slot)
+        elif u.op == OP_SETQTY:
+            lv = &s.levels[o.level]
+            lv.qty += u.qty - o.qty
+            lv.text_length = -1
+            o.qty = u.qty
+            o.timestamp_ns = u.timestamp_ns
+    s.undo_count = 0
+    return 0
+
+
+cdef void state_commit(State* s) noexcept nogil:
+    cdef Py_ssize_t k
+    for k in range(s.undo_count):
+        if s.undo[k].op == OP_UNINDEX:
+            slot_free(s, s.undo[k].slot)
+        elif s.undo[k].op == OP_LEVEL_GONE:
+            level_free(s, s.undo[k].slot)
+    s.undo_count = 0
+
+
+cdef void state_truncate(State* s, int side, Py_ssize_t depth) noexcept nogil:
+    """Keep the best ``depth`` levels; the orders of the others leave the index silently."""
+    cdef Ladder* ladder = &s.ladders[side]
+    cdef Py_ssize_t at
+    cdef int32_t li, oi, next
+    cdef Order* o
+    if ladder.hi - ladder.lo <= depth:
+        return
+    for at in range(ladder.lo, ladder.hi - depth):
+        li = <int32_t>ladder.qtys[at]
+        oi = s.levels[li].head
+        while oi != NIL:
+            o = order_at(s, oi)
+            next = o.next
+            table_delete(s, id_hash(o.id_hi, o.id_lo), oi)
+            slot_free(s, oi)
+            oi = next
+        level_free(s, li)
+    ladder_truncate(ladder, depth)
+
+
+cdef int level_render(State* s, Level* lv) except -1:
+    """Cache the level's checksum digits: price digits + qty digits per order, queue order."""
+    cdef char price_digits[24]
+    cdef Py_ssize_t price_length, needed = lv.count * ORDER_DIGITS + 1
+    cdef char* out
+    cdef char* grown
+    cdef int32_t oi = lv.head
+    cdef Order* o
+    if needed > lv.text_capacity:
+        grown = <char*>realloc(lv.text, needed)
+        if grown == NULL:
+            raise MemoryError()
+        lv.text = grown
+        lv.text_capacity = needed
+    price_length = write_digits(price_digits, lv.price) - price_digits
+    out = lv.text
+    while oi != NIL:
+        o = order_at(s, oi)
+        memcpy(out, price_digits, price_length)
+        out = write_digits(out + price_length, o.qty)
+        oi = o.next
+    lv.text_length = out - lv.text
+    return 0
+
+
+cdef inline bint plausible_date(const char* text) noexcept nogil:
+    # The reference's calendar refuses year 0 and months outside 1..12 (days and clock fields
+    # are plain arithmetic in both).
+    cdef int month = (text[5] - c'0') * 10 + (text[6] - c'0')
+    return 1 <= month <= 12 and not (text[0] == c'0' and text[1] == c'0' and text[2] == c'0'
+                                     and text[3] == c'0')
+
+
+# -- the book ----------------------------------------------------------------------------------
+
+cdef class L3BookCore:
+    """One symbol's order-by-order book (Kraken ``level3``), kept exactly at the subscribed depth.
+
+    Args:
+        symbol: the Kraken v2 symbol (``"BTC/USD"``).
+        depth: price levels per side kept after every message (Kraken's subscribed depth:
+            10, 100 or 1000; any positive int is accepted).
+        price_precision, qty_precision: scales of the mantissas (the instrument's precisions).
+
+    Raises:
+        BookError: for a depth that is not a positive int.
+        PrecisionError: for a precision outside 0..18.
+    """
+
+    def __cinit__(self, str symbol, depth, price_precision, qty_precision):
+        self.depth = _ref.check_depth(depth)
+        self.symbol = symbol
+        self._price_precision = check_scale(price_precision, "price_precision")
+        self._qty_precision = check_scale(qty_precision, "qty_precision")
+        self._state = state_new(self._ladder_capacity())
+
+    cdef Py_ssize_t _ladder_capacity(self):
+        return 2 * min(self.depth, 4096) + 16
+
+    def __dealloc__(self):
+        state_free(self._state)
+        free(self._parsed)
+
+    # -- precision and state -----------------------------------------------------------------
+
+    @property
+    def price_precision(self):
+        return self._price_precision
+
+    @property
+    def qty_precision(self):
+        return self._qty_precision
+
+    @property
+    def needs_resync(self):
+        """True once a message failed (bad entry, unknown order, crossing, checksum mismatch).
+
+        The book itself stays consistent (a refused message changed nothing), but it can no
+        longer be trusted to match Kraken's: resubscribe. A successful snapshot clears it.
+        """
+        return self._needs_resync
+
+    # -- applying messages -------------------------------------------------------------------
+
+    def apply_scanned(self, FrameScanner scanner not None):
+        """Apply the ``level3`` message held by ``scanner`` (a scanned v2 ``level3`` frame).
+
+        Kraken rules: a snapshot replaces the book (each side's entries join their levels in
+        array order). In an update, entries apply in array order, bids then asks: ``add`` joins
+        the back of its level (creating it), ``modify`` at the same price changes the quantity
+        in place (queue position kept), at another price moves the order to the back of the
+        new level, to quantity 0 removes it; ``delete`` removes it; an emptied level
+        disappears. Then each side is truncated to ``depth`` price levels (orders beyond drop
+        out silently: Kraken re-adds them as ``add`` events if they come back), then the L3
+        checksum (every order of the top 10 levels per side) is verified when present.
+
+        Cost per event: O(1) expected for the id look-up and the queue change, plus
+        O(log levels) to find a level (O(1) at the touch) and O(levels) moves when a level is
+        created or emptied far from the touch. The checksum re-renders only changed levels.
+
+        Returns:
+            True when a checksum was verified, False when the message carried none.
+
+        Raises:
+            ProtocolError: not a level3 frame for this symbol (book and flag untouched), or a
+                malformed entry.
+            PrecisionError: a number that does not fit the scale, or a level quantity that
+                would overflow int64.
+            OrderError: modify/delete of an unknown order, duplicate add, add of quantity 0,
+                an event on the other side than the order's.
+            CrossedBookError: the message would leave best bid >= best ask.
+            ChecksumError: the message was applied but the checksum differs.
+
+            On every error but the routing one the book is as before the message (except for
+            ChecksumError, where the message is applied) and ``needs_resync`` is True.
+        """
+        if scanner.kind != KIND_LEVEL3:
+            raise ProtocolError(f"{self.symbol}: not a level3 frame")
+        symbol = scanner.symbol
+        if symbol is not self.symbol and symbol != self.symbol:
+            raise ProtocolError(f"{self.symbol}: frame is for {symbol}")
+        try:
+            self._parse_scanned(scanner)
+        except BaseException:
+            self._needs_resync = True
+            self._keep = None
+            raise
+        return self._apply_parsed(scanner.is_snapshot,
+                                  scanner.bid_list.count + scanner.ask_list.count,
+                                  scanner.checksum)
+
+    def apply_snapshot(self, bids, asks, checksum=None):
+        """Replace the book with a snapshot. See :meth:`apply_scanned`.
+
+        Args:
+            bids, asks: orders, levels best first and queue order within a level, as mappings
+                with ``order_id`` (str), ``limit_price`` and ``order_qty`` (number text, int or
+                Decimal; floats are refused) and an optional ``timestamp`` (RFC 3339 text).
+            checksum: Kraken's CRC32 to verify, or None.
+        """
+        return self._apply_python(True, bids, asks, checksum)
+
+    def apply_update(self, bids, asks, checksum=None):
+        """Apply one update message: as :meth:`apply_snapshot`, each mapping also with ``event``
+        (``"add"``, ``"modify"`` or ``"delete"``). See :meth:`apply_scanned`."""
+        return self._apply_python(False, bids, asks, checksum)
+
+    def _apply_python(self, bint is_snapshot, bids, asks, checksum):
+        # The Python-object API: validation and messages come from the reference's parser.
+        try:
+            count = self._parse_python(is_snapshot, bids, asks)
+            if checksum is not None:
+                checksum = _ref._check_checksum_argument(self.symbol, checksum)
+        except BaseException:
+            self._needs_resync = True
+            self._keep = None
+            raise
+        return self._apply_parsed(is_snapshot, count, -1 if checksum is None else checksum)
+
+    cdef int _reserve(self, Py_ssize_t count) except -1:
+        cdef Parsed* grown
+        if count > self._parsed_capacity:
+            grown = <Parsed*>realloc(self._parsed, count * sizeof(Parsed))
+            if grown == NULL:
+                raise MemoryError()
+            self._parsed = grown
+            self._parsed_capacity = count
+        return 0
+
+    cdef int _parse_scanned(self, FrameScanner scanner) except -1:
+        cdef Py_ssize_t i, k = 0, length
+        cdef int side
+        cdef EntryList* entries
+        cdef Entry* e
+        cdef Parsed* p
+        cdef const char* text
+        cdef const char* data = scanner.data
+        cdef bint is_snapshot = scanner.is_snapshot
+        self._reserve(scanner.bid_list.count + scanner.ask_list.count)
+        for side in range(2):
+            entries = &scanner.bid_list if side == SIDE_BID else &scanner.ask_list
+            for i in range(entries.count):
+                e = &entries.items[i]
+                p = &self._parsed[k]
+                k += 1
+                p.side = side
+                p.entry = <int32_t>i
+                p.event = e.event
+                text = data + e.order_id.start
+                length = e.order_id.length
+                if memchr(text, c'\\', length) != NULL:  # JSON escapes: key the decoded id
+                    raw = scanner.span_str(e.order_id).encode("utf-8", "surrogateescape")
+                    if self._keep is None:
+                        self._keep = []
+                    self._keep.append(raw)
+                    text = PyBytes_AS_STRING(raw)
+                    length = PyBytes_GET_SIZE(raw)
+                make_key(text, length, &p.key)
+                if (parse_mantissa(data + e.price.start, e.price.length, self._price_precision,
+                                   &p.price) != NUM_OK
+                        or parse_mantissa(data + e.qty.start, e.qty.length,
+                                          self._qty_precision, &p.qty) != NUM_OK):
+                    self._entry_error(scanner, side, i)
+                p.has_timestamp = e.timestamp.length > 0
+                p.timestamp_ns = -1
+                if p.has_timestamp and (
+                    parse_rfc3339_ns(data + e.timestamp.start, e.timestamp.length,
+                                     &p.timestamp_ns) < 0
+                    or not plausible_date(data + e.timestamp.start)
+                ):
+                    self._entry_error(scanner, side, i)
+                if is_snapshot and e.event != EVENT_ADD:
+                    self._entry_error(scanner, side, i)
+        return 0
+
+    cdef int _entry_error(self, FrameScanner scanner, int side, Py_ssize_t i) except -1:
+        # Slow path: let the reference parser name the problem, in its words.
+        cdef EntryList* entries = &scanner.bid_list if side == SIDE_BID else &scanner.ask_list
+        cdef Entry* e = &entries.items[i]
+        _ref._parse_fields(
+            self.symbol, side, i, scanner.span_str(e.order_id), scanner.span_str(e.price),
+            scanner.span_str(e.qty),
+            scanner.span_str(e.timestamp) if e.timestamp.length > 0 else "",
+            e.event, scanner.is_snapshot, self._price_precision, self._qty_precision,
+        )
+        raise AssertionError(f"{self.symbol}: compiled and reference parsers disagree on "
+                             f"{('bids', 'asks')[side]}[{i}]")
+
+    cdef int _parse_python(self, bint is_snapshot, object bids, object asks) except -1:
+        cdef Py_ssize_t k
+        cdef Parsed* p
+        events = _ref._parse_mappings(self.symbol, bids, asks, is_snapshot,
+                                      self._price_precision, self._qty_precision)
+        self._reserve(len(events))
+        self._keep = []
+        for k, event in enumerate(events):
+            raw = (<str>event.order_id).encode("utf-8", "surrogateescape")
+            self._keep.append(raw)
+            p = &self._parsed[k]
+            make_key(PyBytes_AS_STRING(raw), PyBytes_GET_SIZE(raw), &p.key)
+            p.side = event.side
+            p.entry = event.entry
+            p.event = event.event
+            p.price = event.price
+            p.qty = event.qty
+            p.has_timestamp = event.timestamp_ns is not None
+            p.timestamp_ns = event.timestamp_ns if p.has_timestamp else -1
+        return len(events)
+
+    cdef object _apply_parsed(self, bint is_snapshot, Py_ssize_t count, long long checksum):
+        cdef State* s
+        cdef Py_ssize_t k
+        cdef int64_t computed
+        try:
+            if is_snapshot:
+                s = state_new(self._ladder_capacity())
+                s.logging = False  # a refused snapshot is dropped whole: no journal needed
+                try:
+                    table_reserve(s, count)
+                    for k in range(count):
+                        self._apply_event(s, &self._parsed[k])
+                    self._check_not_crossed(s, count)
+                except BaseException:
+                    state_free(s)
+                    raise
+                s.logging = True
+                state_free(self._state)
+                self._state = s
+            else:
+                s = self._state
+                try:
+                    for k in range(count):
+                        self._apply_event(s, &self._parsed[k])
+                    self._check_not_crossed(s, count)
+                except BaseException:
+                    state_rollback(s)
+                    raise
+                state_commit(s)
+        except BaseException:
+            self._needs_resync = True
+            raise
+        finally:
+            self._keep = None
+            if self._parsed_capacity > KEEP_PARSED:  # one huge snapshot: give the scratch back
+                free(self._parsed)
+                self._parsed = NULL
+                self._parsed_capacity = 0
+        if is_snapshot:
+            self._needs_resync = False
+        state_truncate(s, SIDE_BID, self.depth)
+        state_truncate(s, SIDE_ASK, self.depth)
+        if checksum < 0:
+            return False
+        computed = self._checksum()
+        if computed != checksum:
+            self._needs_resync = True
+            raise ChecksumError(self.symbol, checksum, computed)
+        return True
+
+    cdef int _apply_event(self, State* s, Parsed* p) except -1:
+        cdef int32_t oi, li, target
+        cdef Order* o
+        cdef Level* lv
+        cdef uint32_t* block
+        undo_reserve(s, 4)  # an event logs at most 4 steps; no allocation after a change
+        oi = table_find(s, &p.key)
+        if p.event == EVENT_ADD:
+            if p.qty == 0:
+                raise _ref._zero_add_error(self._where(p))
+            if oi != NIL:
+                raise _ref._duplicate_error(self._where(p),
+                                            s.levels[order_at(s, oi).level].side)
+            li = level_find(s, p.side, p.price)
+            if li != NIL and p.qty > INT64_MAX - s.levels[li].qty:
+                raise _ref._overflow_error(self._where(p),
+                                           mantissa_text(p.price, self._price_precision))
+            table_reserve(s, 1)
+            block = NULL
+            if (p.key.hi >> ID_SHIFT) == ID_LONG:
+                block = <uint32_t*>malloc(sizeof(uint32_t) + p.key.length)
+                if block == NULL:
+                    raise MemoryError()
+                block[0] = <uint32_t>p.key.length
+                memcpy(block + 1, p.key.text, p.key.length)
+            try:
+                if li == NIL:
+                    li = level_create(s, p.side, p.price)
+                oi = slot_alloc(s)
+            except BaseException:
+                free(block)
+                raise
+            o = order_at(s, oi)
+            o.id_hi = p.key.hi
+            if block != NULL:
+                o.id_lo = <uint64_t><size_t>block
+                s.long_id_bytes += sizeof(uint32_t) + p.key.length
+            else:
+                o.id_lo = p.key.lo
+            o.qty = p.qty
+            o.timestamp_ns = p.timestamp_ns
+            link_tail(s, li, oi)
+            table_put(s, p.key.hash, oi)
+            undo_push(s, OP_NEW, oi, NIL, NIL, NIL, 0, 0)
+            return 0
+        if oi == NIL:
+            raise _ref._unknown_error(self._where(p), _ref.EVENT_NAMES[p.event])
+        o = order_at(s, oi)
+        li = o.level
+        if s.levels[li].side != p.side:
+            raise _ref._wrong_side_error(self._where(p), _ref.EVENT_NAMES[p.event],
+                                         s.levels[li].side)
+        if p.event == EVENT_DELETE or p.qty == 0:
+            undo_push(s, OP_UNLINK, oi, o.prev, o.next, li, o.qty, o.timestamp_ns)
+            unlink(s, oi)
+            level_drop_if_empty(s, li)
+            table_delete(s, p.key.hash, oi)
+            undo_push(s, OP_UNINDEX, oi, NIL, NIL, NIL, 0, 0)
+            return 0
+        lv = &s.levels[li]
+        if lv.price == p.price:  # a fill or a size change: the order keeps its place
+            if p.qty > o.qty and p.qty - o.qty > INT64_MAX - lv.qty:
+                raise _ref._overflow_error(self._where(p),
+                                           mantissa_text(p.price, self._price_precision))
+            undo_push(s, OP_SETQTY, oi, NIL, NIL, NIL, o.qty, o.timestamp_ns)
+            lv.qty += p.qty - o.qty
+            lv.text_length = -1
+            o.qty = p.qty
+            if p.has_timestamp:
+                o.timestamp_ns = p.timestamp_ns
+            return 0
+        # A new price: the order loses its place and joins the back of the new level.
+        target = level_find(s, p.side, p.price)
+        if target != NIL and p.qty > INT64_MAX - s.levels[target].qty:
+            raise _ref._overflow_error(self._where(p),
+                                       mantissa_text(p.price, self._price_precision))
+        undo_push(s, OP_UNLINK, oi, o.prev, o.next, li, o.qty, o.timestamp_ns)
+        unlink(s, oi)
+        level_drop_if_empty(s, li)
+        if target == NIL:
+            target = level_create(s, p.side, p.price)
+        o.qty = p.qty
+        if p.has_timestamp:
+            o.timestamp_ns = p.timestamp_ns
+        link_tail(s, target, oi)
+        undo_push(s, OP_LINK, oi, NIL, NIL, NIL, 0, 0)
+        return 0
+
+    cdef int _check_not_crossed(self, State* s, Py_ssize_t count) except -1:
+        cdef int64_t bid, ask
+        cdef Py_ssize_t k
+        cdef Parsed* p
+        if ladder_len(&s.ladders[SIDE_BID]) == 0 or ladder_len(&s.ladders[SIDE_ASK]) == 0:
+            return 0
+        bid = ladder_key(&s.ladders[SIDE_BID], 0)
+        ask = -ladder_key(&s.ladders[SIDE_ASK], 0)
+        if bid < ask:
+            return 0
+        events = []
+        for k in range(count):
+            p = &self._parsed[k]
+            events.append(_ref._Event(
+                p.side, p.entry, id_text(p.key.hi, p.key.lo, p.key.text, p.key.length),
+                p.event, p.price, p.qty, p.timestamp_ns if p.has_timestamp else None,
+            ))
+        raise _ref._crossed_error(self.symbol, events, bid, ask,
+                                  mantissa_text(bid, self._price_precision),
+                                  mantissa_text(ask, self._price_precision))
+
+    cdef str _where(self, Parsed* p):
+        return _ref._where(self.symbol, p.side, p.entry,
+                           id_text(p.key.hi, p.key.lo, p.key.text, p.key.length))
+
+    def clear(self):
+        """Empty both sides (precisions and ``needs_resync`` are kept)."""
+        cdef State* fresh = state_new(self._ladder_capacity())
+        state_free(self._state)
+        self._state = fresh
+
+    # -- checksum ----------------------------------------------------------------------------
+
+    cdef int64_t _checksum(self) except -1:
+        cdef State* s = self._state
+        cdef uint32_t crc = 0
+        cdef int side
+        cdef Py_ssize_t i, n
+        cdef Ladder* ladder
+        cdef Level* lv
+        for side in (SIDE_ASK, SIDE_BID):
+            ladder = &s.ladders[side]
+            n = min(<Py_ssize_t>CHECKSUM_LEVELS, ladder_len(ladder))
+            for i in range(n):
+                lv = &s.levels[ladder_qty(ladder, i)]
+                if lv.text_length < 0:
+                    level_render(s, lv)
+                crc = crc32_update(crc, <const unsigned char*>lv.text, lv.text_length)
+        return crc
+
+    def checksum(self):
+        """Kraken L3 CRC32: every order of the top 10 ask levels (ascending), then bids.
+
+        Cost: O(bytes hashed); only levels changed since the last call are re-rendered.
+        """
+        return self._checksum()
+
+    # -- order queries -----------------------------------------------------------------------
+
+    cdef int32_t _find(self, str order_id) except -2:
+        cdef Key key
+        raw = order_id.encode("utf-8", "surrogateescape")
+        make_key(PyBytes_AS_STRING(raw), PyBytes_GET_SIZE(raw), &key)
+        return table_find(self._state, &key)
+
+    def __contains__(self, order_id):
+        return isinstance(order_id, str) and self._find(order_id) != NIL
+
+    def order(self, str order_id not None):
+        """Where ``order_id`` rests, or None when it is not in the book.
+
+        Cost: O(log levels + position) (the position is found by walking the queue).
+        """
+        cdef State* s = self._state
+        cdef int32_t oi = self._find(order_id), walk
+        cdef Order* o
+        cdef Level* lv
+        cdef Ladder* ladder
+        cdef Py_ssize_t position = 0
+        if oi == NIL:
+            return None
+        o = order_at(s, oi)
+        lv = &s.levels[o.level]
+        ladder = &s.ladders[lv.side]
+        walk = lv.head
+        while walk != oi:
+            position += 1
+            walk = order_at(s, walk).next
+        return _ref.OrderInfo(
+            order_id, _ref.SIDE_WORDS[lv.side], lv.price, o.qty, o.timestamp_ns,
+            ladder.hi - 1 - ladder_find(ladder, side_key(lv.side, lv.price)), position,
+        )
+
+    def queue_position(self, str order_id not None):
+        """The queue ahead of and behind ``order_id`` at its level, or None when unknown.
+
+        Cost: O(orders ahead) pointer steps in C, no Python object per order; the level's
+        total quantity and order count are kept, so nothing behind the order is visited.
+        """
+        cdef State* s = self._state
+        cdef int32_t oi = self._find(order_id), walk
+        cdef Order* o
+        cdef Level* lv
+        cdef Py_ssize_t ahead = 0
+        cdef int64_t qty_ahead = 0
+        if oi == NIL:
+            return None
+        o = order_at(s, oi)
+        lv = &s.levels[o.level]
+        walk = lv.head
+        while walk != oi:
+            ahead += 1
+            qty_ahead += order_at(s, walk).qty
+            walk = order_at(s, walk).next
+        return _ref.QueuePosition(ahead, qty_ahead, lv.qty - qty_ahead - o.qty, lv.count, lv.qty)
+
+    def level_orders(self, str side not None, int64_t price):
+        """The orders at ``price`` on ``side`` ("bid"/"ask") in queue order, front first.
+
+        Returns:
+            ``(order_id, qty, timestamp_ns)`` per order; empty when there is no such level.
+        """
+        cdef State* s = self._state
+        cdef int32_t li = level_find(s, _side_code(side), price), oi
+        cdef Order* o
+        result = []
+        if li == NIL:
+            return result
+        oi = s.levels[li].head
+        while oi != NIL:
+            o = order_at(s, oi)
+            result.append((order_id_text(o), o.qty, o.timestamp_ns))
+            oi = o.next
+        return result
+
+    def orders_arrays(self, bint order_ids=False):
+        """Every resting order as columns, for notebooks and vectorised analytics.
+
+        Rows run over the bid levels best first, each level front of the queue first, then the
+        ask levels likewise. Arrays are new (owned by the caller), all of shape ``(n,)`` with
+        ``n = order_count``.
+
+        Args:
+            order_ids: also return ``"order_id"`` as a numpy str array (costs a Python str per
+                order).
+
+        Returns:
+            ``side`` int8 (0 bid, 1 ask), ``price`` int64, ``qty`` int64 (mantissas),
+            ``position`` int32 (0 = front of its queue), ``level`` int32 (0 = best level of its
+            side), ``timestamp_ns`` int64 (-1 when unknown); optionally ``order_id``.
+        """
+        cdef State* s = self._state
+        cdef Py_ssize_t n = s.order_count, row = 0, i
+        cdef int side
+        cdef int32_t oi, position
+        cdef Ladder* ladder
+        cdef Level* lv
+        cdef Order* o
+        sides = np.empty(n, dtype=np.int8)
+        prices = np.empty(n, dtype=np.int64)
+        qtys = np.empty(n, dtype=np.int64)
+        positions = np.empty(n, dtype=np.int32)
+        levels = np.empty(n, dtype=np.int32)
+        timestamps = np.empty(n, dtype=np.int64)
+        cdef int8_t[::1] side_view = sides
+        cdef int64_t[::1] price_view = prices
+        cdef int64_t[::1] qty_view = qtys
+        cdef int32_t[::1] position_view = positions
+        cdef int32_t[::1] level_view = levels
+        cdef int64_t[::1] timestamp_view = timestamps
+        ids = [] if order_ids else None
+        for side in range(2):
+            ladder = &s.ladders[side]
+            for i in range(ladder_len(ladder)):
+                lv = &s.levels[ladder_qty(ladder, i)]
+                oi = lv.head
+                position = 0
+                while oi != NIL:
+                    o = order_at(s, oi)
+                    side_view[row] = side
+                    price_view[row] = lv.price
+                    qty_view[row] = o.qty
+                    position_view[row] = position
+                    level_view[row] = <int32_t>i
+                    timestamp_view[row] = o.timestamp_ns
+                    if order_ids:
+                        ids.append(order_id_text(o))
+                    position += 1
+                    row += 1
+                    oi = o.next
+        result = {"side": sides, "price": prices, "qty": qtys, "position": positions,
+                  "level": levels, "timestamp_ns": timestamps}
+        if order_ids:
+            result["order_id"] = np.array(ids, dtype=str)
+        return result
+
+    @property
+    def order_count(self):
+        """Resting orders in the book (both sides)."""
+        return self._state.order_count
+
+    def __len__(self):
+        return self._state.order_count
+
+    # -- aggregated (L2) view ----------------------------------------------------------------
+
+    cdef Py_ssize_t _count(self, object n, Py_ssize_t size) except -1:
+        if n is None:
+            return size
+        if n < 0:
+            raise ValueError(f"n must be >= 0, got {n}")
+        return min(<Py_ssize_t>n, size)
+
+    def bids(self, n=None):
+        """Up to ``n`` bid levels, best (highest) first, as (price, total qty) mantissas."""
+        return self._levels_list(SIDE_BID, n)
+
+    def asks(self, n=None):
+        """Up to ``n`` ask levels, best (lowest) first, as (price, total qty) mantissas."""
+        return self._levels_list(SIDE_ASK, n)
+
+    def _levels_list(self, int side, n):
+        cdef State* s = self._state
+        cdef Ladder* ladder = &s.ladders[side]
+        cdef Py_ssize_t i, count = self._count(n, ladder_len(ladder))
+        cdef Level* lv
+        result = []
+        for i in range(count):
+            lv = &s.levels[ladder_qty(ladder, i)]
+            result.append((lv.price, lv.qty))
+        return result
+
+    def bids_array(self, n=None):
+        """Top ``n`` bids as a new int64 array of shape (k, 2): columns price, qty mantissas."""
+        return self._levels_array(
+            SIDE_BID, self._count(n, ladder_len(&self._state.ladders[SIDE_BID])))
+
+    def asks_array(self, n=None):
+        """Top ``n`` asks as a new int64 array of shape (k, 2): columns price, qty mantissas."""
+        return self._levels_array(
+            SIDE_ASK, self._count(n, ladder_len(&self._state.ladders[SIDE_ASK])))
+
+    cdef object _levels_array(self, int side, Py_ssize_t count):
+        cdef State* s = self._state
+        cdef Ladder* ladder = &s.ladders[side]
+        cdef Level* lv
+        cdef Py_ssize_t i
+        result = np.empty((count, 2), dtype=np.int64)
+        cdef int64_t[:, ::1] view = result
+        for i in range(count):
+            lv = &s.levels[ladder_qty(ladder, i)]
+            view[i, 0] = lv.price
+            view[i, 1] = lv.qty
+        return result
+
+    def best_bid(self):
+        """The best bid as (price, total qty) mantissas, or None when the side is empty."""
+        return self._best(SIDE_BID)
+
+    def best_ask(self):
+        """The best ask as (price, total qty) mantissas, or None when the side is empty."""
+        return self._best(SIDE_ASK)
+
+    def _best(self, int side):
+        cdef State* s = self._state
+        cdef Level* lv
+        if ladder_len(&s.ladders[side]) == 0:
+            return None
+        lv = &s.levels[ladder_qty(&s.ladders[side], 0)]
+        return lv.price, lv.qty
+
+    def qty_at(self, str side not None, int64_t price):
+        """Total quantity mantissa at ``price`` on ``side`` ("bid"/"ask"), 0 if no level."""
+        cdef int32_t li = level_find(self._state, _side_code(side), price)
+        return 0 if li == NIL else self._state.levels[li].qty
+
+    @property
+    def bid_levels(self):
+        return ladder_len(&self._state.ladders[SIDE_BID])
+
+    @property
+    def ask_levels(self):
+        return ladder_len(&self._state.ladders[SIDE_ASK])
+
+    # -- introspection -----------------------------------------------------------------------
+
+    def _memory_stats(self):
+        """Bytes held by the C structures (tracemalloc cannot see them), by part.
+
+        ``orders`` counts the whole pool (free slots too), ``index`` the hash table, ``levels``
+        the level array with its checksum buffers and the two ladders, ``long_ids`` heap copies
+        of ids that are not Kraken-shaped, ``scratch`` the undo log and parse buffer.
+        """
+        cdef State* s = self._state
+        cdef Py_ssize_t i, text = 0
+        for i in range(s.level_top):
+            text += s.levels[i].text_capacity
+        stats = {
+            "orders": s.chunk_count * CHUNK_SIZE * sizeof(Order) + s.chunk_slots * sizeof(void*),
+            "index": (s.table_mask + 1) * sizeof(TableEntry),
+            "levels": (s.level_capacity * sizeof(Level) + text
+                       + 2 * (s.ladders[0].capacity + s.ladders[1].capacity) * sizeof(int64_t)),
+            "long_ids": s.long_id_bytes,
+            "scratch": s.undo_capacity * sizeof(Undo) + self._parsed_capacity * sizeof(Parsed),
+        }
+        stats["total"] = sum(stats.values())
+        stats["order_slot_bytes"] = sizeof(Order)
+        stats["resting_orders"] = s.order_count
+        return stats
+
+    def _check(self):
+        """Assert the invariants: index <-> queues, sorted, positive, sums, depth, not crossed.
+
+        Also checks the pool (every slot live or free exactly once), the hash table (every
+        entry reachable from its home bucket, stored hashes right) and the cached checksum
+        digits of every level.
+        """
+        cdef State* s = self._state
+        cdef int side
+        cdef Py_ssize_t at, seen = 0, free_slots = 0, free_levels = 0, i, count
+        cdef int32_t li, oi, prev
+        cdef int64_t total
+        cdef Ladder* ladder
+        cdef Level* lv
+        cdef Order* o
+        cdef Key key
+        assert s.undo_count == 0
+        for side in range(2):
+            ladder = &s.ladders[side]
+            assert 0 <= ladder.lo <= ladder.hi <= ladder.capacity
+            assert ladder.hi - ladder.lo <= self.depth
+            for at in range(ladder.lo, ladder.hi):
+                if at > ladder.lo:
+                    assert ladder.keys[at - 1] < ladder.keys[at], "ladder not sorted"
+                li = <int32_t>ladder.qtys[at]
+                assert 0 <= li < s.level_top
+                lv = &s.levels[li]
+                assert lv.side == side
+                assert side_key(side, lv.price) == ladder.keys[at]
+                assert lv.price >= 0
+                assert lv.count > 0, "empty level"
+                count = 0
+                total = 0
+                prev = NIL
+                oi = lv.head
+                while oi != NIL:
+                    assert 0 <= oi < s.top
+                    o = order_at(s, oi)
+                    assert o.level == li
+                    assert o.prev == prev
+                    assert 0 < o.qty
+                    assert o.qty <= INT64_MAX - total, "level quantity overflows"
+                    total += o.qty
+                    count += 1
+                    assert count <= lv.count, "queue longer than its count (cycle?)"
+                    key = _key_of(o)
+                    assert table_find(s, &key) == oi, "order missing from the index"
+                    prev = oi
+                    oi = o.next
+                assert lv.tail == prev
+                assert count == lv.count
+                assert total == lv.qty
+                if lv.text_length >= 0:
+                    assert lv.text[:lv.text_length] == _render(s, lv), "stale checksum text"
+                seen += count
+        assert seen == s.order_count
+        for i in range(s.table_mask + 1):
+            if s.table[i].slot != EMPTY_ENTRY:
+                o = order_at(s, <int32_t>s.table[i].slot)
+                assert o.level != NIL
+                assert id_hash(o.id_hi, o.id_lo) == s.table[i].hash
+                # reachable: no empty entry between its home and i
+                at = s.table[i].hash & s.table_mask
+                while at != i:
+                    assert s.table[at].slot != EMPTY_ENTRY, "index entry unreachable"
+                    at = (at + 1) & s.table_mask
+        assert s.order_count * 4 <= (s.table_mask + 1) * 3 + 4
+        oi = s.free_order
+        while oi != NIL:
+            assert order_at(s, oi).level == NIL
+            free_slots += 1
+            assert free_slots <= s.top
+            oi = order_at(s, oi).next
+        assert free_slots + seen == s.top, "order slots leaked"
+        li = s.free_level
+        while li != NIL:
+            assert s.levels[li].side == -1
+            free_levels += 1
+            assert free_levels <= s.level_top
+            li = s.levels[li].head
+        assert (free_levels + ladder_len(&s.ladders[0]) + ladder_len(&s.ladders[1])
+                == s.level_top), "levels leaked"
+        if ladder_len(&s.ladders[SIDE_BID]) and ladder_len(&s.ladders[SIDE_ASK]):
+            assert ladder_key(&s.ladders[SIDE_BID], 0) < -ladder_key(&s.ladders[SIDE_ASK], 0), \
+                "crossed"
+
+
+cdef Key _key_of(Order* o):
+    cdef Key key
+    cdef const char* block
+    key.hi = o.id_hi
+    key.lo = o.id_lo
+    key.text = NULL
+    key.length = 0
+    if (o.id_hi >> ID_SHIFT) == ID_LONG:
+        block = <const char*><size_t>o.id_lo
+        key.lo = 0
+        key.text = block + sizeof(uint32_t)
+        key.length = (<const uint32_t*>block)[0]
+    key.hash = id_hash(key.hi, key.lo)
+    return key
+
+
+cdef bytes _render(State* s, Level* lv):
+    # The checksum digits of a level, rendered fresh (for _check).
+    cdef char digits[24]
+    cdef char* end
+    cdef int32_t oi = lv.head
+    parts = []
+    end = write_digits(digits, lv.price)
+    price = digits[:end - digits]
+    while oi != NIL:
+        end = write_digits(digits, order_at(s, oi).qty)
+        parts.append(price + digits[:end - digits])
+        oi = order_at(s, oi).next
+    return b"".join(parts)
+
+
+cdef int _side_code(str side) except -1:
+    if side == "bid":
+        return SIDE_BID
+    if side == "ask":
+        return SIDE_ASK
+    raise ValueError(f"side must be 'bid' or 'ask', got {side!r}")
