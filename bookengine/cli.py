@@ -71,10 +71,13 @@ def _parser() -> argparse.ArgumentParser:
     play.add_argument("--json", action="store_true", help="print one JSON summary object")
     play.add_argument("--levels", type=int, default=5, help="levels per side to print (text)")
 
-    sim = commands.add_parser(
-        "sim", help="run the local Kraken-compatible simulator", add_help=False
-    )
-    sim.add_argument("args", nargs=argparse.REMAINDER)
+    # Commands with their own parsers, in their own modules.
+    for name, text in (
+        ("sim", "run the local Kraken-compatible simulator"),
+        ("export", "export captures to Parquet or LOBSTER files"),
+    ):
+        delegated = commands.add_parser(name, help=text, add_help=False)
+        delegated.add_argument("args", nargs=argparse.REMAINDER)
 
     def live_options(command: argparse.ArgumentParser) -> None:
         command.add_argument("symbols", nargs="+", metavar="SYMBOL")
@@ -119,6 +122,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .sim.cli import main as sim_main
 
         return sim_main(args.args)
+    if args.command == "export":
+        from .export import main as export_main
+
+        return export_main(args.args)
     if args.command in ("watch", "record"):
         from .watch import run_record, run_watch
 
