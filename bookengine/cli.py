@@ -21,6 +21,21 @@ from .replay import ReplayResult, replay
 DATA = Path(__file__).parent / "data"
 
 
+def _sim(argv: list[str]) -> int:
+    from .sim.cli import main as sim_main
+
+    return sim_main(argv)
+
+
+def _export(argv: list[str]) -> int:
+    from .export import main as export_main
+
+    return export_main(argv)
+
+
+DELEGATED = {"sim": _sim, "export": _export}
+
+
 def _precision(text: str) -> tuple[str, tuple[int, int]]:
     symbol, sep, scales = text.rpartition("=")
     price, slash, qty = scales.partition("/")
@@ -113,19 +128,18 @@ def _credentials() -> tuple[str | None, str | None]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``bookengine`` command; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # Delegated commands parse their own options (argparse's REMAINDER would refuse a leading
+    # option such as --help).
+    if argv and argv[0] in DELEGATED:
+        return DELEGATED[argv[0]](argv[1:])
     args = _parser().parse_args(argv)
     if args.command == "replay":
         return _replay(
             args.files, args.instruments, dict(args.precision), args.depth, args.json, args.levels
         )
-    if args.command == "sim":
-        from .sim.cli import main as sim_main
-
-        return sim_main(args.args)
-    if args.command == "export":
-        from .export import main as export_main
-
-        return export_main(args.args)
+    if args.command in DELEGATED:
+        return DELEGATED[args.command](args.args)
     if args.command in ("watch", "record"):
         from .watch import run_record, run_watch
 
