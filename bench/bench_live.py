@@ -77,7 +77,7 @@ async def _run(port: int, seconds: float, depth: int) -> dict[str, Any]:
         await feed.wait_connected(timeout=20)
         # warm-up: let snapshots arrive and caches settle
         warm_until = time.monotonic() + 1.0
-        async for event in feed:
+        async for _ in feed:
             if time.monotonic() > warm_until:
                 break
         start_messages = feed.metrics.messages

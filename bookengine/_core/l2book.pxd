@@ -13,6 +13,8 @@ cdef class L2BookCore:
     cdef Ladder _asks      # key = -price
     cdef int64_t* _scratch  # parsed (price, qty) pairs of the message being applied
     cdef Py_ssize_t _scratch_capacity
+    cdef uint32_t _last_checksum  # of the current top 10, while _checksum_valid
+    cdef bint _checksum_valid
 
     cdef object _apply_python(self, bint is_snapshot, object bids, object asks, object checksum)
     cdef int _infer_scales(self, FrameScanner scanner) except -1

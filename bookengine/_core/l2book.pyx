@@ -217,37 +217,46 @@ cdef class L2BookCore:
     cdef object _apply_parsed(self, bint is_snapshot, Py_ssize_t bid_count,
                               Py_ssize_t ask_count, long long checksum):
         # Every entry is valid by now: mutate.
-        cdef Py_ssize_t i
+        cdef Py_ssize_t i, rank
+        cdef Py_ssize_t top = CHECKSUM_LEVELS  # a change ranked below this reaches the checksum
         cdef int64_t* level = self._scratch
-        cdef uint32_t computed
+        cdef bint top_changed = is_snapshot or self.depth < CHECKSUM_LEVELS
         if is_snapshot:
             ladder_clear(&self._bids)
             ladder_clear(&self._asks)
         for i in range(bid_count):
             if level[1] == 0:
-                ladder_remove(&self._bids, level[0])
+                rank = ladder_remove(&self._bids, level[0])
             else:
-                ladder_set(&self._bids, level[0], level[1])
+                rank = ladder_set(&self._bids, level[0], level[1])
+            top_changed |= 0 <= rank < top
             level += 2
         for i in range(ask_count):
             if level[1] == 0:
-                ladder_remove(&self._asks, -level[0])
+                rank = ladder_remove(&self._asks, -level[0])
             else:
-                ladder_set(&self._asks, -level[0], level[1])
+                rank = ladder_set(&self._asks, -level[0], level[1])
+            top_changed |= 0 <= rank < top
             level += 2
         ladder_truncate(&self._bids, self.depth)
         ladder_truncate(&self._asks, self.depth)
+        if top_changed:
+            self._checksum_valid = False
         if checksum < 0:
             return False
-        computed = self._checksum()
-        if computed != checksum:
-            raise ChecksumError(self.symbol, checksum, computed)
+        # Changes below the top 10 cannot move Kraken's checksum: reuse the last one.
+        if not self._checksum_valid:
+            self._last_checksum = self._checksum()
+            self._checksum_valid = True
+        if self._last_checksum != checksum:
+            raise ChecksumError(self.symbol, checksum, self._last_checksum)
         return True
 
     def clear(self):
         """Empty both sides (precisions are kept)."""
         ladder_clear(&self._bids)
         ladder_clear(&self._asks)
+        self._checksum_valid = False
 
     # -- checksum ----------------------------------------------------------------------------
 
@@ -267,7 +276,10 @@ cdef class L2BookCore:
 
     def checksum(self):
         """Kraken CRC32 of the current book (top 10 asks ascending, then top 10 bids)."""
-        return self._checksum()
+        if not self._checksum_valid:
+            self._last_checksum = self._checksum()
+            self._checksum_valid = True
+        return self._last_checksum
 
     # -- queries -----------------------------------------------------------------------------
 

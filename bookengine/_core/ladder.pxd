@@ -12,8 +12,8 @@ ctypedef struct Ladder:
 cdef int ladder_init(Ladder* ladder, Py_ssize_t capacity) except -1
 cdef void ladder_free(Ladder* ladder) noexcept
 cdef void ladder_clear(Ladder* ladder) noexcept nogil
-cdef int ladder_set(Ladder* ladder, int64_t key, int64_t qty) except -1
-cdef bint ladder_remove(Ladder* ladder, int64_t key) noexcept nogil
+cdef Py_ssize_t ladder_set(Ladder* ladder, int64_t key, int64_t qty) except -1
+cdef Py_ssize_t ladder_remove(Ladder* ladder, int64_t key) noexcept nogil
 cdef Py_ssize_t ladder_find(Ladder* ladder, int64_t key) noexcept nogil
 cdef void ladder_truncate(Ladder* ladder, Py_ssize_t depth) noexcept nogil
 

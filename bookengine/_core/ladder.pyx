@@ -75,12 +75,15 @@ cdef int _grow(Ladder* ladder) except -1:
     return 0
 
 
-cdef int ladder_set(Ladder* ladder, int64_t key, int64_t qty) except -1:
-    """Set the quantity at ``key``, inserting the level when it is new."""
+cdef Py_ssize_t ladder_set(Ladder* ladder, int64_t key, int64_t qty) except -1:
+    """Set the quantity at ``key``, inserting the level when it is new.
+
+    Returns the rank (0 = best) of the level set: the levels ranked at or after it changed.
+    """
     cdef Py_ssize_t at = ladder_find(ladder, key)
     if at < ladder.hi and ladder.keys[at] == key:
         ladder.qtys[at] = qty
-        return 0
+        return ladder.hi - 1 - at
     if ladder.hi == ladder.capacity and ladder.lo == 0:
         _grow(ladder)
         at = ladder_find(ladder, key)
@@ -99,14 +102,15 @@ cdef int ladder_set(Ladder* ladder, int64_t key, int64_t qty) except -1:
         ladder.hi += 1
     ladder.keys[at] = key
     ladder.qtys[at] = qty
-    return 0
+    return ladder.hi - 1 - at
 
 
-cdef bint ladder_remove(Ladder* ladder, int64_t key) noexcept nogil:
-    """Remove the level at ``key``; False when there is none (Kraken: a no-op)."""
+cdef Py_ssize_t ladder_remove(Ladder* ladder, int64_t key) noexcept nogil:
+    """Remove the level at ``key``; return the rank it had, -1 when absent (Kraken: a no-op)."""
     cdef Py_ssize_t at = ladder_find(ladder, key)
+    cdef Py_ssize_t rank = ladder.hi - 1 - at
     if at == ladder.hi or ladder.keys[at] != key:
-        return False
+        return -1
     if at - ladder.lo < ladder.hi - at - 1:
         memmove(ladder.keys + ladder.lo + 1, ladder.keys + ladder.lo,
                 (at - ladder.lo) * sizeof(int64_t))
@@ -119,7 +123,7 @@ cdef bint ladder_remove(Ladder* ladder, int64_t key) noexcept nogil:
         ladder.hi -= 1
     if ladder.lo == ladder.hi:
         ladder_clear(ladder)
-    return True
+    return rank
 
 
 cdef void ladder_truncate(Ladder* ladder, Py_ssize_t depth) noexcept nogil:

@@ -125,8 +125,12 @@ class L2BookCore:
             if not is_snapshot:
                 raise PrecisionError(f"{self.symbol}: precision unknown until the first snapshot")
             entries = bids + asks
-            price_scale = max((wire_decimals(e.price) for e in entries), default=0)
-            qty_scale = max((wire_decimals(e.qty) for e in entries), default=0)
+            price_scale = check_scale(
+                max((wire_decimals(e.price) for e in entries), default=0), "price_precision"
+            )
+            qty_scale = check_scale(
+                max((wire_decimals(e.qty) for e in entries), default=0), "qty_precision"
+            )
         else:
             price_scale, qty_scale = self._scales()
         # Validate every entry before touching the book: a bad message changes nothing.
