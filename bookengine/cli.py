@@ -52,6 +52,26 @@ def _depth(text: str) -> int:
     return int(text)
 
 
+def _size(text: str) -> int:
+    units = {"": 1, "k": 1000, "m": 1000**2, "g": 1000**3}
+    number, unit = text[:-1], text[-1:].lower()
+    if unit.isdigit():
+        number, unit = text, ""
+    if unit not in units or not number.isdigit() or int(number) < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive size like 500M, got {text!r}")
+    return int(number) * units[unit]
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="bookengine", description="Exact Kraken Spot order books and queue analytics."
@@ -109,9 +129,28 @@ def _parser() -> argparse.ArgumentParser:
     live_options(watch)
     watch.add_argument("--json", action="store_true", help="print a JSON summary at the end")
 
-    record = commands.add_parser("record", help="record raw frames for replay")
+    record = commands.add_parser(
+        "record",
+        help="record raw frames for replay",
+        description="Record a crash-safe capture: one 'recv_ts<TAB>frame' line per frame, "
+        "sent requests as 'ts<TAB>>request' (tokens redacted), a '#bookengine' header per "
+        "segment. The suffix picks the compression: .gz (gzip), .zst (zstd), else plain.",
+    )
     live_options(record)
     record.add_argument("-o", "--output", required=True, metavar="FILE")
+    record.add_argument(
+        "--rotate-bytes",
+        type=_size,
+        metavar="N",
+        help="start a new segment (FILE -> NAME.0001.jsonl.gz, ...) after N bytes on disk "
+        "(suffixes k, M, G allowed)",
+    )
+    record.add_argument(
+        "--rotate-seconds",
+        type=_seconds,
+        metavar="S",
+        help="start a new segment every S seconds",
+    )
 
     demo = commands.add_parser("demo", help="watch the built-in simulator live")
     demo.add_argument("--duration", type=float, default=12.0)
@@ -167,7 +206,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         if args.command == "watch":
             return run_watch(args.symbols, beta=args.beta, as_json=args.json, **common)
-        return run_record(args.symbols, args.output, **common)
+        return run_record(
+            args.symbols,
+            args.output,
+            rotate_bytes=args.rotate_bytes,
+            rotate_seconds=args.rotate_seconds,
+            **common,
+        )
     if args.command == "demo":
         if args.replay:
             return _demo()
@@ -186,6 +231,8 @@ def _replay(
     levels: int,
 ) -> int:
     def problem(record: CaptureRecord, message: str) -> None:
+        if "no precision known" in message:
+            message += " (replay: pass --instruments FILE or --precision SYMBOL=P/Q)"
         print(f"{record.path}:{record.line}: {message}", file=sys.stderr)
 
     try:

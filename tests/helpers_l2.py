@@ -92,8 +92,12 @@ def v2_levels_json(
 ) -> str:
     parts = []
     for price, qty in levels:
-        p = number_value(render_number(price, pp, rng.choice(styles), rng), rng.random() < string_rate)
-        q = number_value(render_number(qty, qp, rng.choice(styles), rng), rng.random() < string_rate)
+        p = number_value(
+            render_number(price, pp, rng.choice(styles), rng), rng.random() < string_rate
+        )
+        q = number_value(
+            render_number(qty, qp, rng.choice(styles), rng), rng.random() < string_rate
+        )
         parts.append(f'{{"price":{p},"qty":{q}}}')
     return "[" + ",".join(parts) + "]"
 
@@ -238,8 +242,8 @@ class KrakenPublisher:
         for side in ("bid", "ask"):
             book = self._side(side)
             count = cap if self.rng.random() < 0.5 else self.rng.randint(min(cap, 1), cap)
-            for _ in range(count):
-                price = self._price(side, far=self.rng.random() < 0.3)
+            while len(book) < count:
+                price = self._price(side, far=self.rng.random() < 0.5)
                 book[price] = self._qty()
 
     # -- generation ------------------------------------------------------------------------
@@ -350,6 +354,12 @@ class KrakenPublisher:
                 pair, self.depth, message.window_bids, message.window_asks, self.pp, self.qp
             )
         return v1_update_frame(
-            pair, self.depth, message.bids, message.asks, message.checksum, self.pp, self.qp,
+            pair,
+            self.depth,
+            message.bids,
+            message.asks,
+            message.checksum,
+            self.pp,
+            self.qp,
             self.rng,
         )

@@ -35,7 +35,7 @@ def outcome(parser: Callable[..., int], *args: object) -> tuple[str, object]:
     """("ok", value) or (exception type name, message)."""
     try:
         return "ok", parser(*args)
-    except Exception as exc:  # noqa: BLE001 - the type is what is compared
+    except Exception as exc:
         return type(exc).__name__, str(exc)
 
 

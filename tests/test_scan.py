@@ -715,7 +715,7 @@ def _reject_constant(name: str) -> Any:
 
 
 def json_status(frame: bytes) -> str:
-    """"valid", "invalid", or "duplicate" (an object repeats a key: json.loads keeps the last
+    """ "valid", "invalid", or "duplicate" (an object repeats a key: json.loads keeps the last
     value, the compiled scanner may read the first; both are defensible, so it is left out)."""
     try:
         json.loads(frame, object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)

@@ -157,7 +157,7 @@ cdef class L2BookCore:
                 self._scratch[2 * i + 1] = py_parse_mantissa(
                     qty, qty_scale, f"{self.symbol}: {side}[{index}].qty")
                 i += 1
-        if self._price_precision < 0:
+        if self._price_precision < 0 and bids + asks:
             self._price_precision, self._qty_precision = price_scale, qty_scale
         return self._apply_parsed(is_snapshot, len(bids), len(asks),
                                   -1 if checksum is None else checksum)
@@ -178,6 +178,8 @@ cdef class L2BookCore:
                 scanner.data + entry.price.start, entry.price.length))
             qty_scale = max(qty_scale, wire_decimals(
                 scanner.data + entry.qty.start, entry.qty.length))
+        if scanner.bid_list.count + scanner.ask_list.count == 0:
+            return 0  # an empty snapshot shows no decimals: fix nothing yet
         check_scale(price_scale, "price_precision")
         check_scale(qty_scale, "qty_precision")
         self._price_precision = price_scale

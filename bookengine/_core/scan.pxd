@@ -36,6 +36,7 @@ cdef enum:
 ctypedef struct Span:
     Py_ssize_t start    # offset into the frame
     Py_ssize_t length   # -1 when absent
+    bint escaped        # a string with backslash escapes (decode before use)
 
 ctypedef struct Entry:
     Span price          # "price" (L2), "limit_price" (L3) or v1 [0]

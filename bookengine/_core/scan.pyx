@@ -12,7 +12,7 @@ import json
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from libc.stdint cimport int64_t, uint64_t
 from libc.stdlib cimport free, realloc
-from libc.string cimport memcmp
+from libc.string cimport memchr, memcmp
 
 from bookengine.errors import PrecisionError, ProtocolError
 from bookengine.numbers import parse_mantissa as py_parse_mantissa
@@ -140,6 +140,68 @@ cdef object raise_number_error(const char* text, Py_ssize_t length, int scale, s
     raise AssertionError(f"{what}: compiled and reference number parsers disagree on {raw!r}")
 
 
+# -- frames with escapes ------------------------------------------------------------------
+
+class _Number(str):
+    """A JSON number kept as its text."""
+
+
+def _reject_constant(name):
+    raise ValueError(f"{name} is not JSON")
+
+
+def _encode(value, out):
+    if isinstance(value, _Number):
+        out.append(value)
+    elif isinstance(value, str):
+        out.append(json.dumps(value, ensure_ascii=False))
+    elif isinstance(value, dict):
+        out.append("{")
+        for index, (key, item) in enumerate(value.items()):
+            if index:
+                out.append(",")
+            out.append(json.dumps(key, ensure_ascii=False))
+            out.append(":")
+            _encode(item, out)
+        out.append("}")
+    elif isinstance(value, list):
+        out.append("[")
+        for index, item in enumerate(value):
+            if index:
+                out.append(",")
+            _encode(item, out)
+        out.append("]")
+    else:
+        out.append(json.dumps(value))
+
+
+cdef bytes canonical_frame(bytes frame):
+    """The frame re-encoded with escapes decoded and number text kept as it was.
+
+    Escapes that remain (quote, backslash, controls) cannot occur in any key or value the
+    scanner compares, so byte comparison is exact again. Invalid JSON is left for the walker
+    to report (with its usual message) by returning the frame unchanged.
+    """
+    cdef Cursor c
+    c.start = PyBytes_AS_STRING(frame)
+    c.p = c.start
+    c.end = c.start + PyBytes_GET_SIZE(frame)
+    c.error = NULL
+    if skip_value(&c, 0) < 0:
+        return frame
+    skip_ws(&c)
+    if c.p != c.end:
+        return frame
+    try:
+        value = json.loads(frame, parse_float=_Number, parse_int=_Number,
+                           parse_constant=_reject_constant, object_pairs_hook=dict)
+    except (ValueError, RecursionError):
+        return frame
+    out = []
+    _encode(value, out)
+    return "".join(out).encode("utf-8", "surrogatepass")
+
+
 # -- timestamps --------------------------------------------------------------------------------
 
 cdef inline int two(const char* s) noexcept nogil:
@@ -253,6 +315,7 @@ cdef int scan_string(Cursor* c, Span* span) noexcept nogil:
     """At '"': move past the string; ``span`` gets its raw contents (escapes not decoded)."""
     cdef const char* begin
     cdef int k
+    span.escaped = False
     c.p += 1
     begin = c.p
     while c.p < c.end:
@@ -262,6 +325,7 @@ cdef int scan_string(Cursor* c, Span* span) noexcept nogil:
             c.p += 1
             return 0
         if c.p[0] == c'\\':
+            span.escaped = True
             c.p += 1
             if c.p >= c.end:
                 break
@@ -275,22 +339,76 @@ cdef int scan_string(Cursor* c, Span* span) noexcept nogil:
                 return fail(c, "bad escape in string")
         elif <unsigned char>c.p[0] < 0x20:
             return fail(c, "control character in string")
+        elif <unsigned char>c.p[0] >= 0x80:
+            k = utf8_sequence(c.p, c.end)
+            if k == 0:
+                return fail(c, "invalid UTF-8 in string")
+            c.p += k
+            continue
         c.p += 1
     return fail(c, "unterminated string")
 
 
+cdef int utf8_sequence(const char* p, const char* end) noexcept nogil:
+    """Length of the well-formed UTF-8 sequence at p (RFC 3629), 0 when ill-formed."""
+    cdef unsigned char b0 = <unsigned char>p[0], b1, lo = 0x80, hi = 0xBF
+    cdef int n, k
+    if 0xC2 <= b0 <= 0xDF:
+        n = 2
+    elif 0xE0 <= b0 <= 0xEF:
+        n = 3
+        if b0 == 0xE0:
+            lo = 0xA0      # no overlong forms
+        elif b0 == 0xED:
+            hi = 0x9F      # no surrogates
+    elif 0xF0 <= b0 <= 0xF4:
+        n = 4
+        if b0 == 0xF0:
+            lo = 0x90
+        elif b0 == 0xF4:
+            hi = 0x8F      # at most U+10FFFF
+    else:
+        return 0
+    if end - p < n:
+        return 0
+    b1 = <unsigned char>p[1]
+    if b1 < lo or b1 > hi:
+        return 0
+    for k in range(2, n):
+        if not 0x80 <= <unsigned char>p[k] <= 0xBF:
+            return 0
+    return n
+
+
 cdef int scan_number(Cursor* c, Span* span) noexcept nogil:
-    """A JSON number token; its grammar is checked later by parse_mantissa where it matters."""
+    """A JSON number token (RFC 8259 grammar: no leading zeros, no bare '.', no '+')."""
     cdef const char* begin = c.p
     if c.p < c.end and c.p[0] == c'-':
         c.p += 1
-    while c.p < c.end and (is_digit(c.p[0]) or c.p[0] == c'.' or c.p[0] == c'e'
-                           or c.p[0] == c'E' or c.p[0] == c'+' or c.p[0] == c'-'):
+    if c.p < c.end and c.p[0] == c'0':
         c.p += 1
-    if c.p == begin:
+    elif c.p < c.end and c'1' <= c.p[0] <= c'9':
+        while c.p < c.end and is_digit(c.p[0]):
+            c.p += 1
+    else:
         return fail(c, "expected a value")
+    if c.p < c.end and c.p[0] == c'.':
+        c.p += 1
+        if c.p >= c.end or not is_digit(c.p[0]):
+            return fail(c, "bad number")
+        while c.p < c.end and is_digit(c.p[0]):
+            c.p += 1
+    if c.p < c.end and (c.p[0] == c'e' or c.p[0] == c'E'):
+        c.p += 1
+        if c.p < c.end and (c.p[0] == c'+' or c.p[0] == c'-'):
+            c.p += 1
+        if c.p >= c.end or not is_digit(c.p[0]):
+            return fail(c, "bad number")
+        while c.p < c.end and is_digit(c.p[0]):
+            c.p += 1
     span.start = begin - c.start
     span.length = c.p - begin
+    span.escaped = False
     return 0
 
 
@@ -396,9 +514,12 @@ cdef class FrameScanner:
         cdef Cursor c
         if not isinstance(frame, bytes):
             if isinstance(frame, str):
-                frame = (<str>frame).encode("utf-8")
+                frame = (<str>frame).encode("utf-8", "surrogatepass")
             else:
                 frame = bytes(frame)
+        if memchr(PyBytes_AS_STRING(frame), c'\\', PyBytes_GET_SIZE(frame)) != NULL:
+            # Rare: escapes could hide a key ("chan\u006eel") from the byte comparisons.
+            frame = canonical_frame(frame)
         self.frame = <bytes>frame
         self.data = PyBytes_AS_STRING(self.frame)
         self.size = PyBytes_GET_SIZE(self.frame)
@@ -916,6 +1037,8 @@ cdef class FrameScanner:
                 raise ProtocolError(f"{self.symbol} {self.channel_name}: {self._shape_error}")
             return 0
         channel = "book" if self.kind == KIND_BOOK else "level3"
+        kind = self.kind
+        self.kind = KIND_OTHER  # until the book is identified (as the reference does)
         if span_is(&c, self._type, "snapshot", 8):
             self.is_snapshot = True
         elif not span_is(&c, self._type, "update", 6):
@@ -924,6 +1047,7 @@ cdef class FrameScanner:
             raise ProtocolError(f"{channel}: 'data' must be an array of one book object")
         if self.symbol_span.length < 0:
             raise ProtocolError(f"{channel}: 'symbol' missing or not a string")
+        self.kind = kind
         symbol = self.symbol
         if self._shape_error is not None:
             raise ProtocolError(f"{symbol}: {self._shape_error}")
@@ -958,9 +1082,9 @@ cdef class FrameScanner:
     cdef str span_str(self, Span span):
         """A string span as str, decoding JSON escapes when present."""
         raw = self.data[span.start:span.start + span.length]
-        if b"\\" in raw:
-            return json.loads(c'"' + raw + c'"')
-        return raw.decode("utf-8")
+        if span.escaped:
+            return json.loads(b'"' + raw + b'"')
+        return raw.decode("utf-8", "surrogatepass")
 
     @property
     def symbol(self):

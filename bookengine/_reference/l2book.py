@@ -144,7 +144,8 @@ class L2BookCore:
             ]
             for side, entries in (("bids", bids), ("asks", asks))
         }
-        if self._price_precision is None:
+        if self._price_precision is None and (bids or asks):
+            # an empty snapshot shows no decimals: fix nothing yet
             self._price_precision, self._qty_precision = price_scale, qty_scale
         if is_snapshot:
             self._bids.clear()

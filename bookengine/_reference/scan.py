@@ -73,11 +73,44 @@ def _is_string(value: Any) -> bool:
     return isinstance(value, str) and not isinstance(value, _NumberText)
 
 
+MAX_NESTING = 64
+"""Deepest nesting of arrays and objects accepted (Kraken's frames nest 5 deep)."""
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _nesting(value: Any) -> int:
+    """Containers on the deepest path: ``1`` -> 0, ``[]`` -> 1, ``[[1]]`` -> 2."""
+    depth = 0
+    level = [value] if isinstance(value, dict | list) else []
+    while level:
+        depth += 1
+        level = [
+            item
+            for container in level
+            for item in (container.values() if isinstance(container, dict) else container)
+            if isinstance(item, dict | list)
+        ]
+    return depth
+
+
 def _loads(frame: bytes | str) -> Any:
     try:
-        return json.loads(frame, parse_float=_NumberText, parse_int=_NumberText)
+        value = json.loads(
+            frame,
+            parse_float=_NumberText,
+            parse_int=_NumberText,
+            parse_constant=_reject_constant,
+        )
+    except RecursionError:
+        raise ProtocolError("malformed JSON: nesting too deep") from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise ProtocolError(f"malformed JSON: {exc}") from None
+    if _nesting(value) > MAX_NESTING:
+        raise ProtocolError("malformed JSON: nesting too deep")
+    return value
 
 
 def _checksum_value(value: Any, where: str) -> int:
@@ -156,6 +189,8 @@ class FrameScanner:
         if not isinstance(symbol, str) or isinstance(symbol, _NumberText):
             raise ProtocolError(f"{channel}: 'symbol' missing or not a string")
         s = self._s
+        # Known from here on even if the rest is malformed: the session can then blame the
+        # right book.
         s.kind = kind
         s.is_snapshot = msg_type == "snapshot"
         s.symbol = symbol

@@ -161,6 +161,7 @@ class KrakenSession:
         self.connection_id: int | None = None
         self.frames = 0
         self.bad_frames = 0
+        """Frames that were malformed or could not be applied to their book."""
         self.last_recv_ts_ns = -1
         self._scanner = self.impl.FrameScanner()
         self._books: dict[tuple[int, str, str], BookState] = {}
@@ -200,6 +201,12 @@ class KrakenSession:
         try:
             kind = scanner.scan(frame)
         except ProtocolError as exc:
+            # A malformed message for a book we keep means that book missed a message.
+            if scanner.kind != _KIND_OTHER:
+                channel_name = scanner.channel_name if scanner.kind == _KIND_V1_BOOK else ""
+                state = self._books.get((scanner.kind, scanner.symbol, channel_name))
+                if state is not None and state.book is not None:
+                    return self._invalid(state, str(exc), recv_ts_ns)
             self.bad_frames += 1
             return [BadFrame(str(exc), recv_ts_ns)]
         if kind == _KIND_OTHER:
@@ -305,8 +312,12 @@ class KrakenSession:
                 return depth
         return int(levels)
 
-    def _invalid(self, state: BookState, reason: str, recv_ts_ns: int) -> list[Event]:
-        state.invalid_messages += 1
+    def _invalid(
+        self, state: BookState, reason: str, recv_ts_ns: int, bad_frame: bool = True
+    ) -> list[Event]:
+        if bad_frame:  # counted as replay counts them: every frame that could not be applied
+            self.bad_frames += 1
+            state.invalid_messages += 1
         events: list[Event] = [BookInvalid(state.key, state.symbol, reason, recv_ts_ns)]
         events.extend(self._mark_stale(state, reason, recv_ts_ns))
         return events
@@ -400,7 +411,9 @@ class KrakenSession:
                 or book.qty_precision != instrument.qty_precision
             ):
                 state.book = None
-                events.extend(self._invalid(state, "instrument precision changed", -1))
+                events.extend(
+                    self._invalid(state, "instrument precision changed", -1, bad_frame=False)
+                )
         return events
 
     def _status(self, system: str, version: str, connection_id: Any) -> SystemStatus:
