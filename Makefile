@@ -35,7 +35,7 @@ lint: build
 	$(VENV)/bin/ruff check bookengine tests bench examples
 	$(VENV)/bin/ruff format --check bookengine tests bench examples
 	$(VENV)/bin/mypy
-	$(VENV)/bin/cython-lint bookengine/_core
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/cython-lint bookengine/_core
 
 clean:
 	rm -rf build $(VENV) bookengine/_core/*.c bookengine/_core/*.so bookengine/_core/*.html

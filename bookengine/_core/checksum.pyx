@@ -16,10 +16,10 @@ cdef char PAIRS[200]
 
 cdef void _build_tables() noexcept:
     cdef uint32_t crc
-    cdef int i, j
+    cdef int i, j, _
     for i in range(256):
         crc = i
-        for j in range(8):
+        for _ in range(8):
             crc = (crc >> 1) ^ (0xEDB88320 if crc & 1 else 0)
         TABLE[0][i] = crc
     for i in range(256):

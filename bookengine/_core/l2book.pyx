@@ -219,21 +219,21 @@ cdef class L2BookCore:
     cdef object _apply_parsed(self, bint is_snapshot, Py_ssize_t bid_count,
                               Py_ssize_t ask_count, long long checksum):
         # Every entry is valid by now: mutate.
-        cdef Py_ssize_t i, rank
+        cdef Py_ssize_t _, rank
         cdef Py_ssize_t top = CHECKSUM_LEVELS  # a change ranked below this reaches the checksum
         cdef int64_t* level = self._scratch
         cdef bint top_changed = is_snapshot or self.depth < CHECKSUM_LEVELS
         if is_snapshot:
             ladder_clear(&self._bids)
             ladder_clear(&self._asks)
-        for i in range(bid_count):
+        for _ in range(bid_count):
             if level[1] == 0:
                 rank = ladder_remove(&self._bids, level[0])
             else:
                 rank = ladder_set(&self._bids, level[0], level[1])
             top_changed |= 0 <= rank < top
             level += 2
-        for i in range(ask_count):
+        for _ in range(ask_count):
             if level[1] == 0:
                 rank = ladder_remove(&self._asks, -level[0])
             else:

@@ -14,7 +14,7 @@ from libc.stdint cimport int64_t, uint64_t
 from libc.stdlib cimport free, realloc
 from libc.string cimport memchr, memcmp
 
-from bookengine.errors import PrecisionError, ProtocolError
+from bookengine.errors import ProtocolError
 from bookengine.numbers import parse_mantissa as py_parse_mantissa
 
 DEF MAX_NESTING = 64
@@ -41,15 +41,18 @@ cdef inline bint is_digit(char c) noexcept nogil:
     return c'0' <= c <= c'9'
 
 
+cdef inline bint is_hex(char c) noexcept nogil:
+    return is_digit(c) or c'a' <= c <= c'f' or c'A' <= c <= c'F'
+
+
 cdef int parse_mantissa(const char* s, Py_ssize_t n, int scale, int64_t* out) noexcept nogil:
     """Number text -> mantissa at ``scale``; same grammar and rules as bookengine.numbers."""
     cdef Py_ssize_t i = 0, int_start, int_end, frac_start = 0, frac_end = 0
     cdef bint negative = False, exp_negative = False
     cdef long exponent = 0
-    cdef Py_ssize_t first = -1, last = -1, position = 0, k
+    cdef Py_ssize_t first = -1, last = -1, position = 0, k, _
     cdef long shift, digits
     cdef uint64_t value = 0
-    cdef char c
     if n > 0 and s[0] == c'-':
         negative = True
         i = 1
@@ -116,7 +119,7 @@ cdef int parse_mantissa(const char* s, Py_ssize_t n, int scale, int64_t* out) no
         if first <= position <= last:
             value = value * 10 + <uint64_t>(s[k] - c'0')
         position += 1
-    for k in range(shift):
+    for _ in range(shift):
         value *= 10  # at most 19 digits in all: fits uint64
     if value > <uint64_t>INT64_MAX:
         return NUM_OVERFLOW
@@ -314,7 +317,7 @@ cdef inline int expect(Cursor* c, char ch, const char* message) noexcept nogil:
 cdef int scan_string(Cursor* c, Span* span) noexcept nogil:
     """At '"': move past the string; ``span`` gets its raw contents (escapes not decoded)."""
     cdef const char* begin
-    cdef int k
+    cdef int k, _
     span.escaped = False
     c.p += 1
     begin = c.p
@@ -330,10 +333,9 @@ cdef int scan_string(Cursor* c, Span* span) noexcept nogil:
             if c.p >= c.end:
                 break
             if c.p[0] == c'u':
-                for k in range(4):
+                for _ in range(4):
                     c.p += 1
-                    if c.p >= c.end or not (is_digit(c.p[0]) or c'a' <= c.p[0] <= c'f'
-                                             or c'A' <= c.p[0] <= c'F'):
+                    if c.p >= c.end or not is_hex(c.p[0]):
                         return fail(c, "bad \\u escape in string")
             elif c.p[0] not in b'"\\/bfnrt':
                 return fail(c, "bad escape in string")
@@ -661,7 +663,7 @@ cdef class FrameScanner:
             return fail(c, "expected ',' or ']'")
 
     cdef int _scan_book_object(self, Cursor* c) except -2:
-        cdef Span key, value
+        cdef Span key
         c.p += 1
         skip_ws(c)
         if c.p < c.end and c.p[0] == c'}':
@@ -738,8 +740,8 @@ cdef class FrameScanner:
             self.checksum = <long long>number
         else:
             self.checksum = -1
-            self._shape(f"{name} must be an unsigned 32-bit integer, got "
-                        f"{c.start[value.start:value.start + value.length].decode('utf-8', 'replace')!r}")
+            text = c.start[value.start:value.start + value.length].decode("utf-8", "replace")
+            self._shape(f"{name} must be an unsigned 32-bit integer, got {text!r}")
         return 0
 
     cdef int _scan_entries(self, Cursor* c, EntryList* entries, str side) except -2:
