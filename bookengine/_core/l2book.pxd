@@ -4,6 +4,17 @@ from bookengine._core.ladder cimport Ladder
 from bookengine._core.scan cimport EntryList, FrameScanner
 
 
+DEF WINDOW = 10
+
+# The checksum digits of one side's top 10 levels, kept between messages.
+ctypedef struct Window:
+    int64_t price[WINDOW]
+    int64_t qty[WINDOW]
+    char digits[WINDOW][40]     # price digits then qty digits: at most 19 + 19
+    unsigned char length[WINDOW]
+    Py_ssize_t count
+
+
 cdef class L2BookCore:
     cdef readonly str symbol
     cdef readonly Py_ssize_t depth
@@ -15,6 +26,8 @@ cdef class L2BookCore:
     cdef Py_ssize_t _scratch_capacity
     cdef uint32_t _last_checksum  # of the current top 10, while _checksum_valid
     cdef bint _checksum_valid
+    cdef Window _bid_window
+    cdef Window _ask_window
 
     cdef object _apply_python(self, bint is_snapshot, object bids, object asks, object checksum)
     cdef int _infer_scales(self, FrameScanner scanner) except -1

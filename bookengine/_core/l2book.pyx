@@ -11,6 +11,7 @@ import numpy as np
 cimport numpy as cnp
 from libc.stdint cimport int64_t, uint32_t
 from libc.stdlib cimport free, realloc
+from libc.string cimport memcpy
 
 from bookengine._core.checksum cimport crc32_update, write_digits
 from bookengine._core.ladder cimport (
@@ -47,6 +48,46 @@ cnp.import_array()
 DEF CHECKSUM_LEVELS = 10
 # 20 levels x (19 + 19 digits) fits easily.
 DEF CHECKSUM_BUFFER = 1024
+
+
+cdef char* render_window(Window* window, Ladder* ladder, int sign, char* out) noexcept nogil:
+    """Write the checksum digits of the top 10 levels, re-rendering only what changed.
+
+    Between two messages most of the top 10 is unchanged or shifted by one rank, so each rank
+    first looks for its (price, qty) in the previous window at the same rank and its neighbours.
+    """
+    cdef Window fresh
+    cdef Py_ssize_t i, j, k, n = min(CHECKSUM_LEVELS, ladder_len(ladder))
+    cdef Py_ssize_t candidates[3]
+    cdef int64_t price, qty
+    cdef char* end
+    cdef bint found
+    for i in range(n):
+        price = sign * ladder_key(ladder, i)
+        qty = ladder_qty(ladder, i)
+        found = False
+        candidates[0] = i
+        candidates[1] = i - 1
+        candidates[2] = i + 1
+        for k in range(3):
+            j = candidates[k]
+            if (0 <= j < window.count and window.price[j] == price
+                    and window.qty[j] == qty):
+                memcpy(fresh.digits[i], window.digits[j], window.length[j])
+                fresh.length[i] = window.length[j]
+                found = True
+                break
+        if not found:
+            end = write_digits(fresh.digits[i], price)
+            end = write_digits(end, qty)
+            fresh.length[i] = <unsigned char>(end - fresh.digits[i])
+        fresh.price[i] = price
+        fresh.qty[i] = qty
+        memcpy(out, fresh.digits[i], fresh.length[i])
+        out += fresh.length[i]
+    fresh.count = n
+    memcpy(window, &fresh, sizeof(Window))
+    return out
 
 
 cdef class L2BookCore:
@@ -259,21 +300,16 @@ cdef class L2BookCore:
         ladder_clear(&self._bids)
         ladder_clear(&self._asks)
         self._checksum_valid = False
+        self._bid_window.count = 0
+        self._ask_window.count = 0
 
     # -- checksum ----------------------------------------------------------------------------
 
     cdef uint32_t _checksum(self) noexcept nogil:
         cdef char buffer[CHECKSUM_BUFFER]
         cdef char* out = buffer
-        cdef Py_ssize_t i, n
-        n = min(CHECKSUM_LEVELS, ladder_len(&self._asks))
-        for i in range(n):
-            out = write_digits(out, -ladder_key(&self._asks, i))
-            out = write_digits(out, ladder_qty(&self._asks, i))
-        n = min(CHECKSUM_LEVELS, ladder_len(&self._bids))
-        for i in range(n):
-            out = write_digits(out, ladder_key(&self._bids, i))
-            out = write_digits(out, ladder_qty(&self._bids, i))
+        out = render_window(&self._ask_window, &self._asks, -1, out)
+        out = render_window(&self._bid_window, &self._bids, 1, out)
         return crc32_update(0, <const unsigned char*>buffer, out - buffer)
 
     def checksum(self):
