@@ -29,6 +29,8 @@ cdef class L2BookCore:
     cdef Window _bid_window
     cdef Window _ask_window
 
+    cdef object apply_fast(self, FrameScanner scanner)
+    cdef bint crossed(self) noexcept nogil
     cdef object _apply_python(self, bint is_snapshot, object bids, object asks, object checksum)
     cdef int _infer_scales(self, FrameScanner scanner) except -1
     cdef int _reserve(self, Py_ssize_t count) except -1

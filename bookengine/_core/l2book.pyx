@@ -155,6 +155,10 @@ cdef class L2BookCore:
         symbol = scanner.symbol
         if symbol is not self.symbol and symbol != self.symbol:
             raise ProtocolError(f"{self.symbol}: frame is for {symbol}")
+        return self.apply_fast(scanner)
+
+    cdef object apply_fast(self, FrameScanner scanner):
+        """``apply_scanned`` for a frame already routed to this book (no symbol check)."""
         cdef bint inferred = self._price_precision < 0
         if inferred:
             self._infer_scales(scanner)
@@ -294,6 +298,11 @@ cdef class L2BookCore:
         if self._last_checksum != checksum:
             raise ChecksumError(self.symbol, checksum, self._last_checksum)
         return True
+
+    cdef bint crossed(self) noexcept nogil:
+        """Best bid at or above best ask (never valid on Kraken)."""
+        return (ladder_len(&self._bids) > 0 and ladder_len(&self._asks) > 0
+                and ladder_key(&self._bids, 0) >= -ladder_key(&self._asks, 0))
 
     def clear(self):
         """Empty both sides (precisions are kept)."""

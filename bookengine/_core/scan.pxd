@@ -81,6 +81,7 @@ cdef class FrameScanner:
     cdef int _v1_keys
 
     cpdef int scan(self, object frame) except -1
+    cdef int scan_view(self, bytes owner, Py_ssize_t start, Py_ssize_t length) except -1
     cdef str span_str(self, Span span)
     cdef int _raise_malformed(self, Cursor* c) except -1
     cdef void _shape(self, str message)

@@ -513,18 +513,25 @@ cdef class FrameScanner:
         Raises:
             ProtocolError: malformed JSON, or a book frame with missing or mistyped fields.
         """
-        cdef Cursor c
         if not isinstance(frame, bytes):
             if isinstance(frame, str):
                 frame = (<str>frame).encode("utf-8", "surrogatepass")
             else:
                 frame = bytes(frame)
-        if memchr(PyBytes_AS_STRING(frame), c'\\', PyBytes_GET_SIZE(frame)) != NULL:
-            # Rare: escapes could hide a key ("chan\u006eel") from the byte comparisons.
-            frame = canonical_frame(frame)
-        self.frame = <bytes>frame
-        self.data = PyBytes_AS_STRING(self.frame)
-        self.size = PyBytes_GET_SIZE(self.frame)
+        return self.scan_view(<bytes>frame, 0, PyBytes_GET_SIZE(frame))
+
+    cdef int scan_view(self, bytes owner, Py_ssize_t start, Py_ssize_t length) except -1:
+        """Scan ``owner[start:start + length]`` in place (replay loops: no bytes per line)."""
+        cdef Cursor c
+        cdef const char* data = PyBytes_AS_STRING(owner) + start
+        if memchr(data, c'\\', length) != NULL:
+            # Rare: escapes could hide a key ("chan\\u006eel") from the byte comparisons.
+            owner = canonical_frame(owner[start:start + length])
+            data = PyBytes_AS_STRING(owner)
+            length = PyBytes_GET_SIZE(owner)
+        self.frame = owner  # keeps the bytes alive while books read the spans
+        self.data = data
+        self.size = length
         self.kind = KIND_OTHER
         self.is_snapshot = False
         self.checksum = -1

@@ -15,12 +15,13 @@ keeps flowing.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from .._impl import Implementation, implementation
-from ..errors import BookError, ChecksumError, ProtocolError, UnknownSymbolError
+from ..capture import parse_recv_ts
+from ..errors import BookError, CaptureError, ChecksumError, ProtocolError, UnknownSymbolError
 from ..instruments import Instruments
 from ..numbers import parse_mantissa
 from . import frames
@@ -44,6 +45,8 @@ LEVEL3_DEPTHS = (10, 100, 1000)
 
 # The scanner's frame kinds (same values in both implementations).
 _KIND_OTHER, _KIND_BOOK, _KIND_LEVEL3, _KIND_V1_BOOK = 0, 1, 2, 3
+# Why the compiled router stopped (bookengine._core.router.STOP_*).
+_STOP_END, _STOP_HANDOFF, _STOP_MISMATCH, _STOP_CROSSED = 0, 1, 2, 3
 
 SECOND_NS = 1_000_000_000
 
@@ -164,6 +167,11 @@ class KrakenSession:
         """Frames that were malformed or could not be applied to their book."""
         self.last_recv_ts_ns = -1
         self._scanner = self.impl.FrameScanner()
+        self._router: Any = None
+        if self.impl.name == "cython":
+            from .._core.router import BookRouter  # type: ignore[import-not-found]
+
+            self._router = BookRouter()
         self._books: dict[tuple[int, str, str], BookState] = {}
         self._subscriptions: dict[tuple[str, str], _Subscription] = {}
         self._outbox: list[str] = []
@@ -218,6 +226,101 @@ class KrakenSession:
         if state is None:
             state = self._new_state(kind, symbol, channel_name)
         return self._apply(state, scanner, recv_ts_ns)
+
+    def receive_buffer(
+        self,
+        data: bytes,
+        *,
+        first_line: int = 1,
+        on_events: Callable[[int, list[Event]], None] | None = None,
+    ) -> int:
+        """Process a buffer of capture lines (``frame`` or ``recv_ts<TAB>frame``, one a line).
+
+        The same as calling :meth:`receive` for every line, except that v2 ``book`` frames of
+        healthy books take the compiled fast path (:class:`bookengine._core.router.BookRouter`)
+        and produce no :class:`BookChanged` events. Every other event is passed, with its
+        1-based line number, to ``on_events``.
+
+        Returns:
+            The number of lines in ``data``.
+        """
+        router = self._router
+        line = first_line
+        pos = 0
+        size = len(data)
+        while pos < size:
+            if router is not None:
+                pos, reason = router.apply_lines(data, pos)
+                line += router.lines
+                if reason != _STOP_HANDOFF:
+                    self._merge_router_counts()
+                    if reason != _STOP_END:
+                        events = self._fast_path_failure(reason, router.failure)
+                        if on_events is not None:
+                            on_events(line - 1, events)
+                    continue
+            end = data.find(b"\n", pos)
+            end = size if end < 0 else end
+            raw = data[pos:end].rstrip(b"\r ")
+            pos = end + 1
+            if raw.strip():
+                recv_ts_ns = -1
+                tab = raw.find(b"\t")
+                if tab >= 0:
+                    try:
+                        recv_ts_ns = parse_recv_ts(raw[:tab])
+                        raw = raw[tab + 1 :]
+                    except CaptureError:
+                        pass
+                self._merge_router_counts()
+                events = self.receive(raw, recv_ts_ns)
+                self._sync_router()
+                if on_events is not None and events:
+                    on_events(line, events)
+            line += 1
+        self._merge_router_counts()
+        return line - first_line
+
+    def _merge_router_counts(self) -> None:
+        router = self._router
+        if router is None:
+            return
+        for symbol, (messages, verified, recv_ts_ns) in router.take_counts().items():
+            state = self._books[(_KIND_BOOK, symbol, "")]
+            state.messages += messages
+            state.checksums_checked += verified
+            state.last_recv_ts_ns = recv_ts_ns
+            self.frames += messages
+            self.last_recv_ts_ns = recv_ts_ns
+
+    def _fast_path_failure(self, reason: int, failure: tuple[str, Any, int]) -> list[Event]:
+        symbol, error, recv_ts_ns = failure
+        state = self._books[(_KIND_BOOK, symbol, "")]
+        assert self._router is not None
+        self._router.remove(symbol)
+        if reason == _STOP_MISMATCH:  # the router stops before counting a failed message
+            self.frames += 1
+            state.messages += 1
+            state.checksums_checked += 1
+            state.checksum_mismatches += 1
+            events: list[Event] = [
+                ChecksumMismatch(state.key, symbol, error.expected, error.computed, recv_ts_ns)
+            ]
+            events.extend(self._mark_stale(state, str(error), recv_ts_ns))
+            return events
+        return self._invalid(state, "book is crossed", recv_ts_ns)  # counted by the router
+
+    def _sync_router(self) -> None:
+        # Route a v2 book through the fast path exactly while the session trusts it.
+        router, scanner = self._router, self._scanner
+        if router is None or scanner.kind != _KIND_BOOK:
+            return
+        symbol = scanner.symbol
+        state = self._books.get((_KIND_BOOK, symbol, ""))
+        if state is not None and state.book is not None and not state.stale:
+            router.add(symbol, state.book)
+        elif symbol in router:
+            router.remove(symbol)
 
     def _new_state(self, kind: int, symbol: str, channel_name: str) -> BookState:
         if kind == _KIND_V1_BOOK:
@@ -411,6 +514,9 @@ class KrakenSession:
                 or book.qty_precision != instrument.qty_precision
             ):
                 state.book = None
+                if self._router is not None and symbol in self._router:
+                    self._merge_router_counts()
+                    self._router.remove(symbol)
                 events.extend(
                     self._invalid(state, "instrument precision changed", -1, bad_frame=False)
                 )
@@ -606,6 +712,11 @@ class KrakenSession:
 
     def connection_lost(self) -> None:
         """Forget every book: after a reconnect each is rebuilt from a fresh snapshot."""
+        if self._router is not None:
+            self._merge_router_counts()
+            for state in self._books.values():
+                if state.symbol in self._router:
+                    self._router.remove(state.symbol)
         for state in self._books.values():
             state.book = None
             state.stale = False

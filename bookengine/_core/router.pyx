@@ -1,0 +1,175 @@
+# cython: language_level=3
+"""Replay fast path: apply runs of v2 ``book`` frames to healthy books, staying in C.
+
+A capture is mostly book updates for books the session already trusts. For those, going back
+to Python per line (a bytes object, a method call, an event) costs more than the book work.
+The router walks a buffer of capture lines and applies each line in place while it is a v2
+``book`` frame for a book the session registered; at the first line that needs the session's
+judgement (a control frame, an unknown or stale book, a bad line) it stops and says where, and
+the session handles that line the ordinary way. Nothing is decided here that the session would
+decide differently: same scanner, same book code, same rules.
+"""
+
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
+from libc.stdint cimport int64_t
+from libc.string cimport memchr, memcmp
+
+from bookengine._core.l2book cimport L2BookCore
+from bookengine._core.scan cimport KIND_BOOK, FrameScanner
+
+from bookengine.errors import BookError, ChecksumError
+
+# Why apply_lines stopped.
+STOP_END = 0
+"""Every line was consumed."""
+STOP_HANDOFF = 1
+"""The line at the returned offset needs the session (not consumed)."""
+STOP_MISMATCH = 2
+"""The line before the returned offset was applied but its checksum failed (see failure)."""
+STOP_CROSSED = 3
+"""The line before the returned offset was applied and left the book crossed."""
+
+
+cdef class BookRouter:
+    """Books the session trusts, by symbol, and the loop that feeds them capture lines."""
+
+    cdef FrameScanner scanner
+    cdef dict _slots            # symbol (bytes) -> slot
+    cdef list _books            # slot -> L2BookCore or None
+    cdef list _counts           # slot -> [messages, verified, last_recv_ts_ns]
+    cdef bytes _last_symbol
+    cdef Py_ssize_t _last_slot
+    cdef readonly object failure
+    """After STOP_MISMATCH/STOP_CROSSED: (symbol, error, recv_ts_ns)."""
+    cdef readonly Py_ssize_t lines
+    """Lines consumed by the last apply_lines call (blank lines included)."""
+
+    def __cinit__(self):
+        self.scanner = FrameScanner()
+        self._slots = {}
+        self._books = []
+        self._counts = []
+        self._last_slot = -1
+
+    def add(self, str symbol, L2BookCore book not None):
+        """Route v2 ``book`` frames of ``symbol`` to ``book`` from now on."""
+        key = symbol.encode("utf-8")
+        if key in self._slots:
+            self._books[self._slots[key]] = book
+            return
+        self._slots[key] = len(self._books)
+        self._books.append(book)
+        self._counts.append([0, 0, -1])
+
+    def remove(self, str symbol):
+        """Stop routing ``symbol`` (its book needs the session: stale, resyncing...)."""
+        key = symbol.encode("utf-8")
+        slot = self._slots.pop(key, None)
+        if slot is not None:
+            self._books[slot] = None
+        self._last_symbol = None
+        self._last_slot = -1
+
+    def __contains__(self, str symbol):
+        return symbol.encode("utf-8") in self._slots
+
+    def take_counts(self):
+        """``{symbol: (messages, verified, last_recv_ts_ns)}`` since the last call; resets."""
+        out = {}
+        for key, slot in self._slots.items():
+            counts = self._counts[slot]
+            if counts[0]:
+                out[key.decode("utf-8")] = (counts[0], counts[1], counts[2])
+                counts[0] = counts[1] = 0
+        return out
+
+    cdef Py_ssize_t _slot(self):
+        # Consecutive frames usually name the same symbol: compare bytes before hashing.
+        cdef FrameScanner s = self.scanner
+        cdef Py_ssize_t length = s.symbol_span.length
+        cdef const char* text = s.data + s.symbol_span.start
+        if (self._last_symbol is not None and PyBytes_GET_SIZE(self._last_symbol) == length
+                and memcmp(PyBytes_AS_STRING(self._last_symbol), text, length) == 0):
+            return self._last_slot
+        key = text[:length]
+        slot = self._slots.get(key)
+        if slot is None:
+            return -1
+        self._last_symbol = key
+        self._last_slot = slot
+        return slot
+
+    def apply_lines(self, bytes data not None, Py_ssize_t pos=0):
+        """Apply lines of ``data`` from offset ``pos`` while the fast path can take them.
+
+        A line is ``frame`` or ``recv_ts_ns<TAB>frame`` (integer nanoseconds; other timestamp
+        forms go to the session). Returns ``(offset, reason)``: the offset where it stopped and
+        one of ``STOP_END``, ``STOP_HANDOFF``, ``STOP_MISMATCH``, ``STOP_CROSSED``.
+
+        Cost: the scanner and book work only; no Python object per line.
+        """
+        cdef const char* base = PyBytes_AS_STRING(data)
+        cdef Py_ssize_t size = PyBytes_GET_SIZE(data)
+        cdef Py_ssize_t start, stop, frame_start, i, slot
+        cdef const char* newline
+        cdef int64_t recv_ts
+        cdef bint digits
+        cdef int kind
+        cdef L2BookCore book
+        cdef FrameScanner scanner = self.scanner
+        self.failure = None
+        self.lines = 0
+        while pos < size:
+            start = pos
+            newline = <const char*>memchr(base + pos, c'\n', size - pos)
+            stop = size if newline == NULL else newline - base
+            pos = stop + 1 if newline != NULL else size
+            while stop > start and (base[stop - 1] == c'\r' or base[stop - 1] == c' '):
+                stop -= 1
+            if stop == start:
+                self.lines += 1
+                continue
+            # Optional "recv_ts_ns<TAB>": digits only on the fast path.
+            recv_ts = -1
+            frame_start = start
+            if base[start] != c'{':
+                digits = True
+                recv_ts = 0
+                i = start
+                while i < stop and base[i] != c'\t':
+                    if not (c'0' <= base[i] <= c'9') or i - start >= 18:
+                        digits = False
+                        break
+                    recv_ts = recv_ts * 10 + (base[i] - c'0')
+                    i += 1
+                if not digits or i == start or i == stop or base[i + 1] != c'{':
+                    return start, STOP_HANDOFF
+                frame_start = i + 1
+            try:
+                kind = scanner.scan_view(data, frame_start, stop - frame_start)
+            except BookError:
+                return start, STOP_HANDOFF
+            if kind != KIND_BOOK:
+                return start, STOP_HANDOFF
+            slot = self._slot()
+            if slot < 0:
+                return start, STOP_HANDOFF
+            book = <L2BookCore>self._books[slot]
+            try:
+                verified = book.apply_fast(scanner)
+            except ChecksumError as exc:
+                self.lines += 1
+                self.failure = (book.symbol, exc, recv_ts)
+                return pos, STOP_MISMATCH
+            except BookError:
+                return start, STOP_HANDOFF  # refused before any change: the session reports
+            self.lines += 1
+            counts = self._counts[slot]
+            counts[0] += 1
+            if verified:
+                counts[1] += 1
+            counts[2] = recv_ts
+            if book.crossed():
+                self.failure = (book.symbol, None, recv_ts)
+                return pos, STOP_CROSSED
+        return pos, STOP_END

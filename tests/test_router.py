@@ -1,0 +1,134 @@
+"""The compiled replay fast path changes nothing but speed.
+
+``KrakenSession.receive_buffer`` (router for healthy v2 books, ``receive`` for the rest) must
+leave exactly the books, counters and events that ``receive`` line by line leaves.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bookengine.instruments import Instruments
+from bookengine.kraken.events import BookChanged, Event
+from bookengine.kraken.session import KrakenSession
+
+DATA = Path(__file__).parent / "data"
+INSTRUMENTS = Instruments.from_file(DATA / "v2-instrument-snapshot.jsonl")
+
+
+def _lines() -> list[bytes]:
+    v2 = (DATA / "v2-book-btcusd-depth10.jsonl").read_bytes().splitlines()
+    v1 = (DATA / "v1-book-xbtusd-depth10.jsonl").read_bytes().splitlines()
+    lines: list[bytes] = []
+    for index, line in enumerate(v2):
+        if index % 3 == 0:
+            line = b"%d\t%s" % (1_690_000_000_000_000_000 + index, line)  # integer ns
+        elif index % 7 == 0:
+            line = b"1690730998.%06d\t%s" % (index, line)  # epoch seconds: session path
+        lines.append(line)
+        if index < len(v1):
+            lines.append(v1[index])  # v1 frames interleaved: session path
+    # Trouble in the middle: a corrupted checksum, garbage, a blank line, a heartbeat, and
+    # a crossed book; later a fresh snapshot brings BTC/USD back.
+    bad_checksum = json.loads(v2[100])
+    bad_checksum["data"][0]["checksum"] = 1
+    lines.insert(150, json.dumps(bad_checksum).encode())
+    lines.insert(160, b'{"channel":"book","type":"update","data":[{"symbol":"BTC/USD","bids":[')
+    lines.insert(170, b"")
+    lines.insert(180, b'{"channel":"heartbeat"}')
+    lines.append(v2[0])  # snapshot: BTC/USD healthy again
+    lines.append(_crossed_update(v2[0]))  # verifies, but leaves the book crossed
+    lines.append(v2[0])
+    negative = json.loads(v2[1])
+    negative["data"][0]["asks"][0]["qty"] = -1  # refused before any change
+    lines.append(json.dumps(negative).encode())
+    lines.append(v2[0])
+    lines.extend(v2[1:50])
+    return lines
+
+
+def _crossed_update(snapshot: bytes) -> bytes:
+    """A bid above the best ask, with the checksum the crossed book really has (reference)."""
+    from bookengine import implementation
+
+    reference = implementation("python")
+    scanner = reference.FrameScanner()
+    scanner.scan(snapshot)
+    book = reference.L2Book("BTC/USD", 10, 1, 8)
+    book.apply_scanned(scanner)
+    book.apply_update([("99999.0", "1")], [])
+    update = {
+        "channel": "book",
+        "type": "update",
+        "data": [
+            {
+                "symbol": "BTC/USD",
+                "bids": [{"price": 99999.0, "qty": 1}],
+                "asks": [],
+                "checksum": book.checksum(),
+            }
+        ],
+    }
+    return json.dumps(update).encode()
+
+
+def _state(session: KrakenSession) -> dict[str, Any]:
+    out = {}
+    for key, state in session.books.items():
+        book = state.book
+        out[key] = (
+            state.summary(),
+            state.invalid_messages,
+            state.skipped_while_stale,
+            state.resyncs,
+            state.stale,
+            None if book is None else (book.bids(), book.asks(), book.checksum()),
+        )
+    return {"books": out, "frames": session.frames, "bad": session.bad_frames}
+
+
+def test_buffer_path_equals_line_by_line() -> None:
+    lines = _lines()
+    slow = KrakenSession(instruments=INSTRUMENTS, implementation_name="cython")
+    slow_events: list[tuple[int, str]] = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        recv_ts_ns = -1
+        if b"\t" in line:
+            from bookengine.capture import parse_recv_ts
+
+            head, line = line.split(b"\t", 1)
+            recv_ts_ns = parse_recv_ts(head)
+        for event in slow.receive(line, recv_ts_ns):
+            if not isinstance(event, BookChanged):
+                slow_events.append((number, type(event).__name__))
+
+    fast = KrakenSession(instruments=INSTRUMENTS, implementation_name="cython")
+    fast_events: list[tuple[int, str]] = []
+
+    def collect(number: int, events: list[Event]) -> None:
+        fast_events.extend(
+            (number, type(e).__name__) for e in events if not isinstance(e, BookChanged)
+        )
+
+    assert fast.receive_buffer(b"\n".join(lines) + b"\n", on_events=collect) == len(lines)
+    assert _state(fast) == _state(slow)
+    assert fast_events == slow_events
+    # The stream really exercised the failure paths.
+    kinds = {name for _, name in slow_events}
+    assert {"ChecksumMismatch", "BadFrame", "BookInvalid"} <= kinds
+    assert fast.books["book:BTC/USD"].checksum_mismatches == 1
+
+
+@pytest.mark.parametrize("name", ["v2-book-btcusd-depth10.jsonl", "v1-book-xbtusd-depth10.jsonl"])
+def test_fixture_captures_verify_through_the_buffer_path(name: str) -> None:
+    session = KrakenSession(instruments=INSTRUMENTS, implementation_name="cython")
+    session.receive_buffer((DATA / name).read_bytes())
+    (state,) = session.books.values()
+    assert state.checksums_checked in (510, 979)
+    assert state.checksum_mismatches == 0
