@@ -26,8 +26,9 @@ cdef class L2BookCore:
     cdef Py_ssize_t _scratch_capacity
     cdef uint32_t _last_checksum  # of the current top 10, while _checksum_valid
     cdef bint _checksum_valid
-    cdef Window _bid_window
-    cdef Window _ask_window
+    cdef Window _bid_windows[2]  # previous and current top 10, alternating
+    cdef Window _ask_windows[2]
+    cdef int _window
 
     cdef object apply_fast(self, FrameScanner scanner)
     cdef bint crossed(self) noexcept nogil

@@ -48,15 +48,18 @@ cnp.import_array()
 DEF CHECKSUM_LEVELS = 10
 # 20 levels x (19 + 19 digits) fits easily.
 DEF CHECKSUM_BUFFER = 1024
+DEF DIGITS = 40
 
 
-cdef char* render_window(Window* window, Ladder* ladder, int sign, char* out) noexcept nogil:
-    """Write the checksum digits of the top 10 levels, re-rendering only what changed.
+cdef char* render_window(Window* previous, Window* fresh, Ladder* ladder, int sign,
+                        char* out) noexcept nogil:
+    """Write the checksum digits of the top 10 levels into ``out`` and ``fresh``.
 
     Between two messages most of the top 10 is unchanged or shifted by one rank, so each rank
-    first looks for its (price, qty) in the previous window at the same rank and its neighbours.
+    first looks for its (price, qty) in ``previous`` at the same rank and its neighbours and
+    re-renders only on a miss. Digit slots are copied whole (40 bytes, inlined by the
+    compiler); ``out`` advances by the real length (its buffer has room for the overrun).
     """
-    cdef Window fresh
     cdef Py_ssize_t i, j, k, n = min(CHECKSUM_LEVELS, ladder_len(ladder))
     cdef Py_ssize_t candidates[3]
     cdef int64_t price, qty
@@ -71,10 +74,10 @@ cdef char* render_window(Window* window, Ladder* ladder, int sign, char* out) no
         candidates[2] = i + 1
         for k in range(3):
             j = candidates[k]
-            if (0 <= j < window.count and window.price[j] == price
-                    and window.qty[j] == qty):
-                memcpy(fresh.digits[i], window.digits[j], window.length[j])
-                fresh.length[i] = window.length[j]
+            if (0 <= j < previous.count and previous.price[j] == price
+                    and previous.qty[j] == qty):
+                memcpy(fresh.digits[i], previous.digits[j], DIGITS)
+                fresh.length[i] = previous.length[j]
                 found = True
                 break
         if not found:
@@ -83,10 +86,9 @@ cdef char* render_window(Window* window, Ladder* ladder, int sign, char* out) no
             fresh.length[i] = <unsigned char>(end - fresh.digits[i])
         fresh.price[i] = price
         fresh.qty[i] = qty
-        memcpy(out, fresh.digits[i], fresh.length[i])
+        memcpy(out, fresh.digits[i], DIGITS)
         out += fresh.length[i]
     fresh.count = n
-    memcpy(window, &fresh, sizeof(Window))
     return out
 
 
@@ -309,16 +311,20 @@ cdef class L2BookCore:
         ladder_clear(&self._bids)
         ladder_clear(&self._asks)
         self._checksum_valid = False
-        self._bid_window.count = 0
-        self._ask_window.count = 0
+        self._bid_windows[0].count = self._bid_windows[1].count = 0
+        self._ask_windows[0].count = self._ask_windows[1].count = 0
 
     # -- checksum ----------------------------------------------------------------------------
 
     cdef uint32_t _checksum(self) noexcept nogil:
         cdef char buffer[CHECKSUM_BUFFER]
         cdef char* out = buffer
-        out = render_window(&self._ask_window, &self._asks, -1, out)
-        out = render_window(&self._bid_window, &self._bids, 1, out)
+        cdef int current = self._window
+        self._window ^= 1  # the windows just written become "previous" next time
+        out = render_window(&self._ask_windows[current], &self._ask_windows[current ^ 1],
+                            &self._asks, -1, out)
+        out = render_window(&self._bid_windows[current], &self._bid_windows[current ^ 1],
+                            &self._bids, 1, out)
         return crc32_update(0, <const unsigned char*>buffer, out - buffer)
 
     def checksum(self):

@@ -12,6 +12,7 @@ decide differently: same scanner, same book code, same rules.
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from libc.stdint cimport int64_t
+from libc.stdlib cimport free, realloc
 from libc.string cimport memchr, memcmp
 
 from bookengine._core.l2book cimport L2BookCore
@@ -36,7 +37,8 @@ cdef class BookRouter:
     cdef FrameScanner scanner
     cdef dict _slots            # symbol (bytes) -> slot
     cdef list _books            # slot -> L2BookCore or None
-    cdef list _counts           # slot -> [messages, verified, last_recv_ts_ns]
+    cdef int64_t* _counts       # 3 per slot: messages, verified, last_recv_ts_ns
+    cdef Py_ssize_t _capacity
     cdef bytes _last_symbol
     cdef Py_ssize_t _last_slot
     cdef readonly object failure
@@ -48,8 +50,10 @@ cdef class BookRouter:
         self.scanner = FrameScanner()
         self._slots = {}
         self._books = []
-        self._counts = []
         self._last_slot = -1
+
+    def __dealloc__(self):
+        free(self._counts)
 
     def add(self, str symbol, L2BookCore book not None):
         """Route v2 ``book`` frames of ``symbol`` to ``book`` from now on."""
@@ -57,9 +61,17 @@ cdef class BookRouter:
         if key in self._slots:
             self._books[self._slots[key]] = book
             return
-        self._slots[key] = len(self._books)
+        slot = len(self._books)
+        if slot == self._capacity:
+            grown = <int64_t*>realloc(self._counts, 3 * (2 * slot + 8) * sizeof(int64_t))
+            if grown == NULL:
+                raise MemoryError()
+            self._counts = grown
+            self._capacity = 2 * slot + 8
+        self._counts[3 * slot] = self._counts[3 * slot + 1] = 0
+        self._counts[3 * slot + 2] = -1
+        self._slots[key] = slot
         self._books.append(book)
-        self._counts.append([0, 0, -1])
 
     def remove(self, str symbol):
         """Stop routing ``symbol`` (its book needs the session: stale, resyncing...)."""
@@ -76,8 +88,10 @@ cdef class BookRouter:
     def take_counts(self):
         """``{symbol: (messages, verified, last_recv_ts_ns)}`` since the last call; resets."""
         out = {}
+        cdef Py_ssize_t slot
+        cdef int64_t* counts
         for key, slot in self._slots.items():
-            counts = self._counts[slot]
+            counts = self._counts + 3 * slot
             if counts[0]:
                 out[key.decode("utf-8")] = (counts[0], counts[1], counts[2])
                 counts[0] = counts[1] = 0
@@ -115,6 +129,7 @@ cdef class BookRouter:
         cdef int64_t recv_ts
         cdef bint digits
         cdef int kind
+        cdef bint verified
         cdef L2BookCore book
         cdef FrameScanner scanner = self.scanner
         self.failure = None
@@ -156,7 +171,7 @@ cdef class BookRouter:
                 return start, STOP_HANDOFF
             book = <L2BookCore>self._books[slot]
             try:
-                verified = book.apply_fast(scanner)
+                verified = book.apply_fast(scanner) is True
             except ChecksumError as exc:
                 self.lines += 1
                 self.failure = (book.symbol, exc, recv_ts)
@@ -164,11 +179,9 @@ cdef class BookRouter:
             except BookError:
                 return start, STOP_HANDOFF  # refused before any change: the session reports
             self.lines += 1
-            counts = self._counts[slot]
-            counts[0] += 1
-            if verified:
-                counts[1] += 1
-            counts[2] = recv_ts
+            self._counts[3 * slot] += 1
+            self._counts[3 * slot + 1] += verified
+            self._counts[3 * slot + 2] = recv_ts
             if book.crossed():
                 self.failure = (book.symbol, None, recv_ts)
                 return pos, STOP_CROSSED
