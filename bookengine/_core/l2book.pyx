@@ -51,8 +51,9 @@ DEF CHECKSUM_BUFFER = 1024
 DEF DIGITS = 40
 
 
-cdef char* render_window(Window* previous, Window* fresh, Ladder* ladder, int sign,
-                        char* out) noexcept nogil:
+cdef char* render_window(
+    Window* previous, Window* fresh, Ladder* ladder, int sign, char* out
+) noexcept nogil:
     """Write the checksum digits of the top 10 levels into ``out`` and ``fresh``.
 
     Between two messages most of the top 10 is unchanged or shifted by one rank, so each rank
