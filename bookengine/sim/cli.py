@@ -84,9 +84,7 @@ def build_parser(prog: str = "bookengine sim") -> argparse.ArgumentParser:
         default="plain",
         help="v2 number rendering (default plain: 0.001, 4.0)",
     )
-    parser.add_argument(
-        "--duration", type=float, default=None, help="stop after this many seconds"
-    )
+    parser.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
     return parser
 
 
@@ -107,7 +105,7 @@ def _banner(sim: Simulator, out: TextIO) -> None:
         f"  API key     {sim.api_key}",
         f"  API secret  {sim.api_secret}",
     ]
-    lines.extend(f"  fault       {f.kind} at {f.at:g}s" for f in sim.faults)
+    lines.extend(f"  fault       {fault}" for fault in sim.faults)
     print("\n".join(lines), file=out, flush=True)
 
 
@@ -131,10 +129,8 @@ async def _serve(args: argparse.Namespace, out: TextIO) -> None:
         number_style=args.number_style,
     ) as sim:
         _banner(sim, out)
-        try:
+        with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(stop.wait(), args.duration)
-        except asyncio.TimeoutError:
-            pass
         print(f"bookengine sim: stopping; sent {sim.counters['frames']} frames", file=out)
     for signum in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
@@ -151,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(_serve(args, sys.stdout))
     except KeyboardInterrupt:
         return 0
-    except (ValueError, KeyError, OSError) as exc:
+    except (ValueError, OSError) as exc:
         print(f"bookengine sim: {exc}", file=sys.stderr)
         return 2
     return 0

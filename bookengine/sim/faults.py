@@ -84,6 +84,17 @@ class Fault:
         if self.at < 0 or (self.seconds is not None and self.seconds < 0):
             raise ValueError("fault times must not be negative")
 
+    def __str__(self) -> str:
+        """The ``KIND[:SYMBOL][=VALUE]@TIME`` text that :func:`parse_fault` reads back."""
+        text = self.kind
+        if self.symbol is not None:
+            text += f":{self.symbol}"
+        if self.seconds is not None:
+            text += f"={self.seconds:g}s"
+        if self.count is not None:
+            text += f"={self.count}"
+        return f"{text}@{self.at:g}s"
+
 
 def parse_fault(text: str) -> Fault:
     """Parse ``KIND[:SYMBOL][=VALUE][@TIME]`` (see the module docstring).

@@ -6,9 +6,15 @@
   ``instrument``, ``status``, ``heartbeat``, ``ping``), ``/l3/v2`` (v2 ``level3``, token
   required, like ``wss://ws-l3.kraken.com/v2``) and ``/v1`` (or ``/``: Kraken v1 ``book``);
 * one HTTP port serving ``POST /0/private/GetWebSocketsToken`` (see :mod:`.rest`);
-* one driver task per symbol that runs ``rate`` engine steps per second and, after every step,
-  publishes to each subscriber the diff between what that subscriber holds and the engine's
-  window (see :mod:`.windows`), with the checksum of the engine's book.
+* one driver task per symbol that runs ``rate`` engine steps per second (with ``rate`` 0, one
+  task stepping all symbols in turn as fast as the consumers' queues allow) and, after every
+  step, publishes to each subscriber the diff between what that subscriber holds and the
+  engine's window (see :mod:`.windows`), with the checksum of the engine's book.
+
+Error texts Kraken documents or was seen sending are used verbatim (``Currency pair not
+supported XBT/USD``, ``Subscription depth not supported``, ``Exceeded msg rate``); where Kraken's
+text is unknown (level3 token errors, unknown method or channel) the text is a plausible one
+in Kraken's style: clients should match on ``success: false``, not on the words.
 
 Frames to a connection go through a bounded queue and one writer task, so publishing never
 waits on a socket; a connection whose queue overflows is dropped as a slow consumer.
@@ -24,6 +30,7 @@ import asyncio
 import base64
 import collections
 import json
+import logging
 import random
 import time
 from collections.abc import Iterable, Sequence
@@ -35,8 +42,8 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from .engine import Changes, MatchingEngine, Trade, derive_seed
-from .faults import STATUS_KINDS, Fault, parse_fault
+from .engine import Changes, MatchingEngine, Mode, Trade, derive_seed
+from .faults import Fault, parse_fault
 from .rest import RestServer, TokenIssuer
 from .specs import DEFAULT_SPECS, SymbolSpec, spec_for
 from .windows import L2Window, L3Window, LevelUpdate, OrderEvent
@@ -61,6 +68,8 @@ from .wire import (
     v2_trades,
 )
 
+_log = logging.getLogger(__name__)
+
 LOOPBACK = "127.0.0.1"
 """The only address the simulator binds."""
 
@@ -80,7 +89,7 @@ _PATHS: dict[str, Api] = {PATH_V2: "v2", PATH_LEVEL3: "level3", PATH_V1: "v1", "
 TRADE_SNAPSHOT_SIZE = 50
 """Trades replayed in a ``trade`` snapshot, like Kraken's."""
 
-_FAST_BATCH = 64
+_FAST_BATCH = 16
 """Steps per symbol between yields when ``rate`` is 0 (as fast as possible)."""
 _MAX_CATCH_UP = 1000
 """Most steps a driver runs at once when it fell behind its rate; older debt is forgiven."""
@@ -101,6 +110,14 @@ ERR_NOT_FOUND = "Subscription Not Found"
 ERR_TOKEN_MISSING = "EGeneral:Invalid arguments:token"
 ERR_TOKEN_INVALID = "ESession:Invalid session"
 
+_MODES: dict[str, Mode] = {
+    "online": "online",
+    "maintenance": "maintenance",
+    "cancel_only": "cancel_only",
+    "post_only": "post_only",
+}
+"""Status fault kinds -> the system state they switch to."""
+
 _MALFORMED_V2 = '{"channel":"book","type":"update","data":[{"symbol":"BTC/USD","bids":[{"price":'
 _MALFORMED_V1 = '[336,{"a":[["27120.0'
 
@@ -110,7 +127,8 @@ class _Subscription:
     """One channel+symbol subscription of one connection."""
 
     conn: _Connection
-    channel: Literal["book", "level3", "trade", "v1book", "instrument", "heartbeat", "status"]
+    channel: str
+    """``book``, ``level3``, ``trade``, ``v1book``, ``instrument``, ``heartbeat`` or ``status``."""
     symbol: str
     depth: int = 0
     snapshot: bool = True
@@ -142,7 +160,12 @@ def _credentials(seed: int) -> tuple[str, str]:
 
 
 def _as_spec(symbol: str | SymbolSpec) -> SymbolSpec:
-    return symbol if isinstance(symbol, SymbolSpec) else spec_for(symbol)
+    if isinstance(symbol, SymbolSpec):
+        return symbol
+    try:
+        return spec_for(symbol)
+    except KeyError as exc:
+        raise ValueError(exc.args[0]) from None
 
 
 class Simulator:
@@ -151,7 +174,9 @@ class Simulator:
     Args:
         symbols: v2 symbols (of :data:`~bookengine.sim.specs.DEFAULT_SPECS`) or specs;
             None: all default symbols.
-        rate: engine events per second per symbol; 0 or None: as fast as the consumers take.
+        rate: engine events per second per symbol; 0 or None: as fast as the consumers take
+            (throttled by the queued backlog; a client in the same process and event loop
+            competes with the engines for CPU, so give such tests a finite rate).
         seed: global seed; each symbol's flow is seeded from it and its name.
         host: must be ``127.0.0.1`` (the simulator never listens elsewhere).
         port: WebSocket port (0: any free port).
@@ -169,6 +194,8 @@ class Simulator:
             from ``seed``); ``api_secret`` is base64.
         target_levels: price levels per side each engine keeps (>= 1000 keeps depth 1000 full).
         max_queue: frames queued per connection before it is dropped as a slow consumer.
+        manual: no driver tasks: the engines move only when :meth:`step` is called (``rate``
+            is then ignored). For tests that must not depend on timing.
     """
 
     def __init__(
@@ -189,6 +216,7 @@ class Simulator:
         api_secret: str | None = None,
         target_levels: int = 1200,
         max_queue: int = 65_536,
+        manual: bool = False,
     ) -> None:
         if host not in (LOOPBACK, "localhost"):
             raise ValueError(f"the simulator only listens on {LOOPBACK}, not {host!r}")
@@ -219,10 +247,12 @@ class Simulator:
         self.api_secret = api_secret or default_secret
         self.target_levels = target_levels
         self.max_queue = max_queue
+        self.manual = manual
         self.engines: dict[str, MatchingEngine] = {}
         self.counters: collections.Counter[str] = collections.Counter()
         """What the simulator did: frames and bytes sent, per message kind, faults, refusals."""
-        self.system: str = "online"
+        self.system: Mode = "online"
+        """Kraken ``system`` state: ``online``, ``maintenance``, ``cancel_only``, ``post_only``."""
         self._v1_symbols = {s.v1_pair: s.symbol for s in specs}
         self._rng = random.Random(derive_seed(seed, "server"))
         self._issuer = TokenIssuer(
@@ -264,6 +294,15 @@ class Simulator:
         if self._loop is not None:
             raise RuntimeError("simulator already started")
         self._loop = asyncio.get_running_loop()
+        try:
+            await self._start()
+        except BaseException:
+            # A port that cannot be bound must not leave the other listener behind.
+            await self.close()
+            raise
+
+    async def _start(self) -> None:
+        assert self._loop is not None
         now_ns = time.time_ns()
         for symbol, spec in self.specs.items():
             self.engines[symbol] = MatchingEngine(
@@ -286,8 +325,14 @@ class Simulator:
         )
         self.port = self._server.sockets[0].getsockname()[1] if self._server.sockets else 0
         loop = self._loop
-        for symbol in self.specs:
-            self._tasks.append(loop.create_task(self._drive(symbol), name=f"sim-drive-{symbol}"))
+        if self.manual:
+            pass  # the caller steps the engines (Simulator.step)
+        elif self.rate > 0:
+            for symbol in self.specs:
+                task = loop.create_task(self._drive(symbol), name=f"sim-drive-{symbol}")
+                self._tasks.append(task)
+        else:
+            self._tasks.append(loop.create_task(self._drive_fast(), name="sim-drive"))
         self._tasks.append(loop.create_task(self._housekeeping(), name="sim-housekeeping"))
         for fault in self.faults:
             self._timers.append(loop.call_later(fault.at, self._apply_fault, fault))
@@ -383,8 +428,8 @@ class Simulator:
         elif kind == "malformed":
             for conn in list(self._connections):
                 self._send(conn, _MALFORMED_V1 if conn.api == "v1" else _MALFORMED_V2, "malformed")
-        elif kind in STATUS_KINDS:
-            self._set_system(kind)
+        elif kind in _MODES:
+            self._set_system(_MODES[kind])
             if fault.seconds is not None and kind != "online":
                 self._timers.append(loop.call_later(fault.seconds, self._set_system, "online"))
         elif kind == "ratelimit":
@@ -401,10 +446,10 @@ class Simulator:
         if not marked:
             self._corrupt_pending.add(symbol)
 
-    def _set_system(self, system: str) -> None:
+    def _set_system(self, system: Mode) -> None:
         self.system = system
         for engine in self.engines.values():
-            engine.mode = system  # type: ignore[assignment]
+            engine.mode = system
         for conn in list(self._connections):
             if conn.api == "v1":
                 self._send(conn, v1_system_status(conn.connection_id, system), "status")
@@ -442,7 +487,11 @@ class Simulator:
         assert loop is not None and ws.request is not None
         api = _PATHS[ws.request.path.split("?", 1)[0]]
         conn = _Connection(
-            ws, api, self._rng.randrange(1 << 63, 1 << 64), asyncio.Queue(), last_sent=loop.time()
+            ws,
+            api,
+            self._rng.randrange((1 << 63) + 1, 1 << 64),
+            asyncio.Queue(),
+            last_sent=loop.time(),
         )
         self._connections[conn] = None
         self.counters["connections"] += 1
@@ -465,7 +514,20 @@ class Simulator:
                 except ConnectionClosed:
                     break
                 self.counters["requests"] += 1
-                self._on_message(conn, raw)
+                try:
+                    self._on_message(conn, raw)
+                except Exception:
+                    # A request the validation missed must not take the connection down;
+                    # tests assert this counter stays 0.
+                    self.counters["internal_error"] += 1
+                    _log.exception("simulator failed on request %r", raw[:200])
+                    now_ns = time.time_ns()
+                    error = (
+                        v1_error("EGeneral:Internal error")
+                        if conn.api == "v1"
+                        else v2_error("EGeneral:Internal error", None, None, now_ns, now_ns)
+                    )
+                    self._send(conn, error, "error")
         finally:
             self._forget(conn)
             writer.cancel()
@@ -527,32 +589,53 @@ class Simulator:
     # -- engine drivers ---------------------------------------------------------------------
 
     async def _drive(self, symbol: str) -> None:
+        """Run ``rate`` steps per second for one symbol, on schedule."""
         loop = self._loop
         assert loop is not None
         start = loop.time()
         done = 0
         while True:
-            if self.rate > 0:
-                elapsed = loop.time() - start
-                due = int(elapsed * self.rate) - done
-                if due <= 0:
-                    await asyncio.sleep((done + 1) / self.rate - elapsed)
-                    continue
-                if due > _MAX_CATCH_UP:
-                    # Fell far behind (a blocked loop): forgive the debt instead of bursting.
-                    start, done, due = loop.time(), 0, 1
-                done += due
-            else:
-                if any(c.queue.qsize() > _HIGH_WATER for c in self._connections):
-                    await asyncio.sleep(0.005)
-                    continue
-                due = _FAST_BATCH
+            elapsed = loop.time() - start
+            due = int(elapsed * self.rate) - done
+            if due <= 0:
+                await asyncio.sleep((done + 1) / self.rate - elapsed)
+                continue
+            if due > _MAX_CATCH_UP:
+                # Fell far behind (a blocked loop): forgive the debt instead of bursting.
+                start, done, due = loop.time(), 0, 1
+            done += due
             for _ in range(due):
-                self.step(symbol)
+                self._step(symbol)
             await asyncio.sleep(0)
 
-    def step(self, symbol: str) -> None:
-        """Run one engine step for ``symbol`` and publish it (the drivers call this)."""
+    async def _drive_fast(self) -> None:
+        """Step every symbol in turn as fast as the slowest consumer allows (``rate`` 0)."""
+        while True:
+            if any(c.queue.qsize() > _HIGH_WATER for c in self._connections):
+                await asyncio.sleep(0.005)
+                continue
+            # One task for all symbols, round robin: each gets the same number of steps.
+            for symbol in self.specs:
+                for _ in range(_FAST_BATCH):
+                    self._step(symbol)
+            await asyncio.sleep(0)
+
+    def step(self, symbol: str | None = None, count: int = 1) -> None:
+        """Run ``count`` engine steps and publish each one.
+
+        The drivers call this; with ``manual=True`` tests call it themselves, which makes the
+        whole feed (not only the engines) a deterministic function of the seed and the calls.
+
+        Args:
+            symbol: the symbol to step; None: every symbol in turn, ``count`` rounds.
+            count: how many steps (or rounds).
+        """
+        symbols = list(self.specs) if symbol is None else [symbol]
+        for _ in range(count):
+            for name in symbols:
+                self._step(name)
+
+    def _step(self, symbol: str) -> None:
         engine = self.engines[symbol]
         now_ns = time.time_ns()
         engine.step(now_ns)
@@ -718,7 +801,7 @@ class Simulator:
         if channel in ("book", "level3"):
             depth = params.get("depth", 10)
             depths = BOOK_DEPTHS if channel == "book" else LEVEL3_DEPTHS
-            if isinstance(depth, bool) or depth not in depths:
+            if type(depth) is not int or depth not in depths:
                 for symbol in symbols:
                     self._v2_error(conn, ERR_DEPTH, method, req_id, time_in, symbol)
                 return
@@ -769,7 +852,7 @@ class Simulator:
             if key in conn.subs:
                 self._v2_error(conn, ERR_ALREADY, method, req_id, time_in)
                 return
-            conn.subs[key] = _Subscription(conn, channel, "")  # type: ignore[arg-type]
+            conn.subs[key] = _Subscription(conn, channel, "")
             self._send(conn, v2_ack(method, req_id, result, time_in, time.time_ns()), "ack")
             if channel == "instrument" and snapshot:
                 frame = v2_instrument(list(self.specs.values()), self._render, self.system)
@@ -796,7 +879,7 @@ class Simulator:
             return
         engine = self.engines[symbol]
         spec = self.specs[symbol]
-        sub = _Subscription(conn, channel, symbol, depth, snapshot)  # type: ignore[arg-type]
+        sub = _Subscription(conn, channel, symbol, depth, snapshot)
         result: dict[str, Any] = {"channel": channel}
         if channel in ("book", "level3"):
             result["depth"] = depth
@@ -886,7 +969,7 @@ class Simulator:
                 error = "Subscription name invalid"
             elif pair_text not in self._v1_symbols:
                 error = ERR_PAIR.format(symbol=pair)
-            elif isinstance(depth, bool) or depth not in BOOK_DEPTHS:
+            elif type(depth) is not int or depth not in BOOK_DEPTHS:
                 error = ERR_DEPTH
             else:
                 error = ""
@@ -941,11 +1024,15 @@ class Simulator:
 def _corrupt_l2(
     window: L2Window, bids: list[LevelUpdate], asks: list[LevelUpdate], now_ns: int
 ) -> tuple[list[LevelUpdate], list[LevelUpdate]]:
-    """Append one wrong quantity for the best level; the window keeps the true one."""
+    """Append one wrong quantity; the window keeps the true one.
+
+    The victim is the deepest bid level the checksum covers (the 10th), which changes less
+    often than the touch, so the client's book stays wrong for a while, as after a real gap.
+    """
     for is_bid in (True, False):
-        levels = window.levels(is_bid)
+        levels = window.levels(is_bid)[:10]
         if levels:
-            price, qty = levels[0]
+            price, qty = levels[-1]
             wrong = LevelUpdate(price, qty + 1, now_ns)
             return ([*bids, wrong], asks) if is_bid else (bids, [*asks, wrong])
     return bids, asks
@@ -955,9 +1042,9 @@ def _corrupt_l3(
     window: L3Window, bids: list[OrderEvent], asks: list[OrderEvent], now_ns: int
 ) -> tuple[list[OrderEvent], list[OrderEvent]]:
     """Append one ``modify`` with a wrong quantity; the window keeps the true one."""
-    best = window.best_order()
-    if best is None:
+    victim = window.checksummed_order()
+    if victim is None:
         return bids, asks
-    is_bid, order_id, price, qty = best
+    is_bid, order_id, price, qty = victim
     wrong = OrderEvent("modify", order_id, price, qty + 1, now_ns)
     return ([*bids, wrong], asks) if is_bid else (bids, [*asks, wrong])

@@ -21,10 +21,12 @@ L2 entries (``book``):
 L3 events (``level3``), per side: deletes first (an amended order is deleted before it is
 added again under the same id), then modifies, then adds in queue order:
 
-* ``delete`` for every mirrored order that left the book or lost its queue place;
-* ``modify`` for a mirrored order whose quantity changed in place;
+* ``delete`` for every mirrored order that left the book, moved or lost its queue place, even
+  when its level is being pushed out (the client truncates only after the whole message, so an
+  order deleted there and added elsewhere would otherwise be held twice mid-message);
+* ``modify`` for a mirrored order whose quantity changed in place, inside the new window;
 * ``add`` for new orders in window levels, and for every order of a level entering the window;
-* nothing for levels pushed out of the window.
+* nothing else for levels pushed out of the window.
 """
 
 from __future__ import annotations
@@ -227,11 +229,16 @@ class L3Window:
                         adds.append(
                             OrderEvent("add", order.order_id, price, order.qty, order.timestamp_ns)
                         )
-            elif seen is not None and level is None:
-                deletes.extend(
-                    OrderEvent("delete", order_id, price, qty, now_ns)
-                    for order_id, (qty, _seq) in seen.items()
-                )
+            elif seen is not None:
+                # The level left the window (gone, or pushed out by better levels). Its orders
+                # that left the book or moved must still be deleted: the client truncates only
+                # after the whole message, so an order re-added elsewhere in this message would
+                # otherwise exist twice while it is applied.
+                orders = {} if level is None else level.orders
+                for order_id, (qty, seq) in seen.items():
+                    current = orders.get(order_id)
+                    if current is None or current.seq != seq:
+                        deletes.append(OrderEvent("delete", order_id, price, qty, now_ns))
         events = deletes + modifies + adds
         self._apply(side, events, self._seqs(side, adds))
         return events
@@ -273,13 +280,16 @@ class L3Window:
             for key, queue in self._mirror[is_bid].items()
         ]
 
-    def best_order(self) -> tuple[bool, str, int, int] | None:
-        """(is_bid, order_id, price, qty) of the first order at the best bid (else best ask)."""
+    def checksummed_order(self) -> tuple[bool, str, int, int] | None:
+        """(is_bid, order_id, price, qty) of the last order of the deepest checksummed bid level.
+
+        The 10th bid level (or the deepest there is; asks if there are no bids).
+        """
         for is_bid in (True, False):
             mirror = self._mirror[is_bid]
             if mirror:
-                key, queue = mirror.peekitem(0)
-                order_id, (qty, _seq) = next(iter(queue.items()))
+                key, queue = mirror.peekitem(min(len(mirror), 10) - 1)
+                order_id, (qty, _seq) = next(reversed(queue.items()))
                 return is_bid, order_id, (-1 if is_bid else 1) * key, qty
         return None
 

@@ -60,6 +60,8 @@ class Client:
     def __init__(self, ws: ClientConnection) -> None:
         self.ws = ws
 
+    loads = staticmethod(loads)
+
     async def send(self, message: Any) -> None:
         await self.ws.send(json.dumps(message))
 
@@ -126,8 +128,13 @@ class L3Consumer:
         self.verified = 0
 
     def apply(self, frame: str | bytes) -> None:
-        scanner = self.scanner
-        assert scanner.scan(frame) == KIND_LEVEL3
+        """Scan and apply one level3 frame."""
+        assert self.scanner.scan(frame) == KIND_LEVEL3
+        self.apply_scanned(self.scanner)
+
+    def apply_scanned(self, scanner: FrameScanner) -> None:
+        """Apply the level3 frame held by ``scanner``."""
+        assert scanner.kind == KIND_LEVEL3
         assert scanner.symbol == self.symbol
         if scanner.is_snapshot:
             self.sides = {True: {}, False: {}}

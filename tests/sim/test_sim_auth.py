@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import itertools
 from typing import Any
 
 import pytest
@@ -14,9 +15,10 @@ from bookengine.auth import TokenError, _token_from_answer, next_nonce, sign, ve
 
 def test_sign_reproduces_krakens_documented_example(signature_example: dict[str, Any]) -> None:
     ex = signature_example
-    assert sign(ex["private_key"], ex["uri_path"], ex["nonce"], ex["post_data"]) == ex[
-        "expected_api_sign"
-    ]
+    assert (
+        sign(ex["private_key"], ex["uri_path"], ex["nonce"], ex["post_data"])
+        == ex["expected_api_sign"]
+    )
 
 
 def test_sign_accepts_int_nonce_and_bytes_body(signature_example: dict[str, Any]) -> None:
@@ -42,12 +44,23 @@ def test_verify_accepts_only_the_exact_request(signature_example: dict[str, Any]
     args = (ex["private_key"], ex["uri_path"], ex["nonce"], ex["post_data"])
     assert verify(*args, ex["expected_api_sign"])
     assert not verify(*args, ex["expected_api_sign"][:-3] + "AA==")
-    assert not verify(ex["private_key"], ex["uri_path"], ex["nonce"], ex["post_data"] + "&x=1",
-                      ex["expected_api_sign"])
-    assert not verify(ex["private_key"], ex["uri_path"], "1616492376595", ex["post_data"],
-                      ex["expected_api_sign"])
-    assert not verify(ex["private_key"], "/0/private/Balance", ex["nonce"], ex["post_data"],
-                      ex["expected_api_sign"])
+    assert not verify(
+        ex["private_key"],
+        ex["uri_path"],
+        ex["nonce"],
+        ex["post_data"] + "&x=1",
+        ex["expected_api_sign"],
+    )
+    assert not verify(
+        ex["private_key"], ex["uri_path"], "1616492376595", ex["post_data"], ex["expected_api_sign"]
+    )
+    assert not verify(
+        ex["private_key"],
+        "/0/private/Balance",
+        ex["nonce"],
+        ex["post_data"],
+        ex["expected_api_sign"],
+    )
     assert not verify("not base64!", ex["uri_path"], ex["nonce"], ex["post_data"], "x")
 
 
@@ -58,7 +71,7 @@ def test_sign_rejects_a_key_that_is_not_base64() -> None:
 
 def test_next_nonce_strictly_increases() -> None:
     nonces = [next_nonce() for _ in range(1000)]
-    assert all(b > a for a, b in zip(nonces, nonces[1:]))
+    assert all(b > a for a, b in itertools.pairwise(nonces))
 
 
 @pytest.mark.parametrize(

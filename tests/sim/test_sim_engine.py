@@ -190,5 +190,10 @@ def test_modes_restrict_the_flow() -> None:
 
 def test_is_order_id() -> None:
     assert is_order_id("OTCFZG-YOE2Q-LQKNM3")
-    for bad in ("OTCFZG-YOE2Q-LQKNM", "XTCFZG-YOE2Q-LQKNM3", "Otcfzg-YOE2Q-LQKNM3", "OTCFZGYOE2Q-LQKNM3X"):
+    for bad in (
+        "OTCFZG-YOE2Q-LQKNM",
+        "XTCFZG-YOE2Q-LQKNM3",
+        "Otcfzg-YOE2Q-LQKNM3",
+        "OTCFZGYOE2Q-LQKNM3X",
+    ):
         assert not is_order_id(bad)

@@ -54,7 +54,9 @@ def test_token_endpoint_over_http() -> None:
             status, answer = await call(_post, url, TOKEN_PATH, *_signed("KEY", SECRET, 100))
             assert status == 200 and answer["error"] == []
             assert answer["result"]["expires"] == 900
-            assert isinstance(answer["result"]["token"], str) and len(answer["result"]["token"]) > 20
+            assert (
+                isinstance(answer["result"]["token"], str) and len(answer["result"]["token"]) > 20
+            )
 
             # The same request again: a replayed nonce.
             status, answer = await call(_post, url, TOKEN_PATH, *_signed("KEY", SECRET, 100))
@@ -86,7 +88,9 @@ def test_token_endpoint_over_http() -> None:
             _, answer = await call(_post, url, TOKEN_PATH, headers, b"x=1")
             assert answer == {"error": ["EAPI:Invalid nonce"]}
 
-            status, answer = await call(_post, url, "/0/private/Balance", *_signed("KEY", SECRET, 300))
+            status, answer = await call(
+                _post, url, "/0/private/Balance", *_signed("KEY", SECRET, 300)
+            )
             assert status == 404 and answer["error"]
             status, answer = await call(_post, url, TOKEN_PATH, {}, b"", "GET")
             assert status == 405 and answer["error"]
