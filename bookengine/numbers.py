@@ -102,7 +102,7 @@ def parse_mantissa(value: NumberLike, scale: int, what: str = "value") -> int:
         raise PrecisionError(f"{what}: {text!r} has more fractional digits than the scale {scale}")
     if len(significant) + shift > 19:  # at least 10**19 > 2**63 - 1
         raise PrecisionError(f"{what}: {text!r} overflows int64 at scale {scale}")
-    mantissa = int(significant) * 10**shift
+    mantissa: int = int(significant) * 10**shift
     if mantissa > INT64_MAX:
         raise PrecisionError(f"{what}: {text!r} overflows int64 at scale {scale}")
     return mantissa
