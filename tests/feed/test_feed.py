@@ -367,3 +367,59 @@ def test_summary_is_json_shaped_like_replay() -> None:
             }
 
     run(main())
+
+
+def _level3_feed(sim: Simulator, **kwargs: Any) -> KrakenFeed:
+    options: dict[str, Any] = dict(
+        FAST,
+        book=["ETH/USD"],
+        level3=["BTC/USD", "ETH/USD"],
+        url=sim.url_v2,
+        level3_url=sim.url_level3,
+        rest_url=sim.rest_url,
+        api_key=sim.api_key,
+        api_secret=sim.api_secret,
+    )
+    options.update(kwargs)
+    return KrakenFeed(**options)
+
+
+def test_level3_books_verify_with_a_fresh_token() -> None:
+    async def main() -> None:
+        async with Simulator(seed=21, rate=300) as sim, _level3_feed(sim) as feed:
+            await settle(feed, 30)
+            for key in ("level3:BTC/USD", "level3:ETH/USD"):
+                state = feed.books()[key]
+                assert state.checksum_mismatches == 0
+                assert state.checksums_checked == state.messages
+                assert len(state.book) > 0  # resting orders
+            # level3 runs on its own connection, beside the public one
+            assert len(feed.connections) == 2
+
+    run(main())
+
+
+def test_level3_corruption_resyncs_that_book_alone() -> None:
+    async def main() -> None:
+        async with Simulator(seed=22, rate=300) as sim, _level3_feed(sim) as feed:
+            await settle(feed)
+            seen: list[Event] = []
+            sim.inject("corrupt", symbol="BTC/USD")
+            await consume_until(
+                feed,
+                lambda: any(
+                    isinstance(e, ChecksumMismatch) and e.key == "level3:BTC/USD" for e in seen
+                ),
+                seen=seen,
+            )
+            await settle(feed)
+            books = feed.books()
+            assert (
+                books["level3:BTC/USD"].checksum_mismatches,
+                books["level3:BTC/USD"].resyncs,
+            ) == (1, 1)
+            assert books["level3:ETH/USD"].resyncs == 0
+            assert books["book:ETH/USD"].resyncs == 0
+            assert feed.metrics.reconnects == 0
+
+    run(main())
