@@ -34,6 +34,7 @@ from .kraken.events import (
     InstrumentsUpdated,
     Pong,
     ResyncRequested,
+    Subscribed,
 )
 from .kraken.session import BOOK_DEPTHS, LEVEL3_DEPTHS, KrakenSession
 
@@ -182,7 +183,7 @@ class FeedMetrics:
     delivery_ns: LatencyWindow = field(default_factory=LatencyWindow)
     """Frame received -> event handed to the consumer."""
     rtt_ns: LatencyWindow = field(default_factory=LatencyWindow)
-    """Application ping round trips."""
+    """Request round trips (application pings and subscribe acks), by local clock."""
 
 
 # -- conflating mailbox ------------------------------------------------------------------------
@@ -348,7 +349,10 @@ class _Connection:
                 await self._flush(ws)
 
     async def _flush(self, ws: Any) -> None:
+        on_send = self.feed.on_send
         for request in self.session.requests_to_send(_now()):
+            if on_send is not None:
+                on_send(_now(), request)
             await ws.send(request)
 
     async def _read(self, ws: Any) -> None:
@@ -373,7 +377,7 @@ class _Connection:
                     metrics.mismatches += 1
                 elif isinstance(event, ResyncRequested):
                     metrics.resyncs += 1
-                elif isinstance(event, Pong) and event.rtt_ns is not None:
+                elif isinstance(event, Pong | Subscribed) and event.rtt_ns is not None:
                     metrics.rtt_ns.add(event.rtt_ns)
                 elif isinstance(event, BadFrame):
                     metrics.bad_frames += 1
@@ -431,6 +435,8 @@ class KrakenFeed:
         api_key, api_secret: for the level3 token (fetched over REST for every connection).
         on_event: callback called with every event, unconflated, from the reader.
         on_frame: callback called with ``(recv_ts_ns, frame_bytes)`` for every frame (recording).
+        on_send: callback called with ``(sent_ts_ns, request_text)`` for every request sent
+            (recording; the text holds the level3 token: redact it, as ``Recorder`` does).
         liveness_s: reconnect when nothing at all arrives for this long.
         ping_interval_s: application ping period (Kraken closes idle connections after ~60 s).
         reconnect_policy: keyword arguments of :class:`ReconnectPolicy`.
@@ -454,6 +460,7 @@ class KrakenFeed:
         implementation_name: str | None = None,
         on_event: Callable[[Event], None] | None = None,
         on_frame: Callable[[int, bytes], None] | None = None,
+        on_send: Callable[[int, str], None] | None = None,
         liveness_s: float = 5.0,
         ping_interval_s: float = 20.0,
         open_timeout_s: float = 10.0,
@@ -494,6 +501,7 @@ class KrakenFeed:
         self.implementation_name = implementation_name
         self.on_event = on_event
         self.on_frame = on_frame
+        self.on_send = on_send
         self.liveness_s = liveness_s
         self.ping_interval_s = ping_interval_s
         self.open_timeout_s = open_timeout_s

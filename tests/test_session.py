@@ -230,8 +230,14 @@ def test_status_pong_and_errors(impl: Implementation) -> None:
     [event] = session.receive(json.dumps(status).encode())
     assert event == SystemStatus("online", "2.0.0", 13834774380200032777)
     req_id = session.ping(1_000)
-    [pong] = session.receive(json.dumps({"method": "pong", "req_id": req_id}).encode(), 5_000)
-    assert pong == Pong(req_id, 4_000)
+    pong_frame = {
+        "method": "pong",
+        "req_id": req_id,
+        "time_in": "2023-09-24T14:10:23.799685Z",
+        "time_out": "2023-09-24T14:10:23.799703Z",
+    }
+    [pong] = session.receive(json.dumps(pong_frame).encode(), 5_000)
+    assert pong == Pong(req_id, 4_000, 18_000)
     error = {
         "error": "Currency pair not supported XBT/USD",
         "method": "subscribe",

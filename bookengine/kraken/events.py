@@ -67,6 +67,10 @@ class Subscribed:
     symbol: str
     depth: int | None
     req_id: int | None
+    rtt_ns: int | None = None
+    """Request sent -> ack received, when the request was sent by this session."""
+    server_ns: int | None = None
+    """Kraken's own time on the request (``time_out - time_in``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +107,8 @@ class Pong:
 
     req_id: int | None
     rtt_ns: int | None
+    server_ns: int | None = None
+    """Kraken's own time on the ping (``time_out - time_in``)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,6 +24,7 @@ from ..capture import parse_recv_ts
 from ..errors import BookError, CaptureError, ChecksumError, ProtocolError, UnknownSymbolError
 from ..instruments import Instruments
 from ..numbers import parse_mantissa
+from ..timestamps import parse_rfc3339_ns
 from . import frames
 from .events import (
     BadFrame,
@@ -49,6 +50,17 @@ _KIND_OTHER, _KIND_BOOK, _KIND_LEVEL3, _KIND_V1_BOOK = 0, 1, 2, 3
 _STOP_END, _STOP_HANDOFF, _STOP_MISMATCH, _STOP_CROSSED = 0, 1, 2, 3
 
 SECOND_NS = 1_000_000_000
+
+
+def _server_ns(message: Mapping[str, Any]) -> int | None:
+    """Kraken's processing time from ``time_in``/``time_out`` (None when absent or odd)."""
+    time_in, time_out = message.get("time_in"), message.get("time_out")
+    if not isinstance(time_in, str) or not isinstance(time_out, str):
+        return None
+    try:
+        return parse_rfc3339_ns(time_out) - parse_rfc3339_ns(time_in)
+    except ProtocolError:
+        return None
 
 
 @dataclass
@@ -531,11 +543,14 @@ class KrakenSession:
         method = str(message["method"])
         req_id = message.get("req_id")
         pending = self._pending.get(req_id) if isinstance(req_id, int) else None
+        rtt = None
+        if pending is not None and recv_ts_ns >= 0 and pending.sent_ns >= 0:
+            rtt = recv_ts_ns - pending.sent_ns
+        server = _server_ns(message)
         if method == "pong":
             if isinstance(req_id, int):
                 self._pending.pop(req_id, None)
-            rtt = recv_ts_ns - pending.sent_ns if pending is not None and recv_ts_ns >= 0 else None
-            return [Pong(req_id, rtt)]
+            return [Pong(req_id, rtt, server)]
         if not message.get("success", False):
             symbol = message.get("symbol")
             error = str(message.get("error", ""))
@@ -559,7 +574,7 @@ class KrakenSession:
                     state.book is None and subscription.depth is not None
                 ):
                     state.depth = subscription.depth
-            return [Subscribed(channel, symbol, subscription.depth, req_id)]
+            return [Subscribed(channel, symbol, subscription.depth, req_id, rtt, server)]
         if method == "unsubscribe" and isinstance(channel, str) and isinstance(symbol, str):
             return [Unsubscribed(channel, symbol)]
         return []
