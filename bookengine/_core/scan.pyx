@@ -740,7 +740,7 @@ cdef class FrameScanner:
                 ok = False
                 break
             number = number * 10 + <uint64_t>(c.start[value.start + i] - c'0')
-            if number > 0xFFFFFFFF:
+            if number >> 32:  # beyond uint32 (a C shift: no Python int per digit)
                 ok = False
                 break
         if ok:
