@@ -33,6 +33,7 @@ import argparse
 import asyncio
 import ctypes
 import gc
+import hashlib
 import json
 import os
 import platform
@@ -62,12 +63,28 @@ REPO = Path(__file__).resolve().parent.parent
 
 @dataclass
 class Outcome:
-    """What one replay did: wall time of the loop, checksums verified, failures seen."""
+    """What one replay did: CPU and wall time of the loop, checksums verified, failures seen."""
 
+    cpu_seconds: float
+    """CPU time of this thread: what the loop costs on one core, whoever else runs."""
     seconds: float
+    """Wall-clock time (the same on an idle machine; more on a busy one)."""
     verified: int
     failures: int
     book: Any = None
+
+
+class Stopwatch:
+    """Thread CPU time and wall time of the timed section."""
+
+    __slots__ = ("cpu", "wall")
+
+    def __init__(self) -> None:
+        self.cpu = time.thread_time()
+        self.wall = time.perf_counter()
+
+    def stop(self) -> tuple[float, float]:
+        return time.thread_time() - self.cpu, time.perf_counter() - self.wall
 
 
 class Unavailable(Exception):
@@ -79,7 +96,7 @@ class Row:
     """One implementation under test."""
 
     name: str
-    replay: Callable[[list[bytes]], Outcome]
+    replay: Callable[[Any], Outcome]
     """Builds a fresh book, replays the frames (snapshot first), returns the outcome."""
     full: bool
     """True: replays all messages; False: a prefix sized from its warm-up speed."""
@@ -92,6 +109,15 @@ class Row:
     messages: int = 0
     memory: dict[str, int] = field(default_factory=dict)
     corrupted_detected: int | None = None
+    prepare: Callable[[list[bytes]], Any] | None = None
+    """Turns the frames into this row's input once, outside timing and memory accounting."""
+
+    def run(self, frames: list[bytes]) -> Outcome:
+        """Prepare (untimed) and replay."""
+        return self.replay(self.input(frames))
+
+    def input(self, frames: list[bytes]) -> Any:
+        return frames if self.prepare is None else self.prepare(frames)
 
 
 def bookengine_row(name: str, depth: int) -> Row:
@@ -109,7 +135,7 @@ def bookengine_row(name: str, depth: int) -> Row:
         scan = scanner.scan
         apply = book.apply_scanned
         unverified = failures = 0
-        start = time.perf_counter()
+        watch = Stopwatch()
         for frame in frames:
             scan(frame)
             try:
@@ -117,8 +143,8 @@ def bookengine_row(name: str, depth: int) -> Row:
                     unverified += 1
             except ChecksumError:
                 failures += 1
-        seconds = time.perf_counter() - start
-        return Outcome(seconds, len(frames) - unverified - failures, failures, book)
+        cpu, wall = watch.stop()
+        return Outcome(cpu, wall, len(frames) - unverified - failures, failures, book)
 
     label = "compiled" if name == "cython" else "reference"
     return Row(
@@ -143,16 +169,16 @@ def session_row(depth: int) -> Row:
         receive = session.receive
         recv_ts_ns = 1_704_715_200_000_000_000
         failures = 0
-        start = time.perf_counter()
+        watch = Stopwatch()
         for frame in frames:
             recv_ts_ns += 1000
             for event in receive(frame, recv_ts_ns):
                 if type(event) is ChecksumMismatch:
                     failures += 1
-        seconds = time.perf_counter() - start
+        cpu, wall = watch.stop()
         # After a mismatch the book is stale (updates skipped) until the resync snapshot.
         state = next(iter(session.books.values()))
-        return Outcome(seconds, state.checksums_checked - failures, failures, session)
+        return Outcome(cpu, wall, state.checksums_checked - failures, failures, session)
 
     return Row(
         "bookengine session",
@@ -160,6 +186,44 @@ def session_row(depth: int) -> Row:
         full=True,
         note="KrakenSession.receive(frame, recv_ts_ns)",
         c_heap=True,
+    )
+
+
+def session_buffer_row(depth: int) -> Row:
+    try:
+        from bookengine.kraken.events import ChecksumMismatch
+        from bookengine.kraken.session import KrakenSession
+    except ImportError as exc:
+        raise Unavailable(f"bookengine.kraken.session not importable ({exc})") from None
+    if not hasattr(KrakenSession, "receive_buffer"):
+        raise Unavailable("KrakenSession.receive_buffer not available")
+
+    def prepare(frames: list[bytes]) -> bytes:
+        return b"\n".join(frames) + b"\n"  # what reading a capture file gives
+
+    def replay(data: bytes) -> Outcome:
+        session = KrakenSession(precisions={SYMBOL: (PRICE_PRECISION, QTY_PRECISION)}, depth=depth)
+        session.subscribe("book", [SYMBOL], depth=depth)
+        failures = 0
+
+        def on_events(line: int, events: list[Any]) -> None:
+            nonlocal failures
+            failures += sum(type(event) is ChecksumMismatch for event in events)
+
+        watch = Stopwatch()
+        session.receive_buffer(data, on_events=on_events)
+        cpu, wall = watch.stop()
+        state = next(iter(session.books.values()))
+        return Outcome(cpu, wall, state.checksums_checked - failures, failures, session)
+
+    return Row(
+        "bookengine session, buffer",
+        replay,
+        full=True,
+        note="KrakenSession.receive_buffer(capture bytes): the replay batch path, one call "
+        "for the whole stream, no per-message events",
+        c_heap=True,
+        prepare=prepare,
     )
 
 
@@ -197,7 +261,7 @@ def kraken_sdk_row(depth: int) -> Row:
         pass  # the client waits 3 s before resubscribing after a mismatch
 
     def replay(frames: list[bytes]) -> Outcome:
-        async def drive() -> tuple[float, Any]:
+        async def drive() -> tuple[tuple[float, float], Any]:
             # constructed inside the loop: the client's REST base wants a running event loop
             client = OfflineBookClient(depth=depth)
             try:
@@ -206,22 +270,22 @@ def kraken_sdk_row(depth: int) -> Row:
                 on_message = client.on_message
                 log = sdk_connectors.LOG  # the connector logs every message at debug level
                 loads = json.loads
-                start = time.perf_counter()
+                watch = Stopwatch()
                 for frame in frames:
                     # the connector's receive path: json.loads, LOG.debug, bookkeeping, callback
                     message = loads(frame)
                     log.debug(message)
                     manage(message)
                     await on_message(message)
-                seconds = time.perf_counter() - start
+                times = watch.stop()
             finally:
                 await client.close()  # the REST base's aiohttp session (never used)
-            return seconds, client
+            return times, client
 
         saved = sdk_orderbook.asyncio_sleep
         sdk_orderbook.asyncio_sleep = no_sleep
         try:
-            seconds, client = asyncio.run(drive())
+            (cpu, wall), client = asyncio.run(drive())
         finally:
             sdk_orderbook.asyncio_sleep = saved
         book = client.get(SYMBOL)
@@ -229,7 +293,7 @@ def kraken_sdk_row(depth: int) -> Row:
             raise AssertionError("python-kraken-sdk did not build the book")
         # The client verifies every update's checksum; it does not check the snapshot's.
         failures = client.resubscribes
-        return Outcome(seconds, len(frames) - 1 - failures, failures, client)
+        return Outcome(cpu, wall, len(frames) - 1 - failures, failures, client)
 
     return Row(
         "python-kraken-sdk",
@@ -287,7 +351,7 @@ def order_book_row(depth: int, parser: str) -> Row:
         bids = book.bids
         asks = book.asks
         failures = 0
-        start = time.perf_counter()
+        watch = Stopwatch()
         for frame in frames:
             data = loads(frame)["data"][0]
             for side, levels in ((bids, data["bids"]), (asks, data["asks"])):
@@ -303,8 +367,8 @@ def order_book_row(depth: int, parser: str) -> Row:
             asks.truncate()
             if book.checksum() != data["checksum"]:
                 failures += 1
-        seconds = time.perf_counter() - start
-        return Outcome(seconds, len(frames) - failures, failures, book)
+        cpu, wall = watch.stop()
+        return Outcome(cpu, wall, len(frames) - failures, failures, book)
 
     name = "order-book + orjson" if parser == "orjson" else "order-book + json Decimal"
     return Row(name, replay, full=False, note=note)
@@ -315,6 +379,7 @@ def make_rows(depth: int, wanted: set[str]) -> tuple[list[Row], list[tuple[str, 
     factories: list[tuple[str, Callable[[], Row]]] = [
         ("bookengine compiled", lambda: bookengine_row("cython", depth)),
         ("bookengine session", lambda: session_row(depth)),
+        ("bookengine session, buffer", lambda: session_buffer_row(depth)),
         ("bookengine reference", lambda: bookengine_row("python", depth)),
         ("python-kraken-sdk", lambda: kraken_sdk_row(depth)),
         ("order-book + orjson", lambda: order_book_row(depth, "orjson")),
@@ -334,7 +399,7 @@ def make_rows(depth: int, wanted: set[str]) -> tuple[list[Row], list[tuple[str, 
             "cryptofeed",
             "skipped: its Kraken feed speaks only the v1 protocol (wss://ws.kraken.com, array "
             "frames, 'as'/'bs'/'c' keys) and cannot consume v2 frames; its book is order-book "
-            "with Decimal, measured above as 'order-book + json Decimal'",
+            "with Decimal, i.e. the 'order-book + json Decimal' row",
         )
     )
     return rows, missing
@@ -358,14 +423,14 @@ def check_rows(rows: list[Row], frames: list[bytes], log: Callable[[str], None])
     corrupted = list(prefix)
     corrupted[target] = corrupt_checksum(prefix[target])
     for row in rows:
-        clean = row.replay(prefix)
+        clean = row.run(prefix)
         expected = len(prefix) - (0 if row.verifies_snapshot else 1)
         if clean.failures or clean.verified != expected:
             raise AssertionError(
                 f"{row.name}: {clean.failures} checksum failures and {clean.verified} checksums "
                 f"verified (of {expected}) on a valid stream"
             )
-        bad = row.replay(corrupted)
+        bad = row.run(corrupted)
         row.corrupted_detected = bad.failures
         if bad.failures != 1:
             raise AssertionError(
@@ -411,11 +476,12 @@ def measure_memory(row: Row, frames: list[bytes]) -> None:
     through the Python allocator); glibc's mallinfo2 sees what C code mallocs directly, like
     bookengine's ladders.
     """
+    data = row.input(frames)
     gc.collect()
     c_before = _malloc_in_use()
     tracemalloc.start()
     base = tracemalloc.get_traced_memory()[0]
-    outcome = row.replay(frames)
+    outcome = row.replay(data)
     gc.collect()
     current, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
@@ -445,7 +511,7 @@ def probe_rate(row: Row, frames: list[bytes]) -> float:
     count = 200
     while True:
         probe = frames[: min(len(frames), count + 1)]
-        seconds = row.replay(probe).seconds
+        seconds = row.run(probe).cpu_seconds
         if seconds >= 0.1 or len(probe) == len(frames) or count >= 20_000:
             return (len(probe) - 1) / seconds
         count *= 10
@@ -467,7 +533,7 @@ def run_depth(
     usable: list[Row] = []
     for row in rows:
         try:
-            row.replay(frames[:50])
+            row.run(frames[:50])
         except Exception as exc:  # a broken peer is reported, the run goes on
             missing.insert(0, (row.name, f"failed: {type(exc).__name__}: {exc}"))
         else:
@@ -484,9 +550,9 @@ def run_depth(
         else:
             row.messages = min(len(frames) - 1, max(1000, nice_floor(rate * budget)))
         log(f"  warm-up {row.name}: {rate:,.0f} msg/s -> replays {row.messages:,} updates")
-        row.replay(frames[: row.messages + 1])
+        row.run(frames[: row.messages + 1])
 
-    prefixes = {row.name: frames[: row.messages + 1] for row in rows}
+    prefixes = {row.name: row.input(frames[: row.messages + 1]) for row in rows}
     for repeat in range(repeats):
         order = rows[repeat % len(rows) :] + rows[: repeat % len(rows)]
         for row in order:
@@ -510,7 +576,9 @@ def run_depth(
 def report_depth(depth: int, rows: list[Row], missing: list[tuple[str, str]]) -> dict[str, Any]:
     results: list[dict[str, Any]] = []
     for row in rows:
-        rates = [(row.messages + 1) / sample.seconds for sample in row.samples]
+        frames = row.messages + 1
+        rates = [frames / sample.cpu_seconds for sample in row.samples]
+        wall_rates = [frames / sample.seconds for sample in row.samples]
         results.append(
             {
                 "name": row.name,
@@ -518,6 +586,8 @@ def report_depth(depth: int, rows: list[Row], missing: list[tuple[str, str]]) ->
                 "messages": row.messages,
                 "rates": rates,
                 "median_rate": statistics.median(rates),
+                "wall_rates": wall_rates,
+                "median_wall_rate": statistics.median(wall_rates),
                 "verified": row.samples[-1].verified,
                 "failures": sum(sample.failures for sample in row.samples),
                 "corrupted_detected": row.corrupted_detected,
@@ -527,7 +597,10 @@ def report_depth(depth: int, rows: list[Row], missing: list[tuple[str, str]]) ->
     compiled = next((r for r in results if r["name"] == "bookengine compiled"), None)
     for result in results:
         if compiled is not None:
-            result["vs_compiled"] = result["median_rate"] / compiled["median_rate"]
+            # ratio within each round (rows of a round run back to back), then the median
+            result["vs_compiled"] = statistics.median(
+                rate / base for rate, base in zip(result["rates"], compiled["rates"], strict=True)
+            )
     return {"depth": depth, "rows": results, "missing": missing}
 
 
@@ -541,9 +614,9 @@ def format_depth(result: dict[str, Any]) -> str:
         if load
         else "",
         "",
-        "| implementation | updates replayed | msg/s (median) | spread | µs/msg | "
-        "vs compiled | compiled is | checksums verified | failures |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| implementation | updates replayed | msg/s | spread | µs/msg | vs compiled | "
+        "compiled is | wall msg/s | checksums verified | failures |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in result["rows"]:
         rates = row["rates"]
@@ -554,9 +627,13 @@ def format_depth(result: dict[str, Any]) -> str:
             f"| {row['name']} | {row['messages']:,} | {median:,.0f} | ±{spread / 2:.1f}% "
             f"| {1e6 / median:,.2f} | "
             + (f"{ratio:.3f}x | {1 / ratio:,.1f}x" if ratio else "- | -")
-            + f" | {row['verified']:,} | {row['failures']} |"
+            + f" | {row['median_wall_rate']:,.0f} | {row['verified']:,} | {row['failures']} |"
         )
     lines += [
+        "",
+        "msg/s: messages per second of thread CPU time, median of the rounds; spread: half the "
+        "range of the rounds; vs compiled: median over rounds of the ratio within a round; wall "
+        "msg/s: the same loop by the wall clock.",
         "",
         "| implementation | Python objects held (tracemalloc) | Python peak while replaying | "
         "C heap (mallinfo2) |",
@@ -607,6 +684,11 @@ def machine() -> dict[str, Any]:
             versions[package] = "not installed"
     import bookengine
 
+    # The compiled core changes under active development: name the exact build measured.
+    digest = hashlib.sha256()
+    for library in sorted((REPO / "bookengine" / "_core").glob("*.so")):
+        digest.update(library.name.encode())
+        digest.update(library.read_bytes())
     return {
         "nproc": _command("nproc") or str(os.cpu_count()),
         "cpu": model or platform.processor(),
@@ -614,6 +696,7 @@ def machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "implementation": bookengine.IMPLEMENTATION,
         "commit": _command("git", "-C", str(REPO), "describe", "--always", "--dirty"),
+        "build_sha256": digest.hexdigest()[:12],
         "platform": platform.platform(),
         "packages": versions,
     }
@@ -650,11 +733,12 @@ def main(argv: list[str] | None = None) -> int:
     ]
     print(
         f"\n## L2 replay, {SYMBOL} (price precision {PRICE_PRECISION}, qty precision "
-        f"{QTY_PRECISION}), {args.repeats} repeats, medians\n"
+        f"{QTY_PRECISION}), {args.repeats} rounds, medians\n"
     )
     print(
         f"Machine: {info['cpu']}, nproc {info['nproc']}, {info['ram_gib']} GiB RAM, "
-        f"Python {info['python']}, commit {info['commit']}\n"
+        f"Python {info['python']}, commit {info['commit']}, compiled core build "
+        f"{info['build_sha256']} (sha256 of bookengine/_core/*.so)\n"
     )
     for result in results:
         print(format_depth(result))

@@ -37,7 +37,6 @@ import platform
 import random
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 if __package__ in (None, ""):  # run as a script: make the repository importable
@@ -437,13 +436,6 @@ def load_frames(depth: int, messages: int, seed: int = DEFAULT_SEED) -> list[byt
                 frames.pop()
             return frames
         return [line.rstrip(b"\n") for line in itertools.islice(lines, messages + 1)]
-
-
-def iter_frames(path: Path) -> Iterator[bytes]:
-    """Frames of a cache file, one at a time."""
-    with path.open("rb") as lines:
-        for line in lines:
-            yield line.rstrip(b"\n")
 
 
 def main(argv: list[str] | None = None) -> int:
