@@ -307,6 +307,10 @@ cdef class L2BookCore:
         return (ladder_len(&self._bids) > 0 and ladder_len(&self._asks) > 0
                 and ladder_key(&self._bids, 0) >= -ladder_key(&self._asks, 0))
 
+    def is_crossed(self):
+        """True when the best bid is at or above the best ask (never valid on Kraken)."""
+        return self.crossed()
+
     def clear(self):
         """Empty both sides (precisions are kept)."""
         ladder_clear(&self._bids)
