@@ -1,4 +1,4 @@
-"""Run the benchmark programs (``make bench``): ``bench_l2.py``, then ``bench_l3.py`` if present.
+"""Run the benchmark programs (``make bench``, ``bookengine bench``): L2, L3 and the live path.
 
 Options both programs understand (``--quick``, ``--repeats R``) go to each of them; anything
 for one program only goes through ``--l2 "..."`` or ``--l3 "..."`` (the L2 program counts
@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-PROGRAMS = {"l2": "bench_l2.py", "l3": "bench_l3.py"}
+PROGRAMS = {"l2": "bench_l2.py", "l3": "bench_l3.py", "live": "bench_live.py"}
 
 
 def main(argv: list[str] | None = None) -> int:

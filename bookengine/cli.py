@@ -33,7 +33,21 @@ def _export(argv: list[str]) -> int:
     return export_main(argv)
 
 
-DELEGATED = {"sim": _sim, "export": _export}
+def _bench(argv: list[str]) -> int:
+    # The benchmark programs live in the source checkout's bench/ (with their peers' setup).
+    runner = Path(__file__).resolve().parent.parent / "bench" / "run.py"
+    if not runner.exists():
+        print(
+            "bookengine bench: needs a source checkout (bench/run.py); see bench/README.md",
+            file=sys.stderr,
+        )
+        return 2
+    import subprocess
+
+    return subprocess.run([sys.executable, str(runner), *argv], check=False).returncode
+
+
+DELEGATED = {"sim": _sim, "export": _export, "bench": _bench}
 
 
 def _precision(text: str) -> tuple[str, tuple[int, int]]:
@@ -110,6 +124,7 @@ def _parser() -> argparse.ArgumentParser:
     for name, text in (
         ("sim", "run the local Kraken-compatible simulator"),
         ("export", "export captures to Parquet or LOBSTER files"),
+        ("bench", "run the benchmarks against peer libraries (source checkout)"),
     ):
         delegated = commands.add_parser(name, help=text, add_help=False)
         delegated.add_argument("args", nargs=argparse.REMAINDER)
