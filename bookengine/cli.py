@@ -264,6 +264,7 @@ def _replay(
             precisions=precisions,
             depth=depth,
             on_problem=problem,
+            progress=sys.stderr.isatty() and not as_json,
         )
     except BookError as exc:
         print(f"bookengine replay: {exc}", file=sys.stderr)

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gzip
 import json
 import sys
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import IO, Any
 
-from .feed import KrakenFeed
+from .feed import LEVEL3_URL, V1_URL, V2_URL, KrakenFeed
 from .kraken.events import BookChanged, ChecksumMismatch, ConnectionLost, Event, ResyncRequested
 
 
@@ -161,18 +159,56 @@ def run_record(
     api_secret: str | None,
     protocol: str,
     duration_s: float | None,
+    rotate_bytes: int | None = None,
+    rotate_seconds: float | None = None,
 ) -> int:
-    """``bookengine record``: raw frames as ``recv_ts_ns<TAB>frame`` lines (the replay format)."""
-    path = Path(output)
-    # closed in the finally below
-    handle: IO[bytes] = gzip.open(path, "wb") if path.suffix == ".gz" else path.open("wb")  # type: ignore[assignment]  # noqa: SIM115
-    frames = 0
+    """``bookengine record``: a crash-safe capture (see :class:`~bookengine.capture.Recorder`).
 
-    def write(recv_ts_ns: int, frame: bytes) -> None:
-        nonlocal frames
-        handle.write(b"%d\t%s\n" % (recv_ts_ns, frame))
-        frames += 1
+    Frames are ``recv_ts_ns<TAB>frame`` lines (the replay format), sent requests
+    ``sent_ts_ns<TAB>>request`` with the level3 token redacted; each segment opens with a
+    ``#bookengine`` header. The suffix picks the compression (``.gz``, ``.zst``); with
+    ``rotate_bytes`` / ``rotate_seconds`` the output is split into numbered segments, each
+    starting with checkpoints of the live books so it also replays on its own. SIGTERM and
+    Ctrl-C end the recording cleanly; a SIGKILL loses at most the last second.
+    """
+    import signal
 
+    from .capture import Recorder, session_checkpoint
+
+    feed: KrakenFeed | None = None
+
+    def checkpoint() -> list[tuple[dict[str, Any], str]]:
+        return [] if feed is None else session_checkpoint(feed.books(), feed.instruments)
+
+    subscriptions: list[dict[str, Any]] = []
+    public_url = url or (V1_URL if protocol == "v1" else V2_URL)
+    if level3:
+        subscriptions.append({"url": public_url, "channel": "instrument", "symbols": []})
+        subscriptions.append(
+            {
+                "url": level3_url or LEVEL3_URL,
+                "channel": "level3",
+                "symbols": list(symbols),
+                "depth": depth,
+            }
+        )
+    else:
+        if protocol == "v2":
+            subscriptions.append({"url": public_url, "channel": "instrument", "symbols": []})
+        subscriptions.append(
+            {"url": public_url, "channel": "book", "symbols": list(symbols), "depth": depth}
+        )
+    recorder = Recorder(
+        output,
+        max_bytes=rotate_bytes,
+        max_seconds=rotate_seconds,
+        url=public_url,
+        subscriptions=subscriptions,
+        header_extra={"protocol": protocol},
+        checkpoint=checkpoint,
+        redact=[api_key, api_secret],
+        overwrite=True,  # as before rotation existed: one named file is replaced
+    )
     feed = KrakenFeed(
         book=() if level3 else symbols,
         level3=symbols if level3 else (),
@@ -184,15 +220,27 @@ def run_record(
         rest_url=rest_url,
         api_key=api_key,
         api_secret=api_secret,
-        on_frame=write,
+        on_frame=recorder.write_frame,
+        on_send=recorder.write_sent,
     )
+
+    def terminate(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt  # finish the segment cleanly, as Ctrl-C does
+
+    try:
+        previous: Any = signal.signal(signal.SIGTERM, terminate)
+    except ValueError:  # not the main thread: leave signals alone
+        previous = None
     try:
         asyncio.run(watch(feed, duration_s=duration_s, as_json=True))
     except KeyboardInterrupt:
         pass
     finally:
-        handle.close()
-    print(f"recorded {frames} frames to {path}", file=sys.stderr)
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+        recorder.close()
+    where = ", ".join(str(path) for path in recorder.segments) or str(output)
+    print(f"recorded {recorder.frames} frames to {where}", file=sys.stderr)
     return 0
 
 

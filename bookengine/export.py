@@ -1,0 +1,1105 @@
+"""Export captures to Parquet and LOBSTER files, through the same replay as everything else.
+
+``bookengine export CAPTURE... --format parquet|lobster --what l2|l3|trades -o OUT`` writes one
+file set per book (or per symbol for trades) into the directory ``OUT``. Prices and quantities
+are never floats: they are int64 mantissas, ``value = mantissa / 10**scale``, with the scales
+in the Parquet schema metadata (``--decimal`` adds exact ``decimal128`` twins).
+
+Parquet files (``OUT/<what>_<channel>_<SYMBOL>.parquet``, ``/`` in symbols written ``-``;
+trades ``OUT/trades_<SYMBOL>.parquet``). Schema metadata, all values text:
+``bookengine.schema`` (``l2-snapshots/1``, ``l3-events/1``, ``trades/1``), ``bookengine.key``,
+``bookengine.symbol``, ``bookengine.price_scale``, ``bookengine.qty_scale``,
+``bookengine.levels`` (l2), ``bookengine.version``, ``bookengine.sources`` (JSON list of the
+capture files); each price/qty field also carries ``scale`` in its field metadata.
+
+* ``l2`` (:data:`L2_DOC`): one row per book message (default) or per ``--every-ms`` sample.
+* ``l3`` (:data:`L3_DOC`): one row per order event, in the order Kraken sent them.
+* ``trades`` (:data:`TRADES_DOC`): one row per trade (duplicates from re-sent trade
+  snapshots dropped by ``trade_id``).
+
+LOBSTER files (https://lobsterdata.com/info/DataStructure.php), per book:
+``<TICKER>_<YYYY-MM-DD>_<start>_<end>_message_<N>.csv`` and ``..._orderbook_<N>.csv``
+(``TICKER`` = symbol with ``-`` for ``/``; date of the first event, UTC; start/end in whole
+seconds after that midnight), plus ``..._orderids.csv`` (LOBSTER id -> Kraken order id) and
+``..._meta.json`` (scales, levels, sources). Deviations from equities LOBSTER, documented in
+:data:`LOBSTER_DOC`: prices and sizes are the Kraken mantissas (not dollars x 10000, not
+shares), time is the receive time, order ids are numbered in order of first appearance.
+"""
+
+from __future__ import annotations
+
+import argparse
+import bisect
+import json
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from ._impl import implementation
+from .capture import CaptureRecord, parse_checkpoint
+from .errors import BookError, UnknownSymbolError
+from .instruments import Instruments
+from .kraken.events import BookChanged, ChecksumMismatch
+from .numbers import parse_mantissa
+from .replay import BookSamples, Replayer
+from .timestamps import parse_rfc3339_ns
+
+L2_DOC = """\
+recv_ts_ns int64      receive time (sample time with --every-ms), ns since the epoch
+valid bool            the book existed and was exact (not stale) at that time
+is_snapshot bool      the row follows a snapshot (per-message rows only)
+bid_price_K int64     K = 1..levels, best first; price mantissa (scale: price_scale)
+bid_qty_K int64       quantity mantissa (scale: qty_scale); 0 (with price 0) = no level
+ask_price_K, ask_qty_K likewise
+[--decimal] <column>_dec decimal128(19, scale) for every price/qty column"""
+
+L3_DOC = """\
+recv_ts_ns int64      receive time of the frame, ns since the epoch
+exchange_ts_ns int64  the entry's timestamp (order time for adds), -1 when absent
+message int64         index of the frame in the export (entries of one frame share it)
+side int8             0 bid, 1 ask
+event string          add | modify | delete
+origin string         wire (sent by Kraken) | snapshot (an order of a snapshot) |
+                      truncated (dropped silently by the depth truncation) |
+                      reset (an order of the book a new snapshot replaced)
+order_id string       Kraken order id
+price int64           limit price mantissa after the event (delete: the order's price)
+qty int64             quantity mantissa after the event (delete: 0)
+prev_price int64      price before the event, -1 for adds
+prev_qty int64        quantity before the event, 0 for adds
+execution bool        the reduction matches a trade (same symbol, resting side, price and
+                      size, exchange times within --match-window-ms); needs trade frames
+trade_id int64        that trade, -1 otherwise"""
+
+TRADES_DOC = """\
+recv_ts_ns int64      receive time of the trade frame
+exchange_ts_ns int64  trade timestamp
+trade_id int64        Kraken trade id
+side string           taker side: buy | sell
+price int64, qty int64  mantissas (scales in the metadata)
+ord_type string       market | limit
+is_snapshot bool      from a trade snapshot (recent trades sent on subscribe)"""
+
+LOBSTER_DOC = """\
+message file columns: Time, Type, Order ID, Size, Price, Direction
+  Time       receive time in seconds after midnight (UTC) of the first event's date, 9
+             decimals (exact: written from integer ns); > 86400 on later days
+  Type       1 add (a wire add or a snapshot order)
+             2 partial cancellation (modify to a smaller size at the same price)
+             3 deletion (delete, modify to 0, an order dropped by the depth truncation, an
+               order of a book replaced by a new snapshot; and the first half of a modify
+               that changes the price or raises the size: 3 at the old values, then 1 at the
+               new ones: LOBSTER has no in-place increase, the queue position is not kept)
+             4 execution of a visible order (a delete or partial reduction matched to a trade
+               of the same size at the same price on the resting side); needs the trade
+               channel in the capture, else reductions stay 2/3
+  Order ID   integer, numbered in order of first appearance (map: *_orderids.csv)
+  Size       quantity mantissa (scale qty_scale): the size added, removed or executed
+  Price      price mantissa (scale price_scale)
+  Direction  1 buy (bid) order, -1 sell (ask) order; for type 4 the resting order's side
+orderbook file: Ask Price 1, Ask Size 1, Bid Price 1, Bid Size 1, ... up to N levels, the book
+  after each message row; missing levels: ask 9999999999 / bid -9999999999 with size 0.
+l2 captures (no orders): only the orderbook file, one row per book message, and a
+  *_times_N.csv with the receive time of each row (not a LOBSTER file)."""
+
+ASK_DUMMY = 9_999_999_999
+BID_DUMMY = -9_999_999_999
+EVENTS = ("add", "modify", "delete")
+_SIDE_SIGN = (1, -1)  # LOBSTER direction of a bid / an ask order
+
+
+class ExportError(BookError):
+    """An export cannot be made (bad option, no data for it, missing dependency)."""
+
+
+def _file_key(key: str) -> str:
+    channel, _, symbol = key.partition(":")
+    return f"{channel}_{symbol.replace('/', '-')}"
+
+
+def _pyarrow() -> Any:
+    try:
+        import pyarrow as pa  # type: ignore[import-untyped]
+        import pyarrow.parquet as pq  # type: ignore[import-untyped]
+    except ImportError:
+        raise ExportError(
+            "Parquet export needs pyarrow (pip install 'bookengine[research]')"
+        ) from None
+    return pa, pq
+
+
+# -- L3 events -------------------------------------------------------------------------------
+
+
+@dataclass
+class L3Events:
+    """Order events of one level3 book, as columns (see :data:`L3_DOC`); owned by the caller.
+
+    With ``levels`` the book after each row is kept too: ``book`` int64 of shape
+    ``(n, 4 * levels)``, LOBSTER order (ask price 1, ask size 1, bid price 1, bid size 1, ...).
+    """
+
+    key: str
+    symbol: str
+    price_scale: int
+    qty_scale: int
+    columns: dict[str, npt.NDArray[Any]]
+    book: npt.NDArray[np.int64] | None = None
+
+    def __len__(self) -> int:
+        return int(self.columns["recv_ts_ns"].shape[0])
+
+
+class _L3Collector:
+    """Rows of one level3 key while its frames are replayed."""
+
+    def __init__(self, key: str, symbol: str, levels: int | None) -> None:
+        self.key = key
+        self.symbol = symbol
+        self.levels = levels
+        self.scales: tuple[int, int] | None = None
+        self.rows: dict[str, list[Any]] = {
+            name: []
+            for name in (
+                "recv_ts_ns",
+                "exchange_ts_ns",
+                "message",
+                "side",
+                "event",
+                "origin",
+                "order_id",
+                "price",
+                "qty",
+                "prev_price",
+                "prev_qty",
+            )
+        }
+        self.book_rows: list[list[int]] = []
+        self._agg: tuple[dict[int, int], dict[int, int]] = ({}, {})
+
+    def row(
+        self,
+        recv_ts_ns: int,
+        exchange_ts_ns: int,
+        message: int,
+        side: int,
+        event: str,
+        origin: str,
+        order_id: str,
+        price: int,
+        qty: int,
+        prev_price: int,
+        prev_qty: int,
+    ) -> None:
+        rows = self.rows
+        rows["recv_ts_ns"].append(recv_ts_ns)
+        rows["exchange_ts_ns"].append(exchange_ts_ns)
+        rows["message"].append(message)
+        rows["side"].append(side)
+        rows["event"].append(event)
+        rows["origin"].append(origin)
+        rows["order_id"].append(order_id)
+        rows["price"].append(price)
+        rows["qty"].append(qty)
+        rows["prev_price"].append(prev_price)
+        rows["prev_qty"].append(prev_qty)
+        if self.levels is not None:
+            agg = self._agg[side]
+            if prev_qty > 0 and prev_price >= 0:
+                left = agg.get(prev_price, 0) - prev_qty
+                if left > 0:
+                    agg[prev_price] = left
+                else:
+                    agg.pop(prev_price, None)
+            if event != "delete" and qty > 0:
+                agg[price] = agg.get(price, 0) + qty
+            self.book_rows.append(self._top())
+
+    def _top(self) -> list[int]:
+        levels = self.levels
+        assert levels is not None
+        bids = sorted(self._agg[0].items(), reverse=True)[:levels]
+        asks = sorted(self._agg[1].items())[:levels]
+        out: list[int] = []
+        for index in range(levels):
+            ask = asks[index] if index < len(asks) else (ASK_DUMMY, 0)
+            bid = bids[index] if index < len(bids) else (BID_DUMMY, 0)
+            out.extend((ask[0], ask[1], bid[0], bid[1]))
+        return out
+
+    def begin_frame(self, book: Any, bid_removals: int | None, ask_removals: int | None) -> None:
+        """Seed the running aggregate from the book before a frame.
+
+        Each row removes at most one level, so with ``k`` rows to come the top ``N + k`` levels
+        are all that can reach the top ``N``; None: the whole side (a snapshot's reset rows
+        remove every order of the old book).
+        """
+        if self.levels is None:
+            return
+        if book is None:
+            self._agg = ({}, {})
+            return
+        self._agg = (
+            dict(book.bids(None if bid_removals is None else self.levels + bid_removals)),
+            dict(book.asks(None if ask_removals is None else self.levels + ask_removals)),
+        )
+
+    def check(self, book: Any) -> None:
+        """The running aggregate must equal the book after the frame (a differential check)."""
+        if self.levels is None:
+            return
+        bids = sorted(self._agg[0].items(), reverse=True)[: self.levels]
+        asks = sorted(self._agg[1].items())[: self.levels]
+        if bids != book.bids(self.levels) or asks != book.asks(self.levels):
+            raise ExportError(
+                f"{self.key}: event-by-event book differs from the replayed book "
+                "(a bookengine bug: please report it with the capture)"
+            )
+
+    def build(self) -> L3Events:
+        rows = self.rows
+        n = len(rows["recv_ts_ns"])
+        columns: dict[str, npt.NDArray[Any]] = {
+            "recv_ts_ns": np.array(rows["recv_ts_ns"], dtype=np.int64).reshape(n),
+            "exchange_ts_ns": np.array(rows["exchange_ts_ns"], dtype=np.int64).reshape(n),
+            "message": np.array(rows["message"], dtype=np.int64).reshape(n),
+            "side": np.array(rows["side"], dtype=np.int8).reshape(n),
+            "event": np.array(rows["event"], dtype=object).reshape(n),
+            "origin": np.array(rows["origin"], dtype=object).reshape(n),
+            "order_id": np.array(rows["order_id"], dtype=object).reshape(n),
+            "price": np.array(rows["price"], dtype=np.int64).reshape(n),
+            "qty": np.array(rows["qty"], dtype=np.int64).reshape(n),
+            "prev_price": np.array(rows["prev_price"], dtype=np.int64).reshape(n),
+            "prev_qty": np.array(rows["prev_qty"], dtype=np.int64).reshape(n),
+            "execution": np.zeros(n, dtype=bool),
+            "trade_id": np.full(n, -1, dtype=np.int64),
+        }
+        book = None
+        if self.levels is not None:
+            book = np.array(self.book_rows, dtype=np.int64).reshape(n, 4 * self.levels)
+        pp, qp = self.scales or (0, 0)
+        return L3Events(self.key, self.symbol, pp, qp, columns, book)
+
+
+@dataclass
+class Trades:
+    """Trades of one symbol as columns (see :data:`TRADES_DOC`); owned by the caller."""
+
+    symbol: str
+    price_scale: int
+    qty_scale: int
+    columns: dict[str, npt.NDArray[Any]]
+
+    def __len__(self) -> int:
+        return int(self.columns["recv_ts_ns"].shape[0])
+
+
+@dataclass
+class _TradeRows:
+    scales: tuple[int, int]
+    seen: set[int] = field(default_factory=set)
+    rows: list[tuple[int, int, int, str, int, int, str, bool]] = field(default_factory=list)
+
+
+def _trade_rows(
+    record: CaptureRecord,
+    instruments: Instruments,
+    wanted: frozenset[str] | None,
+    out: dict[str, _TradeRows],
+) -> None:
+    try:
+        message = json.loads(record.frame, parse_float=str, parse_int=str)
+    except (ValueError, UnicodeDecodeError):
+        return  # the session reports it as a bad frame
+    if not isinstance(message, dict) or message.get("channel") != "trade":
+        return
+    is_snapshot = message.get("type") == "snapshot"
+    for index, trade in enumerate(message.get("data") or []):
+        where = f"{record.path}:{record.line}: trade data[{index}]"
+        try:
+            symbol = trade["symbol"]
+            if wanted is not None and symbol not in wanted:
+                continue
+            table = out.get(symbol)
+            if table is None:
+                instrument = instruments.get(symbol)
+                if instrument is None:
+                    raise UnknownSymbolError(
+                        f"{where}: {symbol}: no precision known: capture the 'instrument' "
+                        "channel or give --precision/--instruments"
+                    )
+                table = out[symbol] = _TradeRows(
+                    (instrument.price_precision, instrument.qty_precision)
+                )
+            pp, qp = table.scales
+            trade_id = int(trade["trade_id"])
+            if trade_id in table.seen:
+                continue
+            table.seen.add(trade_id)
+            table.rows.append(
+                (
+                    record.recv_ts_ns,
+                    parse_rfc3339_ns(trade["timestamp"]) if trade.get("timestamp") else -1,
+                    trade_id,
+                    str(trade["side"]),
+                    parse_mantissa(trade["price"], pp, f"{where}.price"),
+                    parse_mantissa(trade["qty"], qp, f"{where}.qty"),
+                    str(trade.get("ord_type", "")),
+                    is_snapshot,
+                )
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ExportError(f"{where}: malformed trade: {exc}") from None
+
+
+def _build_trades(symbol: str, table: _TradeRows) -> Trades:
+    rows = table.rows
+    n = len(rows)
+    cols = list(zip(*rows, strict=True)) if rows else [()] * 8
+    columns: dict[str, npt.NDArray[Any]] = {
+        "recv_ts_ns": np.array(cols[0], dtype=np.int64).reshape(n),
+        "exchange_ts_ns": np.array(cols[1], dtype=np.int64).reshape(n),
+        "trade_id": np.array(cols[2], dtype=np.int64).reshape(n),
+        "side": np.array(cols[3], dtype=object).reshape(n),
+        "price": np.array(cols[4], dtype=np.int64).reshape(n),
+        "qty": np.array(cols[5], dtype=np.int64).reshape(n),
+        "ord_type": np.array(cols[6], dtype=object).reshape(n),
+        "is_snapshot": np.array(cols[7], dtype=bool).reshape(n),
+    }
+    return Trades(symbol, table.scales[0], table.scales[1], columns)
+
+
+def collect(
+    replayer: Replayer,
+    *,
+    l3: bool = True,
+    trades: bool = True,
+    levels: int | None = None,
+    match_window_ns: int = 1_000_000_000,
+) -> tuple[dict[str, L3Events], dict[str, Trades]]:
+    """One replay pass collecting level3 order events and trades (per key / symbol).
+
+    Args:
+        levels: also keep the top ``levels`` of each level3 book after every event (LOBSTER).
+        match_window_ns: an L3 reduction is an execution when a trade of the same size at the
+            same price against the resting side has an exchange time this close.
+
+    Raises:
+        ExportError: malformed trade data, or (a bug) an event-by-event book that differs
+            from the replayed one.
+    """
+    impl = implementation(replayer.implementation_name)
+    scanner = impl.FrameScanner()
+    from ._reference.scan import EVENT_ADD, EVENT_DELETE, KIND_LEVEL3
+
+    collectors: dict[str, _L3Collector] = {}
+    trade_tables: dict[str, _TradeRows] = {}
+    wanted = replayer.symbols
+    message = -1
+    session = replayer.session
+    for record in replayer._stream(label="export"):
+        session = replayer.session
+        frame = record.frame
+        if record.kind == "checkpoint":
+            meta, frame = parse_checkpoint(record)
+            if meta.get("kind") != "book" or meta.get("channel") != "level3":
+                replayer._apply(record)
+                continue
+        elif trades and b'"trade"' in frame[:40]:  # confirmed by the JSON decode
+            _trade_rows(record, session.instruments, wanted, trade_tables)
+            replayer._apply(record)
+            continue
+        if not l3 or b'"level3"' not in frame[:32]:
+            replayer._apply(record)
+            continue
+        try:
+            kind = scanner.scan(frame)
+        except BookError:
+            kind = -1
+        if kind != KIND_LEVEL3:
+            replayer._apply(record)
+            continue
+        key = f"level3:{scanner.symbol}"
+        state = session.books.get(key)
+        book = None if state is None else state.book
+        collector = collectors.get(key)
+        if collector is None:
+            collector = collectors[key] = _L3Collector(key, scanner.symbol, levels)
+        message += 1
+        is_snapshot = scanner.is_snapshot
+        sides = (scanner.bids, scanner.asks)
+        pre_ids: dict[str, tuple[int, int, int]] = {}  # order -> (side, price, qty) known now
+        candidates: list[str] = []
+        if book is not None and not is_snapshot and state is not None and not state.stale:
+            pp, qp = book.price_precision, book.qty_precision
+            for side_index, entries in enumerate(sides):
+                word = "bid" if side_index == 0 else "ask"
+                new_levels = set()
+                for entry in entries:
+                    if entry.event != EVENT_DELETE:
+                        price = parse_mantissa(entry.price, pp)
+                        if book.qty_at(word, price) == 0:
+                            new_levels.add(price)
+                    info = book.order(entry.order_id)
+                    if info is not None and entry.order_id not in pre_ids:
+                        pre_ids[entry.order_id] = (side_index, info.price, info.qty)
+                levels_now = book.bid_levels if side_index == 0 else book.ask_levels
+                if new_levels and levels_now + len(new_levels) > book.depth:
+                    ladder = book.bids() if side_index == 0 else book.asks()
+                    for price, _ in ladder[max(0, book.depth - len(new_levels)) :]:
+                        for order_id, qty, _ in book.level_orders(word, price):
+                            candidates.append(order_id)
+                            pre_ids.setdefault(order_id, (side_index, price, qty))
+        old_orders = None
+        if book is not None and is_snapshot:
+            old_orders = book.orders_arrays(order_ids=True)
+            collector.begin_frame(book, None, None)
+        else:
+            # Truncation rows are removals too: at most one per order of a dropped level.
+            extra = len(candidates)
+            collector.begin_frame(book, len(scanner.bids) + extra, len(scanner.asks) + extra)
+        parsed = [
+            (side_index, entry) for side_index, entries in enumerate(sides) for entry in entries
+        ]
+        events = replayer._apply(record)
+        applied = any(
+            isinstance(event, BookChanged | ChecksumMismatch) and event.key == key
+            for event in events
+        )
+        if not applied:
+            continue
+        state = session.books[key]
+        book = state.book
+        pp, qp = book.price_precision, book.qty_precision
+        collector.scales = (pp, qp)
+        ts = record.recv_ts_ns
+        if old_orders is not None:
+            for side, price, qty, order_id in zip(
+                old_orders["side"].tolist(),
+                old_orders["price"].tolist(),
+                old_orders["qty"].tolist(),
+                old_orders["order_id"].tolist(),
+                strict=True,
+            ):
+                collector.row(
+                    ts, -1, message, side, "delete", "reset", order_id, price, 0, price, qty
+                )
+            collector.begin_frame(None, 0, 0)
+        current: dict[str, tuple[int, int, int]] = dict(pre_ids)
+        touched: set[str] = set()
+        for side_index, entry in parsed:
+            order_id = entry.order_id
+            price = parse_mantissa(entry.price, pp)
+            qty = parse_mantissa(entry.qty, qp)
+            exchange_ts = parse_rfc3339_ns(entry.timestamp) if entry.timestamp else -1
+            before = current.get(order_id)
+            touched.add(order_id)
+            if is_snapshot or entry.event == EVENT_ADD:
+                collector.row(
+                    ts,
+                    exchange_ts,
+                    message,
+                    side_index,
+                    "add",
+                    "snapshot" if is_snapshot else "wire",
+                    order_id,
+                    price,
+                    qty,
+                    -1,
+                    0,
+                )
+                current[order_id] = (side_index, price, qty)
+                continue
+            prev_price, prev_qty = (before[1], before[2]) if before is not None else (-1, 0)
+            if entry.event == EVENT_DELETE or qty == 0:
+                collector.row(
+                    ts,
+                    exchange_ts,
+                    message,
+                    side_index,
+                    "delete",
+                    "wire",
+                    order_id,
+                    prev_price if before is not None else price,
+                    0,
+                    prev_price,
+                    prev_qty,
+                )
+                current.pop(order_id, None)
+            else:
+                collector.row(
+                    ts,
+                    exchange_ts,
+                    message,
+                    side_index,
+                    "modify",
+                    "wire",
+                    order_id,
+                    price,
+                    qty,
+                    prev_price,
+                    prev_qty,
+                )
+                current[order_id] = (side_index, price, qty)
+        for order_id in dict.fromkeys(candidates + [o for o in touched if o in current]):
+            if order_id in current and order_id not in book:
+                side_index, price, qty = current.pop(order_id)
+                collector.row(
+                    ts,
+                    -1,
+                    message,
+                    side_index,
+                    "delete",
+                    "truncated",
+                    order_id,
+                    price,
+                    0,
+                    price,
+                    qty,
+                )
+        collector.check(book)
+    trades_out = {symbol: _build_trades(symbol, t) for symbol, t in trade_tables.items()}
+    l3_out = {key: c.build() for key, c in collectors.items()}
+    for events_table in l3_out.values():
+        table = trades_out.get(events_table.symbol)
+        if table is not None:
+            _match_executions(events_table, table, match_window_ns)
+    return l3_out, trades_out
+
+
+def _match_executions(events: L3Events, trades: Trades, window_ns: int) -> None:
+    """Mark reductions that match a trade (same resting side, price and size; nearest time)."""
+    by_key: dict[tuple[int, int, int], list[tuple[int, int]]] = {}
+    tc = trades.columns
+    for index, (side, price, qty, ts) in enumerate(
+        zip(
+            tc["side"].tolist(),
+            tc["price"].tolist(),
+            tc["qty"].tolist(),
+            tc["exchange_ts_ns"].tolist(),
+            strict=True,
+        )
+    ):
+        resting = 1 if side == "buy" else 0  # a buy taker lifts asks
+        by_key.setdefault((resting, price, qty), []).append((ts, index))
+    for items in by_key.values():
+        items.sort()
+    used: set[int] = set()
+    c = events.columns
+    trade_ids = tc["trade_id"]
+    for row, (event, origin, side, prev_price, prev_qty, price, qty, ts, recv) in enumerate(
+        zip(
+            c["event"].tolist(),
+            c["origin"].tolist(),
+            c["side"].tolist(),
+            c["prev_price"].tolist(),
+            c["prev_qty"].tolist(),
+            c["price"].tolist(),
+            c["qty"].tolist(),
+            c["exchange_ts_ns"].tolist(),
+            c["recv_ts_ns"].tolist(),
+            strict=True,
+        )
+    ):
+        if origin != "wire" or prev_qty <= 0:
+            continue
+        if event == "delete":
+            reduced = prev_qty
+        elif event == "modify" and price == prev_price and qty < prev_qty:
+            reduced = prev_qty - qty
+        else:
+            continue
+        candidates = by_key.get((side, prev_price, reduced))
+        if not candidates:
+            continue
+        items = candidates
+        when = ts if ts >= 0 else recv
+        best: tuple[int, int] | None = None  # (distance, trade index)
+        for position in range(bisect.bisect_left(items, (when - window_ns, -1)), len(items)):
+            trade_ts, index = items[position]
+            if trade_ts > when + window_ns:
+                break
+            if index not in used and (best is None or abs(trade_ts - when) < best[0]):
+                best = (abs(trade_ts - when), index)
+        if best is not None:
+            used.add(best[1])
+            c["execution"][row] = True
+            c["trade_id"][row] = trade_ids[best[1]]
+
+
+# -- Parquet -----------------------------------------------------------------------------------
+
+
+def _decimal_array(pa: Any, values: npt.NDArray[np.int64], scale: int) -> Any:
+    """int64 mantissas -> exact decimal128(19, scale) (16-byte two's complement, no floats)."""
+    values = np.ascontiguousarray(values, dtype=np.int64)
+    words = np.empty((values.shape[0], 2), dtype="<i8")
+    words[:, 0] = values
+    words[:, 1] = values >> 63  # sign extension into the high word
+    return pa.Array.from_buffers(
+        pa.decimal128(19, scale), values.shape[0], [None, pa.py_buffer(words.tobytes())]
+    )
+
+
+def _write_parquet(
+    path: Path,
+    columns: Mapping[str, npt.NDArray[Any]],
+    scales: Mapping[str, int],
+    metadata: Mapping[str, str],
+    decimal: bool,
+) -> Path:
+    """Write columns; ``scales`` maps mantissa columns to their scale."""
+    pa, pq = _pyarrow()
+    fields = []
+    arrays = []
+    for name, values in columns.items():
+        if values.dtype == object:
+            array = pa.array(values.tolist(), type=pa.string())
+            if name in ("event", "origin", "side", "ord_type", "key"):
+                array = array.dictionary_encode()
+        else:
+            array = pa.array(values)
+        meta = None
+        if name in scales:
+            meta = {b"scale": str(scales[name]).encode(), b"unit": b"mantissa"}
+        fields.append(pa.field(name, array.type, metadata=meta))
+        arrays.append(array)
+        if decimal and name in scales:
+            dec = _decimal_array(pa, values, scales[name])
+            fields.append(pa.field(f"{name}_dec", dec.type))
+            arrays.append(dec)
+    schema = pa.schema(fields, metadata={k.encode(): v.encode() for k, v in metadata.items()})
+    table = pa.Table.from_arrays(arrays, schema=schema)
+    pq.write_table(table, path)
+    return path
+
+
+def _metadata(
+    schema: str, key: str, symbol: str, pp: int, qp: int, sources: Sequence[Path]
+) -> dict[str, str]:
+    from . import __version__
+
+    return {
+        "bookengine.schema": schema,
+        "bookengine.key": key,
+        "bookengine.symbol": symbol,
+        "bookengine.price_scale": str(pp),
+        "bookengine.qty_scale": str(qp),
+        "bookengine.version": __version__,
+        "bookengine.sources": json.dumps([str(p) for p in sources]),
+    }
+
+
+def l2_parquet(
+    samples: BookSamples, out: Path, sources: Sequence[Path], decimal: bool = False
+) -> list[Path]:
+    """One ``l2-snapshots/1`` Parquet file per book key of ``samples`` (see :data:`L2_DOC`)."""
+    written = []
+    for key in sorted(set(samples.key.tolist())):
+        part = samples.for_key(key)
+        pp, qp = samples.scales.get(key, (0, 0))
+        columns = {"recv_ts_ns": part.time_ns, "valid": part.valid, "is_snapshot": part.is_snapshot}
+        scales: dict[str, int] = {}
+        for side in ("bid", "ask"):
+            prices = part.bid_price if side == "bid" else part.ask_price
+            qtys = part.bid_qty if side == "bid" else part.ask_qty
+            for level in range(part.levels):
+                columns[f"{side}_price_{level + 1}"] = prices[:, level]
+                columns[f"{side}_qty_{level + 1}"] = qtys[:, level]
+                scales[f"{side}_price_{level + 1}"] = pp
+                scales[f"{side}_qty_{level + 1}"] = qp
+        metadata = _metadata("l2-snapshots/1", key, key.partition(":")[2], pp, qp, sources)
+        metadata["bookengine.levels"] = str(part.levels)
+        path = out / f"l2_{_file_key(key)}.parquet"
+        written.append(_write_parquet(path, columns, scales, metadata, decimal))
+    return written
+
+
+def l3_parquet(
+    tables: Mapping[str, L3Events], out: Path, sources: Sequence[Path], decimal: bool = False
+) -> list[Path]:
+    """One ``l3-events/1`` Parquet file per level3 book (see :data:`L3_DOC`)."""
+    written = []
+    for key, table in sorted(tables.items()):
+        pp, qp = table.price_scale, table.qty_scale
+        scales = {"price": pp, "prev_price": pp, "qty": qp, "prev_qty": qp}
+        metadata = _metadata("l3-events/1", key, table.symbol, pp, qp, sources)
+        path = out / f"l3_{_file_key(key)}.parquet"
+        written.append(_write_parquet(path, table.columns, scales, metadata, decimal))
+    return written
+
+
+def trades_parquet(
+    tables: Mapping[str, Trades], out: Path, sources: Sequence[Path], decimal: bool = False
+) -> list[Path]:
+    """One ``trades/1`` Parquet file per symbol (see :data:`TRADES_DOC`)."""
+    written = []
+    for symbol, table in sorted(tables.items()):
+        pp, qp = table.price_scale, table.qty_scale
+        metadata = _metadata("trades/1", f"trade:{symbol}", symbol, pp, qp, sources)
+        path = out / f"trades_{symbol.replace('/', '-')}.parquet"
+        written.append(
+            _write_parquet(path, table.columns, {"price": pp, "qty": qp}, metadata, decimal)
+        )
+    return written
+
+
+# -- LOBSTER -----------------------------------------------------------------------------------
+
+
+def _day_start_ns(ts_ns: int) -> tuple[int, str]:
+    seconds = ts_ns // 1_000_000_000
+    day = datetime.fromtimestamp(seconds, tz=timezone.utc).date()
+    midnight = int(datetime(day.year, day.month, day.day, tzinfo=timezone.utc).timestamp())
+    return midnight * 1_000_000_000, day.isoformat()
+
+
+def _seconds_text(ns: int) -> str:
+    whole, fraction = divmod(ns, 1_000_000_000)
+    return f"{whole}.{fraction:09d}"
+
+
+def _lobster_name(symbol: str, times: npt.NDArray[np.int64]) -> tuple[str, int]:
+    first = int(times[0]) if times.shape[0] else 0
+    last = int(times[-1]) if times.shape[0] else 0
+    midnight, day = _day_start_ns(first)
+    ticker = symbol.replace("/", "-")
+    start = (first - midnight) // 1_000_000_000
+    end = -(-(last - midnight) // 1_000_000_000)
+    return f"{ticker}_{day}_{start}_{end}", midnight
+
+
+def _write_rows(path: Path, rows: Iterable[str]) -> None:
+    with path.open("w", encoding="ascii", newline="\n") as handle:
+        for row in rows:
+            handle.write(row)
+            handle.write("\n")
+
+
+def l3_lobster(
+    tables: Mapping[str, L3Events], out: Path, levels: int, sources: Sequence[Path]
+) -> list[Path]:
+    """LOBSTER message + orderbook files per level3 book (see :data:`LOBSTER_DOC`)."""
+    written: list[Path] = []
+    for key, table in sorted(tables.items()):
+        if table.book is None:
+            raise ExportError("collect(levels=...) is needed for the LOBSTER orderbook file")
+        c = table.columns
+        stem, midnight = _lobster_name(table.symbol, c["recv_ts_ns"])
+        ids: dict[str, int] = {}
+        messages: list[str] = []
+        books: list[str] = []
+        for row, (
+            ts,
+            event,
+            side,
+            order_id,
+            price,
+            qty,
+            prev_price,
+            prev_qty,
+            execution,
+        ) in enumerate(
+            zip(
+                c["recv_ts_ns"].tolist(),
+                c["event"].tolist(),
+                c["side"].tolist(),
+                c["order_id"].tolist(),
+                c["price"].tolist(),
+                c["qty"].tolist(),
+                c["prev_price"].tolist(),
+                c["prev_qty"].tolist(),
+                c["execution"].tolist(),
+                strict=True,
+            )
+        ):
+            lobster_id = ids.setdefault(order_id, len(ids) + 1)
+            time_text = _seconds_text(ts - midnight)
+            direction = _SIDE_SIGN[side]
+            book_text = ",".join(map(str, table.book[row].tolist()))
+            if event == "add":
+                items = [(1, qty, price)]
+            elif event == "delete":
+                items = [(4 if execution else 3, prev_qty, prev_price)]
+            elif price == prev_price and qty < prev_qty:
+                items = [(4 if execution else 2, prev_qty - qty, price)]
+            else:  # a new price or a larger size: LOBSTER has no in-place increase
+                items = [(3, prev_qty, prev_price), (1, qty, price)]
+            for index, (kind, size, at) in enumerate(items):
+                messages.append(f"{time_text},{kind},{lobster_id},{size},{at},{direction}")
+                if index + 1 < len(items):
+                    books.append(_book_after_partial(table, row, side, prev_price, prev_qty))
+                else:
+                    books.append(book_text)
+        message_path = out / f"{stem}_message_{levels}.csv"
+        book_path = out / f"{stem}_orderbook_{levels}.csv"
+        ids_path = out / f"{stem}_orderids.csv"
+        meta_path = out / f"{stem}_meta.json"
+        _write_rows(message_path, messages)
+        _write_rows(book_path, books)
+        _write_rows(ids_path, ["lobster_id,order_id", *(f"{v},{k}" for k, v in ids.items())])
+        meta_path.write_text(
+            json.dumps(
+                {
+                    "key": key,
+                    "symbol": table.symbol,
+                    "price_scale": table.price_scale,
+                    "qty_scale": table.qty_scale,
+                    "levels": levels,
+                    "time_origin_ns": midnight,
+                    "sources": [str(p) for p in sources],
+                    "format": LOBSTER_DOC,
+                },
+                indent=2,
+            )
+            + "\n"
+        )
+        written += [message_path, book_path, ids_path, meta_path]
+    return written
+
+
+def _book_after_partial(
+    table: L3Events, row: int, side: int, prev_price: int, prev_qty: int
+) -> str:
+    """The book between the two halves of a price-changing modify (old size removed)."""
+    assert table.book is not None
+    before = table.book[row - 1].tolist() if row > 0 else _empty_book(table.book.shape[1] // 4)
+    levels = table.book.shape[1] // 4
+    offset = 0 if side == 1 else 2  # asks at 4k, bids at 4k + 2
+    ladder = {
+        before[4 * k + offset]: before[4 * k + offset + 1]
+        for k in range(levels)
+        if before[4 * k + offset + 1] > 0
+    }
+    left = ladder.get(prev_price, 0) - prev_qty
+    if left > 0:
+        ladder[prev_price] = left
+    else:
+        ladder.pop(prev_price, None)
+    ordered = sorted(ladder.items(), reverse=side == 0)
+    dummy = ASK_DUMMY if side == 1 else BID_DUMMY
+    for k in range(levels):
+        price, qty = ordered[k] if k < len(ordered) else (dummy, 0)
+        before[4 * k + offset] = price
+        before[4 * k + offset + 1] = qty
+    return ",".join(map(str, before))
+
+
+def _empty_book(levels: int) -> list[int]:
+    return [ASK_DUMMY, 0, BID_DUMMY, 0] * levels
+
+
+def l2_lobster(samples: BookSamples, out: Path, sources: Sequence[Path]) -> list[Path]:
+    """LOBSTER orderbook files (and a times file) per L2 book (see :data:`LOBSTER_DOC`)."""
+    written: list[Path] = []
+    levels = samples.levels
+    for key in sorted(set(samples.key.tolist())):
+        part = samples.for_key(key)
+        symbol = key.partition(":")[2]
+        stem, midnight = _lobster_name(symbol, part.time_ns)
+        if key.partition(":")[0] != "book":
+            stem += "_" + key.partition(":")[0]
+        block = np.empty((len(part), 4 * levels), dtype=np.int64)
+        block[:, 0::4] = np.where(part.ask_qty > 0, part.ask_price, ASK_DUMMY)
+        block[:, 1::4] = part.ask_qty
+        block[:, 2::4] = np.where(part.bid_qty > 0, part.bid_price, BID_DUMMY)
+        block[:, 3::4] = part.bid_qty
+        book_path = out / f"{stem}_orderbook_{levels}.csv"
+        times_path = out / f"{stem}_times_{levels}.csv"
+        _write_rows(book_path, (",".join(map(str, row)) for row in block.tolist()))
+        _write_rows(times_path, (_seconds_text(t - midnight) for t in part.time_ns.tolist()))
+        pp, qp = samples.scales.get(key, (0, 0))
+        meta_path = out / f"{stem}_meta.json"
+        meta_path.write_text(
+            json.dumps(
+                {
+                    "key": key,
+                    "symbol": symbol,
+                    "price_scale": pp,
+                    "qty_scale": qp,
+                    "levels": levels,
+                    "time_origin_ns": midnight,
+                    "sources": [str(p) for p in sources],
+                    "format": LOBSTER_DOC,
+                },
+                indent=2,
+            )
+            + "\n"
+        )
+        written += [book_path, times_path, meta_path]
+    return written
+
+
+# -- the command -------------------------------------------------------------------------------
+
+
+def _parser() -> argparse.ArgumentParser:
+    from .cli import _precision
+
+    parser = argparse.ArgumentParser(
+        prog="bookengine export",
+        description="Export captures (replayed through the live code path) to Parquet or "
+        "LOBSTER files in the directory OUT. Prices and quantities are int64 mantissas; the "
+        "scales are in the Parquet metadata or the LOBSTER *_meta.json.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="l2 columns:\n"
+        + L2_DOC
+        + "\n\nl3 columns:\n"
+        + L3_DOC
+        + "\n\ntrades columns:\n"
+        + TRADES_DOC
+        + "\n\nLOBSTER:\n"
+        + LOBSTER_DOC,
+    )
+    parser.add_argument("files", nargs="+", metavar="CAPTURE")
+    parser.add_argument("--format", choices=("parquet", "lobster"), default="parquet")
+    parser.add_argument("--what", choices=("l2", "l3", "trades"), default="l2")
+    parser.add_argument("--levels", type=int, default=10, help="levels per side (default 10)")
+    parser.add_argument(
+        "--every-ms", type=float, help="l2: sample every M ms (default: after every message)"
+    )
+    parser.add_argument("-o", "--output", required=True, metavar="OUT", help="output directory")
+    parser.add_argument("--instruments", action="append", default=[], metavar="FILE")
+    parser.add_argument(
+        "--precision", action="append", default=[], type=_precision, metavar="SYMBOL=P/Q"
+    )
+    parser.add_argument("--depth", type=int, help="depth when the capture has no subscribe ack")
+    parser.add_argument(
+        "--symbols", action="append", default=[], metavar="S1,S2", help="only these symbols"
+    )
+    parser.add_argument(
+        "--decimal", action="store_true", help="parquet: add exact decimal128 columns"
+    )
+    parser.add_argument(
+        "--match-window-ms",
+        type=float,
+        default=1000.0,
+        help="l3: trade/reduction time tolerance for executions (default 1000)",
+    )
+    parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``bookengine export``: returns the exit status (0 written, 1 nothing to export, 2 error)."""
+    args = _parser().parse_args(argv)
+    if args.levels < 1:
+        print("bookengine export: --levels must be >= 1", file=sys.stderr)
+        return 2
+    if args.every_ms is not None and not args.every_ms > 0:
+        print("bookengine export: --every-ms must be > 0", file=sys.stderr)
+        return 2
+    if args.format == "lobster" and args.what == "trades":
+        print(
+            "bookengine export: LOBSTER has no trades-only file: use --what l3 (executions are "
+            "type 4) or --format parquet",
+            file=sys.stderr,
+        )
+        return 2
+    symbols = [s for item in args.symbols for s in item.split(",") if s] or None
+    out = Path(args.output)
+    problems = 0
+
+    def problem(record: CaptureRecord, message: str) -> None:
+        nonlocal problems
+        if record.kind not in ("torn", "truncated"):
+            problems += 1
+        print(f"{record.path}:{record.line}: {message}", file=sys.stderr)
+
+    try:
+        instruments = Instruments()
+        for path in args.instruments:
+            loaded = Instruments.from_file(path)
+            for symbol in loaded.symbols():
+                item = loaded.get(symbol)
+                assert item is not None
+                instruments.set(symbol, item.price_precision, item.qty_precision, item.status)
+        replayer = Replayer(
+            args.files,
+            instruments=instruments,
+            precisions=dict(args.precision),
+            depth=args.depth,
+            symbols=symbols,
+            on_problem=problem,
+            progress=args.progress,
+        )
+        out.mkdir(parents=True, exist_ok=True)
+        sources = replayer.paths
+        written = export(
+            replayer,
+            out,
+            fmt=args.format,
+            what=args.what,
+            levels=args.levels,
+            every_ns=None if args.every_ms is None else int(args.every_ms * 1_000_000),
+            decimal=args.decimal,
+            match_window_ns=int(args.match_window_ms * 1_000_000),
+            sources=sources,
+        )
+    except (BookError, OSError) as exc:
+        print(f"bookengine export: {exc}", file=sys.stderr)
+        return 2
+    if not written:
+        print(
+            f"bookengine export: nothing to export ({args.what}) in the captures", file=sys.stderr
+        )
+        return 1
+    for path in written:
+        print(path)
+    return 0
+
+
+def export(
+    replayer: Replayer,
+    out: str | Path,
+    *,
+    fmt: str = "parquet",
+    what: str = "l2",
+    levels: int = 10,
+    every_ns: int | None = None,
+    decimal: bool = False,
+    match_window_ns: int = 1_000_000_000,
+    sources: Sequence[Path] | None = None,
+) -> list[Path]:
+    """Replay and write one export (the API behind ``bookengine export``); returns the files.
+
+    Raises:
+        ExportError: a bad combination (LOBSTER trades), or pyarrow missing for Parquet.
+        BookError: unreadable captures, unknown precisions.
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    sources = list(replayer.paths if sources is None else sources)
+    if fmt not in ("parquet", "lobster"):
+        raise ExportError(f"format must be parquet or lobster, got {fmt!r}")
+    if fmt == "parquet":
+        _pyarrow()  # fail before a long replay
+    if what == "l2":
+        if every_ns is None:
+            samples = replayer.snapshots(levels=levels)
+        else:
+            samples = replayer.sample(every_ns, levels=levels)
+        if fmt == "parquet":
+            return l2_parquet(samples, out, sources, decimal)
+        return l2_lobster(samples, out, sources)
+    if what == "l3":
+        tables, _ = collect(
+            replayer,
+            levels=levels if fmt == "lobster" else None,
+            match_window_ns=match_window_ns,
+        )
+        if fmt == "parquet":
+            return l3_parquet(tables, out, sources, decimal)
+        return l3_lobster(tables, out, levels, sources)
+    if what == "trades":
+        if fmt != "parquet":
+            raise ExportError("LOBSTER has no trades-only file: use what='l3'")
+        _, trade_tables = collect(replayer, l3=False)
+        return trades_parquet(trade_tables, out, sources, decimal)
+    raise ExportError(f"what must be l2, l3 or trades, got {what!r}")

@@ -1,0 +1,243 @@
+"""Replayer: paced events, book_at against a full replay, sampling, symbols, progress."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from bookengine import Implementation
+from bookengine.kraken.events import BookChanged, Event
+from bookengine.replay import Replayer, replay
+
+from .helpers import Recording
+
+ROOT = Path(__file__).resolve().parents[2]
+DATA = ROOT / "tests" / "data"
+
+
+def book_state(book: Any) -> tuple[Any, ...]:
+    """Everything that identifies a book's content (orders and queue order for level3)."""
+    if book is None:
+        return (None,)
+    state: tuple[Any, ...] = (book.bids(), book.asks(), book.checksum(), book.depth)
+    if hasattr(book, "orders_arrays"):
+        columns = book.orders_arrays(order_ids=True)
+        state += tuple(columns[name].tolist() for name in sorted(columns))
+    return state
+
+
+def reference_at(
+    paths: list[Path], times: list[int], implementation_name: str
+) -> dict[int, dict[str, tuple[Any, ...]]]:
+    """Every book's content as of each time, from one straight replay (the oracle)."""
+    pending = sorted(times)
+    out: dict[int, dict[str, tuple[Any, ...]]] = {}
+    replayer = Replayer(paths, implementation_name=implementation_name, progress=False)
+
+    def take(t: int) -> None:
+        out[t] = {k: book_state(s.book) for k, s in replayer.session.books.items()}
+
+    for record in replayer._stream():  # before each record is applied: the state as of t
+        while pending and record.recv_ts_ns > pending[0]:
+            take(pending.pop(0))
+        replayer._apply(record)
+    for t in pending:
+        take(t)
+    return out
+
+
+def test_book_at_equals_a_replay_stopped_at_t(recording: Recording, impl: Implementation) -> None:
+    paths = recording.segments
+    stamps = [r.recv_ts_ns for r, _ in Replayer(paths, progress=False).records()]
+    rng = random.Random(5)
+    times = [stamps[0] - 1, stamps[-1] + 1, *rng.sample(stamps, 12)]
+    times += [t - 1 for t in rng.sample(stamps, 4)]
+    expected = reference_at(paths, times, impl.name)
+    replayer = Replayer(
+        paths, implementation_name=impl.name, progress=False, checkpoint_every_s=0.25
+    )
+    # Forward in time first (the cursor and its checkpoints), then random order (restarts).
+    order = sorted(times) + rng.sample(times, len(times))
+    for t in order:
+        for key in ("book:BTC/USD", "book:ETH/USD", "level3:BTC/USD"):
+            got = replayer.book_at(t, key)
+            assert book_state(got) == expected[t].get(key, (None,)), (t, key)
+    assert len(replayer._checkpoints) >= 4  # checkpoints were taken and used
+
+
+def test_book_at_returns_an_independent_copy(plain_recording: Path) -> None:
+    replayer = Replayer([plain_recording], progress=False)
+    stamps = [r.recv_ts_ns for r, _ in replayer.records()]
+    early = replayer.book_at(stamps[len(stamps) // 3], "book:BTC/USD")
+    before = book_state(early)
+    replayer.book_at(stamps[-1], "book:BTC/USD")
+    assert book_state(early) == before
+    early._check()
+
+
+def test_book_at_without_timestamps_on_bundled_fixture() -> None:
+    # Bare frames carry no receive time: the book "as of" any time is the final one.
+    replayer = Replayer([DATA / "v2-book-btcusd-depth10.jsonl"], precisions={"BTC/USD": (1, 8)})
+    final = replay([DATA / "v2-book-btcusd-depth10.jsonl"], precisions={"BTC/USD": (1, 8)})
+    book = replayer.book_at(10**19, "book:BTC/USD")
+    assert book_state(book) == book_state(final.books["book:BTC/USD"].book)
+
+
+def synthetic_capture(path: Path, span_s: float = 1.0, n: int = 41) -> list[int]:
+    """Heartbeat frames evenly spread over ``span_s`` seconds of receive time."""
+    start = 1_700_000_000_000_000_000
+    stamps = [start + int(i * span_s * 1e9 / (n - 1)) for i in range(n)]
+    path.write_bytes(b"".join(b'%d\t{"channel":"heartbeat"}\n' % t for t in stamps))
+    return stamps
+
+
+def test_paced_replay_takes_span_over_speed(tmp_path: Path) -> None:
+    path = tmp_path / "paced.jsonl"
+    synthetic_capture(path, span_s=1.0)
+    replayer = Replayer([path], progress=False)
+    started = time.perf_counter()
+    count = sum(1 for _ in replayer.records(pace=10.0))
+    elapsed = time.perf_counter() - started
+    assert count == 41
+    assert 0.09 <= elapsed < 0.6, elapsed
+    started = time.perf_counter()
+    list(replayer.records())
+    assert time.perf_counter() - started < 0.09  # full speed is not paced
+
+
+def test_async_paced_replay_leaves_the_loop_free(tmp_path: Path) -> None:
+    path = tmp_path / "paced.jsonl"
+    synthetic_capture(path, span_s=0.5)
+
+    async def main() -> tuple[float, int]:
+        ticks = 0
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while True:
+                ticks += 1
+                await asyncio.sleep(0.005)
+
+        task = asyncio.ensure_future(ticker())
+        started = time.perf_counter()
+        events: list[Event] = [e async for e in Replayer([path], progress=False).aevents(5.0)]
+        elapsed = time.perf_counter() - started
+        task.cancel()
+        assert events == []  # heartbeats produce no events
+        return elapsed, ticks
+
+    elapsed, ticks = asyncio.run(main())
+    assert 0.09 <= elapsed < 0.6, elapsed
+    assert ticks >= 5
+
+
+def test_bad_pace_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "x.jsonl"
+    synthetic_capture(path)
+    with pytest.raises(ValueError, match="pace must be > 0"):
+        list(Replayer([path]).events(pace=0))
+
+
+def test_sample_matches_book_at_on_the_grid(recording: Recording, impl: Implementation) -> None:
+    every = 100_000_000
+    replayer = Replayer(recording.segments, implementation_name=impl.name, progress=False)
+    keys = ["book:BTC/USD", "level3:BTC/USD", "book:NOPE/USD"]
+    samples = replayer.sample(every, keys, levels=5)
+    n_times = len(samples) // len(keys)
+    assert len(samples) == n_times * len(keys) and n_times >= 20
+    assert samples.bid_price.shape == (len(samples), 5) and samples.bid_price.dtype == np.int64
+    times = samples.time_ns[:: len(keys)]
+    assert (np.diff(times) == every).all() and (times % every == 0).all()
+    oracle = Replayer(recording.segments, implementation_name=impl.name, progress=False)
+    for row in range(len(samples)):
+        key, t = samples.key[row], int(samples.time_ns[row])
+        book = oracle.book_at(t, key)
+        if book is None:
+            assert not samples.valid[row] and samples.bid_qty[row].sum() == 0
+            continue
+        bids, asks = book.bids(5), book.asks(5)
+        assert samples.valid[row]
+        got_bids = [
+            (int(p), int(q))
+            for p, q in zip(samples.bid_price[row], samples.bid_qty[row], strict=True)
+        ]
+        got_asks = [
+            (int(p), int(q))
+            for p, q in zip(samples.ask_price[row], samples.ask_qty[row], strict=True)
+        ]
+        assert got_bids[: len(bids)] == bids and got_asks[: len(asks)] == asks
+        assert all(q == 0 for _, q in got_bids[len(bids) :] + got_asks[len(asks) :])
+    assert samples.scales["book:BTC/USD"] == (1, 8)
+    frame = samples.for_key("book:BTC/USD").to_pandas()
+    assert list(frame.columns[:6]) == [
+        "time_ns",
+        "key",
+        "valid",
+        "is_snapshot",
+        "bid_price_1",
+        "bid_qty_1",
+    ]
+    assert frame["bid_price_1"].dtype == np.int64 and frame.attrs["scales"]
+
+
+def test_snapshots_follow_every_message(recording: Recording) -> None:
+    replayer = Replayer(recording.segments, progress=False)
+    changes = [
+        (record.recv_ts_ns, event.key, event.book.bids(3), event.book.asks(3))
+        for record, events in replayer.records()
+        for event in events
+        if isinstance(event, BookChanged)
+    ]
+    samples = replayer.snapshots(levels=3)
+    assert len(samples) == len(changes)
+    for row, (t, key, bids, asks) in enumerate(changes):
+        assert (int(samples.time_ns[row]), samples.key[row]) == (t, key)
+        assert samples.bid_price[row, : len(bids)].tolist() == [p for p, _ in bids]
+        assert samples.ask_qty[row, : len(asks)].tolist() == [q for _, q in asks]
+    assert samples.is_snapshot.sum() == 3  # one snapshot per book: no resync happened
+
+
+def test_symbols_filter_keeps_only_those_books(recording: Recording) -> None:
+    full = replay(recording.segments)
+    only = Replayer(recording.segments, symbols=["ETH/USD"], progress=False).run()
+    assert set(only.books) == {"book:ETH/USD"}
+    assert book_state(only.books["book:ETH/USD"].book) == book_state(
+        full.books["book:ETH/USD"].book
+    )
+    assert only.frames < full.frames
+
+
+def test_torn_final_line_is_reported_not_counted(tmp_path: Path) -> None:
+    source = (DATA / "v2-book-btcusd-depth10.jsonl").read_bytes()
+    path = tmp_path / "torn.jsonl"
+    path.write_bytes(source[: len(source) - 40].rstrip(b"\n")[:-5])
+    problems: list[tuple[int, str]] = []
+    result = replay(
+        [path],
+        precisions={"BTC/USD": (1, 8)},
+        on_problem=lambda record, message: problems.append((record.line, message)),
+    )
+    lines = source[: len(source) - 40].count(b"\n")
+    assert result.ok and result.bad_frames == 0
+    assert problems == [(lines + 1, problems[0][1])]
+    assert "torn final line ignored" in problems[0][1]
+    assert [str(n) for n in result.notes] == [f"{path}:{lines + 1}: {problems[0][1]}"]
+
+
+def test_progress_bar_goes_to_stderr_only_when_asked(
+    plain_recording: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    err = io.StringIO()
+    monkeypatch.setattr("sys.stderr", err)
+    Replayer([plain_recording]).run()  # not a terminal: no bar
+    assert err.getvalue() == ""
+    Replayer([plain_recording], progress=True).run()
+    text = err.getvalue()
+    assert "100.0%" in text and "frames" in text and text.endswith("\n")
