@@ -25,9 +25,12 @@ ctypedef struct Level:
     int32_t tail
     int32_t count
     int32_t side            # SIDE_BID / SIDE_ASK; -1 while free (head links the free list)
-    char* text              # checksum digits of the queue, rendered lazily (top-10 levels only)
-    Py_ssize_t text_length  # -1 when stale
+    char* text              # checksum digits of the queue (levels the checksum has seen)
+    Py_ssize_t text_start   # the digits are text[text_start:text_start + text_length]
+    Py_ssize_t text_length  # -1 when stale (re-rendered when next hashed)
     Py_ssize_t text_capacity
+    int32_t price_length    # digits of the price: a segment is price digits + qty digits
+    bint changed            # since the checksum last hashed this level
 
 # Order-id hash table entry: open addressing, linear probing, backward-shift deletion.
 ctypedef struct TableEntry:
@@ -75,17 +78,31 @@ ctypedef struct State:
     int32_t free_level
     Ladder ladders[2]       # per side: key (bid: price, ask: -price) -> level index in .qtys
     TableEntry* table
-    Py_ssize_t table_mask
+    Py_ssize_t table_capacity  # any size >= 16: buckets by multiply-shift, growth x1.5
     Py_ssize_t order_count  # resting orders = entries in the table
     Py_ssize_t long_id_bytes
     Undo* undo
     Py_ssize_t undo_count
     Py_ssize_t undo_capacity
     bint logging            # False while a snapshot is built aside (it is dropped whole)
+    # Checksum cache. The hashed text is kept as two contiguous blocks (top-10 asks, then
+    # top-10 bids: SIMD CRC needs long runs), with the CRC after the asks block, the final
+    # CRC and which level sat at each of the (up to 20) positions. A message re-hashes only
+    # the blocks whose levels changed, nothing when the top 10 per side are untouched.
+    char* ck_text
+    Py_ssize_t ck_capacity
+    Py_ssize_t ck_split     # bytes of the asks block
+    Py_ssize_t ck_asks      # ask levels in it
+    uint32_t ck_crc_asks
+    uint32_t ck_crc
+    int32_t crc_levels[20]
+    Py_ssize_t ck_offsets[21]  # byte offset of each position in ck_text
+    Py_ssize_t crc_count
 
 
 cdef class L3BookCore:
     cdef readonly str symbol
+    cdef bytes _symbol_utf8     # to match a frame's symbol bytes without decoding them
     cdef readonly Py_ssize_t depth
     cdef int _price_precision
     cdef int _qty_precision
@@ -98,6 +115,7 @@ cdef class L3BookCore:
     cdef Py_ssize_t _ladder_capacity(self)
     cdef int _reserve(self, Py_ssize_t count) except -1
     cdef int _parse_scanned(self, FrameScanner scanner) except -1
+    cdef bytes _id_bytes(self, FrameScanner scanner, int side, Py_ssize_t i)
     cdef int _entry_error(self, FrameScanner scanner, int side, Py_ssize_t i) except -1
     cdef int _parse_python(self, bint is_snapshot, object bids, object asks) except -1
     cdef object _apply_parsed(self, bint is_snapshot, Py_ssize_t count, long long checksum)

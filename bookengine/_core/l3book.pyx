@@ -13,9 +13,15 @@ against). Layout, chosen so nothing Python-level exists per order or per level:
 * **Sides**: the int64 ``Ladder`` of L2 (sorted keys, best last; bid key = price, ask key =
   -price) maps price -> level index: O(log levels) lookup, O(1) at the touch.
 * **Order-id index**: open-addressing hash table of (slot, 32-bit hash) pairs, linear probing,
-  backward-shift deletion (no tombstones), load <= 3/4. Kraken ids ``OXXXXX-XXXXX-XXXXXX``
+  backward-shift deletion (no tombstones). Buckets by multiply-shift, so the table can grow by
+  1.5x and its load stays within [1/2, 3/4]: 8 bytes per entry, at most 16 per order. The
+  stored hash filters probes without touching the orders. Kraken ids ``OXXXXX-XXXXX-XXXXXX``
   pack into 88 bits (17 base-36 symbols) so most ids need no heap; others fall back to an
-  inline (<= 8 bytes) or heap copy.
+  inline (<= 8 bytes) or heap copy, compared byte for byte.
+* **Checksum**: each level caches its digits (rendered when first needed after a change); the
+  top 10 levels per side are kept as two contiguous blocks and hashed with a PCLMULQDQ CRC-32
+  fold when the CPU has it (slicing tables otherwise). A block is re-hashed only when one of
+  its levels changed. About 56 bytes per resting order in all (40-byte slot + index).
 
 Atomicity: numbers, timestamps and event names are validated first; then the events apply to
 the live book while an undo log records every primitive step (slots and levels freed by the
@@ -23,13 +29,15 @@ message are only released at commit, so undo can relink them exactly). An order 
 crossed result rolls the log back. A snapshot is built in a fresh state and swapped in.
 """
 
+import zlib
+
 import numpy as np
 
 cimport numpy as cnp
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from libc.stdint cimport int8_t, int32_t, int64_t, uint32_t, uint64_t
 from libc.stdlib cimport calloc, free, malloc, realloc
-from libc.string cimport memchr, memcmp, memcpy
+from libc.string cimport memcmp, memcpy, memmove
 
 from bookengine._core.checksum cimport crc32_update, write_digits
 from bookengine._core.ladder cimport (
@@ -50,6 +58,7 @@ from bookengine._core.scan cimport (
     KIND_LEVEL3,
     NUM_OK,
     Entry,
+    Span,
     EntryList,
     FrameScanner,
     parse_mantissa,
@@ -61,6 +70,91 @@ from bookengine.errors import ChecksumError, ProtocolError
 from bookengine.numbers import check_scale, mantissa_text
 
 cnp.import_array()
+
+cdef extern from *:
+    """
+    /* CRC-32 (zlib's: reflected 0xEDB88320) by carry-less multiplication, after V. Gopal,
+       E. Ozturk et al., "Fast CRC Computation for Generic Polynomials Using PCLMULQDQ
+       Instruction", Intel, 2009: fold 64-byte blocks four lanes at a time, then to 128 and 64
+       bits, then a Barrett reduction; the constants are the paper's for this polynomial
+       (also used by zlib-ng and Chromium's zlib). Takes and returns the raw (inverted) CRC
+       register; len >= 64 and a multiple of 16. Compiled for PCLMUL only in this function,
+       used only when the CPU reports it (be_have_clmul). */
+    #include <stddef.h>
+    #include <stdint.h>
+    #if defined(__GNUC__) && defined(__x86_64__)
+    #include <immintrin.h>
+    __attribute__((target("pclmul,sse4.1")))
+    static uint32_t be_crc32_fold(uint32_t crc, const unsigned char *buf, size_t len) {
+        const __m128i k1k2 = _mm_set_epi64x(0x01c6e41596LL, 0x0154442bd4LL);
+        const __m128i k3k4 = _mm_set_epi64x(0x00ccaa009eLL, 0x01751997d0LL);
+        const __m128i k5k0 = _mm_set_epi64x(0, 0x0163cd6124LL);
+        const __m128i poly = _mm_set_epi64x(0x01f7011641LL, 0x01db710641LL);
+        const __m128i low32 = _mm_setr_epi32(~0, 0, ~0, 0);
+        __m128i x1, x2, x3, x4, x5, x6, x7, x8;
+        x1 = _mm_loadu_si128((const __m128i *)(buf + 0x00));
+        x2 = _mm_loadu_si128((const __m128i *)(buf + 0x10));
+        x3 = _mm_loadu_si128((const __m128i *)(buf + 0x20));
+        x4 = _mm_loadu_si128((const __m128i *)(buf + 0x30));
+        x1 = _mm_xor_si128(x1, _mm_cvtsi32_si128((int)crc));
+        buf += 64;
+        len -= 64;
+        while (len >= 64) {
+            x5 = _mm_clmulepi64_si128(x1, k1k2, 0x00);
+            x6 = _mm_clmulepi64_si128(x2, k1k2, 0x00);
+            x7 = _mm_clmulepi64_si128(x3, k1k2, 0x00);
+            x8 = _mm_clmulepi64_si128(x4, k1k2, 0x00);
+            x1 = _mm_clmulepi64_si128(x1, k1k2, 0x11);
+            x2 = _mm_clmulepi64_si128(x2, k1k2, 0x11);
+            x3 = _mm_clmulepi64_si128(x3, k1k2, 0x11);
+            x4 = _mm_clmulepi64_si128(x4, k1k2, 0x11);
+            x1 = _mm_xor_si128(_mm_xor_si128(x1, x5),
+                               _mm_loadu_si128((const __m128i *)(buf + 0x00)));
+            x2 = _mm_xor_si128(_mm_xor_si128(x2, x6),
+                               _mm_loadu_si128((const __m128i *)(buf + 0x10)));
+            x3 = _mm_xor_si128(_mm_xor_si128(x3, x7),
+                               _mm_loadu_si128((const __m128i *)(buf + 0x20)));
+            x4 = _mm_xor_si128(_mm_xor_si128(x4, x8),
+                               _mm_loadu_si128((const __m128i *)(buf + 0x30)));
+            buf += 64;
+            len -= 64;
+        }
+        x5 = _mm_clmulepi64_si128(x1, k3k4, 0x00);
+        x1 = _mm_xor_si128(_mm_xor_si128(_mm_clmulepi64_si128(x1, k3k4, 0x11), x2), x5);
+        x5 = _mm_clmulepi64_si128(x1, k3k4, 0x00);
+        x1 = _mm_xor_si128(_mm_xor_si128(_mm_clmulepi64_si128(x1, k3k4, 0x11), x3), x5);
+        x5 = _mm_clmulepi64_si128(x1, k3k4, 0x00);
+        x1 = _mm_xor_si128(_mm_xor_si128(_mm_clmulepi64_si128(x1, k3k4, 0x11), x4), x5);
+        while (len >= 16) {
+            x2 = _mm_loadu_si128((const __m128i *)buf);
+            x5 = _mm_clmulepi64_si128(x1, k3k4, 0x00);
+            x1 = _mm_xor_si128(_mm_xor_si128(_mm_clmulepi64_si128(x1, k3k4, 0x11), x2), x5);
+            buf += 16;
+            len -= 16;
+        }
+        x2 = _mm_clmulepi64_si128(x1, k3k4, 0x10);
+        x1 = _mm_xor_si128(_mm_srli_si128(x1, 8), x2);
+        x2 = _mm_srli_si128(x1, 4);
+        x1 = _mm_xor_si128(_mm_clmulepi64_si128(_mm_and_si128(x1, low32), k5k0, 0x00), x2);
+        x2 = _mm_clmulepi64_si128(_mm_and_si128(x1, low32), poly, 0x10);
+        x2 = _mm_clmulepi64_si128(_mm_and_si128(x2, low32), poly, 0x00);
+        x1 = _mm_xor_si128(x1, x2);
+        return (uint32_t)_mm_extract_epi32(x1, 1);
+    }
+    static int be_have_clmul(void) {
+        __builtin_cpu_init();
+        return __builtin_cpu_supports("pclmul") && __builtin_cpu_supports("sse4.1");
+    }
+    #else
+    static uint32_t be_crc32_fold(uint32_t crc, const unsigned char *buf, size_t len) {
+        (void)buf; (void)len; return crc;
+    }
+    static int be_have_clmul(void) { return 0; }
+    #endif
+    """
+    uint32_t be_crc32_fold(uint32_t crc, const unsigned char* buf, size_t length) noexcept nogil
+    int be_have_clmul() noexcept nogil
+
 
 cdef enum:
     NIL = -1
@@ -96,6 +190,7 @@ cdef signed char BASE36[256]
 cdef char DIGITS36[36]
 cdef int LO_POSITIONS[12]
 cdef int HI_POSITIONS[5]
+cdef int64_t POW10[19]
 
 
 cdef void _build_tables() noexcept:
@@ -113,9 +208,42 @@ cdef void _build_tables() noexcept:
         LO_POSITIONS[i] = position
     for i, position in enumerate((14, 15, 16, 17, 18)):
         HI_POSITIONS[i] = position
+    POW10[0] = 1
+    for i in range(1, 19):
+        POW10[i] = POW10[i - 1] * 10
 
 
 _build_tables()
+
+
+cdef bint HAVE_CLMUL = be_have_clmul()
+
+
+cdef inline uint32_t crc32_fast(uint32_t crc, const unsigned char* data,
+                                size_t length) noexcept nogil:
+    """``crc32_update`` (zlib semantics: pass 0 to start), folded by PCLMUL when available."""
+    cdef size_t chunk
+    if HAVE_CLMUL and length >= 64:
+        chunk = length & ~(<size_t>15)
+        crc = ~be_crc32_fold(~crc, data, chunk)
+        data += chunk
+        length -= chunk
+    return crc32_update(crc, data, length)
+
+
+def _crc32(data, bint fold=True):
+    """CRC-32 of ``data`` as the checksum computes it (for tests; ``fold=False``: tables)."""
+    cdef const unsigned char[::1] view = data
+    if view.shape[0] == 0:
+        return 0
+    if fold:
+        return crc32_fast(0, &view[0], view.shape[0])
+    return crc32_update(0, &view[0], view.shape[0])
+
+
+def _clmul_available():
+    """True when the CPU folds CRC-32 with PCLMULQDQ (else the slicing tables are used)."""
+    return bool(HAVE_CLMUL)
 
 
 # -- order ids ---------------------------------------------------------------------------------
@@ -207,8 +335,8 @@ cdef str id_text(uint32_t hi, uint64_t lo, const char* text, Py_ssize_t length):
         return buffer[:19].decode("ascii")
     if kind == ID_SHORT:
         memcpy(buffer, &lo, 8)
-        return buffer[:payload].decode("utf-8", "surrogateescape")
-    return text[:length].decode("utf-8", "surrogateescape")
+        return buffer[:payload].decode("utf-8", "surrogatepass")
+    return text[:length].decode("utf-8", "surrogatepass")
 
 
 cdef str order_id_text(Order* o):
@@ -217,6 +345,15 @@ cdef str order_id_text(Order* o):
         block = <const char*><size_t>o.id_lo
         return id_text(o.id_hi, 0, block + sizeof(uint32_t), (<const uint32_t*>block)[0])
     return id_text(o.id_hi, o.id_lo, NULL, 0)
+
+
+cdef inline bint plain_ascii(const char* s, Py_ssize_t n) noexcept nogil:
+    """Printable ASCII without a backslash: the raw bytes are the id's text."""
+    cdef Py_ssize_t i
+    for i in range(n):
+        if not (0x20 <= <unsigned char>s[i] < 0x7F) or s[i] == c'\\':
+            return False
+    return True
 
 
 # -- the state: pool, levels, ladders, index, undo log -------------------------------------------
@@ -247,7 +384,7 @@ cdef State* state_new(Py_ssize_t ladder_capacity) except NULL:
     except BaseException:
         state_free(s)
         raise
-    s.table_mask = 15
+    s.table_capacity = 16
     for i in range(16):
         s.table[i].slot = EMPTY_ENTRY
     return s
@@ -272,6 +409,7 @@ cdef void state_free(State* s) noexcept:
     ladder_free(&s.ladders[1])
     free(s.table)
     free(s.undo)
+    free(s.ck_text)
     free(s)
 
 
@@ -344,7 +482,12 @@ cdef int32_t level_alloc(State* s, int side, int64_t price) except -2:
     lv.tail = NIL
     lv.count = 0
     lv.side = side
+    lv.text_start = 0
+    # Digits are kept only for levels the checksum has rendered (the top 10, mostly):
+    # deep levels cost neither the memory nor the upkeep.
     lv.text_length = -1
+    lv.price_length = digit_count(price)
+    lv.changed = True
     return li
 
 
@@ -381,7 +524,8 @@ cdef inline void link_tail(State* s, int32_t li, int32_t oi) noexcept nogil:
     lv.tail = oi
     lv.count += 1
     lv.qty += o.qty
-    lv.text_length = -1
+    lv.text_length = -1  # the event path may repair it (text_push_back); undo does not
+    lv.changed = True
 
 
 cdef inline void unlink(State* s, int32_t oi) noexcept nogil:
@@ -397,7 +541,8 @@ cdef inline void unlink(State* s, int32_t oi) noexcept nogil:
         lv.tail = o.prev
     lv.count -= 1
     lv.qty -= o.qty
-    lv.text_length = -1
+    lv.text_length = -1  # the event path may repair it (text_pop_*); undo does not
+    lv.changed = True
 
 
 cdef inline void relink(State* s, int32_t oi, int32_t prev, int32_t next,
@@ -418,11 +563,23 @@ cdef inline void relink(State* s, int32_t oi, int32_t prev, int32_t next,
         lv.tail = oi
     lv.count += 1
     lv.qty += o.qty
-    lv.text_length = -1
+    lv.text_length = -1  # the event path may repair it (text_push_back); undo does not
+    lv.changed = True
+
+
+cdef inline Py_ssize_t table_home(State* s, uint32_t hash) noexcept nogil:
+    # Multiply-shift maps the hash onto any table size (not only powers of two), so the
+    # table can grow by 1.5x: its load stays in [1/2, 3/4], at most 16 bytes per order.
+    return <Py_ssize_t>((<uint64_t>hash * <uint64_t>s.table_capacity) >> 32)
+
+
+cdef inline Py_ssize_t table_next(State* s, Py_ssize_t i) noexcept nogil:
+    i += 1
+    return 0 if i == s.table_capacity else i
 
 
 cdef inline int32_t table_find(State* s, Key* key) noexcept nogil:
-    cdef Py_ssize_t i = key.hash & s.table_mask
+    cdef Py_ssize_t i = table_home(s, key.hash)
     cdef TableEntry* entry
     while True:
         entry = &s.table[i]
@@ -430,58 +587,60 @@ cdef inline int32_t table_find(State* s, Key* key) noexcept nogil:
             return NIL
         if entry.hash == key.hash and key_matches(order_at(s, <int32_t>entry.slot), key):
             return <int32_t>entry.slot
-        i = (i + 1) & s.table_mask
+        i = table_next(s, i)
 
 
 cdef int table_reserve(State* s, Py_ssize_t extra) except -1:
     """Grow the table so ``extra`` more ids keep the load at or under 3/4."""
-    cdef Py_ssize_t needed = s.order_count + extra, capacity = s.table_mask + 1, i, j, mask
+    cdef Py_ssize_t needed = s.order_count + extra, capacity = s.table_capacity, i, j
+    cdef Py_ssize_t old_capacity = s.table_capacity
     cdef TableEntry* table
     cdef TableEntry* old = s.table
     if needed * 4 <= capacity * 3:
         return 0
     while needed * 4 > capacity * 3:
-        capacity *= 2
+        capacity += capacity // 2
+    if capacity > 0xFFFFFFFF:
+        raise MemoryError("order index too large")
     table = <TableEntry*>malloc(capacity * sizeof(TableEntry))
     if table == NULL:
         raise MemoryError()
     for i in range(capacity):
         table[i].slot = EMPTY_ENTRY
-    mask = capacity - 1
-    for i in range(s.table_mask + 1):
-        if old[i].slot != EMPTY_ENTRY:
-            j = old[i].hash & mask
-            while table[j].slot != EMPTY_ENTRY:
-                j = (j + 1) & mask
-            table[j] = old[i]
     s.table = table
-    s.table_mask = mask
+    s.table_capacity = capacity
+    for i in range(old_capacity):
+        if old[i].slot != EMPTY_ENTRY:
+            j = table_home(s, old[i].hash)
+            while table[j].slot != EMPTY_ENTRY:
+                j = table_next(s, j)
+            table[j] = old[i]
     free(old)
     return 0
 
 
 cdef inline void table_put(State* s, uint32_t hash, int32_t slot) noexcept nogil:
     # The caller reserved room (table_reserve), or is undoing a removal.
-    cdef Py_ssize_t i = hash & s.table_mask
+    cdef Py_ssize_t i = table_home(s, hash)
     while s.table[i].slot != EMPTY_ENTRY:
-        i = (i + 1) & s.table_mask
+        i = table_next(s, i)
     s.table[i].slot = <uint32_t>slot
     s.table[i].hash = hash
     s.order_count += 1
 
 
 cdef void table_delete(State* s, uint32_t hash, int32_t slot) noexcept nogil:
-    cdef Py_ssize_t mask = s.table_mask, i = hash & mask, j, home
+    cdef Py_ssize_t i = table_home(s, hash), j, home
     while s.table[i].slot != <uint32_t>slot:
-        i = (i + 1) & mask
+        i = table_next(s, i)
     # Backward shift: pull later entries of the probe run into the hole unless their home
     # lies cyclically in (hole, j]; lookups then never need tombstones.
     j = i
     while True:
-        j = (j + 1) & mask
+        j = table_next(s, j)
         if s.table[j].slot == EMPTY_ENTRY:
             break
-        home = s.table[j].hash & mask
+        home = table_home(s, s.table[j].hash)
         if (i <= j and (home <= i or home > j)) or (i > j and home <= i and home > j):
             s.table[i] = s.table[j]
             i = j
@@ -570,6 +729,7 @@ cdef int state_rollback(State* s) except -1:
             lv = &s.levels[o.level]
             lv.qty += u.qty - o.qty
             lv.text_length = -1
+            lv.changed = True
             o.qty = u.qty
             o.timestamp_ns = u.timestamp_ns
     s.undo_count = 0
@@ -623,6 +783,7 @@ cdef int level_render(State* s, Level* lv) except -1:
         lv.text_capacity = needed
     price_length = write_digits(price_digits, lv.price) - price_digits
     out = lv.text
+    lv.text_start = 0
     while oi != NIL:
         o = order_at(s, oi)
         memcpy(out, price_digits, price_length)
@@ -632,12 +793,76 @@ cdef int level_render(State* s, Level* lv) except -1:
     return 0
 
 
-cdef inline bint plausible_date(const char* text) noexcept nogil:
-    # The reference's calendar refuses year 0 and months outside 1..12 (days and clock fields
-    # are plain arithmetic in both).
-    cdef int month = (text[5] - c'0') * 10 + (text[6] - c'0')
-    return 1 <= month <= 12 and not (text[0] == c'0' and text[1] == c'0' and text[2] == c'0'
-                                     and text[3] == c'0')
+cdef inline int digit_count(int64_t value) noexcept nogil:
+    """How many digits write_digits writes for ``value`` >= 0 (none for 0)."""
+    cdef int n = 0
+    while n < 19 and value >= POW10[n]:
+        n += 1
+    return n
+
+
+# Incremental upkeep of a level's checksum digits for the common cases at the touch: an add
+# at the back, a fill or cancel at the front, a change at either end. Each is O(1) (the text
+# keeps a start offset, so dropping the front moves nothing). Any other change leaves the
+# text stale and it is rendered again when next hashed. None of these can fail: when memory
+# runs out the text just goes stale.
+
+cdef void text_push_back(Level* lv, int64_t qty) noexcept nogil:
+    cdef Py_ssize_t capacity
+    cdef char* grown
+    cdef char* out
+    if lv.text_start + lv.text_length + ORDER_DIGITS > lv.text_capacity:
+        if lv.text_start > 0:
+            memmove(lv.text, lv.text + lv.text_start, lv.text_length)
+            lv.text_start = 0
+        if lv.text_length + ORDER_DIGITS > lv.text_capacity:
+            capacity = max(2 * lv.text_capacity, lv.text_length + ORDER_DIGITS + 64)
+            grown = <char*>realloc(lv.text, capacity)
+            if grown == NULL:
+                lv.text_length = -1
+                return
+            lv.text = grown
+            lv.text_capacity = capacity
+    out = lv.text + lv.text_start + lv.text_length
+    lv.text_length += write_digits(write_digits(out, lv.price), qty) - out
+
+
+cdef inline void text_pop_front(Level* lv, int64_t qty) noexcept nogil:
+    cdef Py_ssize_t segment = lv.price_length + digit_count(qty)
+    lv.text_start += segment
+    lv.text_length -= segment
+
+
+cdef inline void text_pop_back(Level* lv, int64_t qty) noexcept nogil:
+    lv.text_length -= lv.price_length + digit_count(qty)
+
+
+cdef void text_set_front(Level* lv, int64_t old_qty, int64_t new_qty) noexcept nogil:
+    # The new first segment ends where the old one did (the price digits are the same).
+    cdef Py_ssize_t start = lv.text_start + digit_count(old_qty) - digit_count(new_qty)
+    if start < 0:
+        lv.text_length = -1
+        return
+    write_digits(write_digits(lv.text + start, lv.price), new_qty)
+    lv.text_length += lv.text_start - start
+    lv.text_start = start
+
+
+cdef void text_set_back(Level* lv, int64_t old_qty, int64_t new_qty) noexcept nogil:
+    text_pop_back(lv, old_qty)
+    text_push_back(lv, new_qty)
+
+
+cdef void repair_after_unlink(Level* lv, Py_ssize_t text_length, bint head, bint tail,
+                              int64_t qty) noexcept nogil:
+    """After unlink() of an order that was at the front or back of a valid text."""
+    if text_length < 0 or not (head or tail):
+        return
+    lv.text_length = text_length
+    if head:
+        text_pop_front(lv, qty)
+    else:
+        text_pop_back(lv, qty)
 
 
 # -- the book ----------------------------------------------------------------------------------
@@ -659,6 +884,7 @@ cdef class L3BookCore:
     def __cinit__(self, str symbol, depth, price_precision, qty_precision):
         self.depth = _ref.check_depth(depth)
         self.symbol = symbol
+        self._symbol_utf8 = symbol.encode("utf-8", "surrogatepass")
         self._price_precision = check_scale(price_precision, "price_precision")
         self._qty_precision = check_scale(qty_precision, "qty_precision")
         self._state = state_new(self._ladder_capacity())
@@ -705,7 +931,9 @@ cdef class L3BookCore:
 
         Cost per event: O(1) expected for the id look-up and the queue change, plus
         O(log levels) to find a level (O(1) at the touch) and O(levels) moves when a level is
-        created or emptied far from the touch. The checksum re-renders only changed levels.
+        created or emptied far from the touch. The checksum re-renders only changed levels
+        and re-hashes only the side blocks (top-10 asks, top-10 bids) that changed: nothing
+        when the top 10 levels per side are untouched.
 
         Returns:
             True when a checksum was verified, False when the message carried none.
@@ -725,9 +953,13 @@ cdef class L3BookCore:
         """
         if scanner.kind != KIND_LEVEL3:
             raise ProtocolError(f"{self.symbol}: not a level3 frame")
-        symbol = scanner.symbol
-        if symbol is not self.symbol and symbol != self.symbol:
-            raise ProtocolError(f"{self.symbol}: frame is for {symbol}")
+        cdef Span span = scanner.symbol_span
+        if not (span.length == PyBytes_GET_SIZE(self._symbol_utf8)
+                and memcmp(scanner.data + span.start, PyBytes_AS_STRING(self._symbol_utf8),
+                           span.length) == 0):
+            symbol = scanner.symbol  # the decoded text (JSON escapes): compare exactly
+            if symbol != self.symbol:
+                raise ProtocolError(f"{self.symbol}: frame is for {symbol}")
         try:
             self._parse_scanned(scanner)
         except BaseException:
@@ -797,14 +1029,15 @@ cdef class L3BookCore:
                 p.event = e.event
                 text = data + e.order_id.start
                 length = e.order_id.length
-                if memchr(text, c'\\', length) != NULL:  # JSON escapes: key the decoded id
-                    raw = scanner.span_str(e.order_id).encode("utf-8", "surrogateescape")
+                make_key(text, length, &p.key)
+                # A Kraken-shaped id is plain ASCII. Any other id that is not (JSON escapes,
+                # UTF-8) is keyed by its decoded text, as the reference sees it.
+                if (p.key.hi >> ID_SHIFT) != ID_KRAKEN and not plain_ascii(text, length):
+                    raw = self._id_bytes(scanner, side, i)
                     if self._keep is None:
                         self._keep = []
                     self._keep.append(raw)
-                    text = PyBytes_AS_STRING(raw)
-                    length = PyBytes_GET_SIZE(raw)
-                make_key(text, length, &p.key)
+                    make_key(PyBytes_AS_STRING(raw), PyBytes_GET_SIZE(raw), &p.key)
                 if (parse_mantissa(data + e.price.start, e.price.length, self._price_precision,
                                    &p.price) != NUM_OK
                         or parse_mantissa(data + e.qty.start, e.qty.length,
@@ -812,15 +1045,23 @@ cdef class L3BookCore:
                     self._entry_error(scanner, side, i)
                 p.has_timestamp = e.timestamp.length > 0
                 p.timestamp_ns = -1
-                if p.has_timestamp and (
-                    parse_rfc3339_ns(data + e.timestamp.start, e.timestamp.length,
-                                     &p.timestamp_ns) < 0
-                    or not plausible_date(data + e.timestamp.start)
-                ):
+                if p.has_timestamp and parse_rfc3339_ns(
+                        data + e.timestamp.start, e.timestamp.length, &p.timestamp_ns) < 0:
                     self._entry_error(scanner, side, i)
                 if is_snapshot and e.event != EVENT_ADD:
                     self._entry_error(scanner, side, i)
         return 0
+
+    cdef bytes _id_bytes(self, FrameScanner scanner, int side, Py_ssize_t i):
+        # Key bytes of an id written with escapes or non-ASCII UTF-8: its text as the scanner
+        # decodes it, encoded back (surrogatepass: every str, lone surrogates included, has
+        # its bytes, so the Python API and frames key an id the same way).
+        cdef EntryList* entries = &scanner.bid_list if side == SIDE_BID else &scanner.ask_list
+        try:
+            return scanner.span_str(entries.items[i].order_id).encode("utf-8", "surrogatepass")
+        except ValueError:  # UnicodeError included
+            raise ProtocolError(f"{self.symbol}: {('bids', 'asks')[side]}[{i}].order_id: "
+                                "not valid UTF-8 JSON text") from None
 
     cdef int _entry_error(self, FrameScanner scanner, int side, Py_ssize_t i) except -1:
         # Slow path: let the reference parser name the problem, in its words.
@@ -843,7 +1084,7 @@ cdef class L3BookCore:
         self._reserve(len(events))
         self._keep = []
         for k, event in enumerate(events):
-            raw = (<str>event.order_id).encode("utf-8", "surrogateescape")
+            raw = (<str>event.order_id).encode("utf-8", "surrogatepass")
             self._keep.append(raw)
             p = &self._parsed[k]
             make_key(PyBytes_AS_STRING(raw), PyBytes_GET_SIZE(raw), &p.key)
@@ -911,6 +1152,9 @@ cdef class L3BookCore:
         cdef Order* o
         cdef Level* lv
         cdef uint32_t* block
+        cdef Py_ssize_t text_length
+        cdef bint head, tail
+        cdef int64_t qty
         undo_reserve(s, 4)  # an event logs at most 4 steps; no allocation after a change
         oi = table_find(s, &p.key)
         if p.event == EVENT_ADD:
@@ -947,7 +1191,12 @@ cdef class L3BookCore:
                 o.id_lo = p.key.lo
             o.qty = p.qty
             o.timestamp_ns = p.timestamp_ns
+            lv = &s.levels[li]
+            text_length = lv.text_length
             link_tail(s, li, oi)
+            if text_length >= 0:
+                lv.text_length = text_length
+                text_push_back(lv, p.qty)
             table_put(s, p.key.hash, oi)
             undo_push(s, OP_NEW, oi, NIL, NIL, NIL, 0, 0)
             return 0
@@ -958,21 +1207,29 @@ cdef class L3BookCore:
         if s.levels[li].side != p.side:
             raise _ref._wrong_side_error(self._where(p), _ref.EVENT_NAMES[p.event],
                                          s.levels[li].side)
+        lv = &s.levels[li]
+        text_length, head, tail, qty = lv.text_length, o.prev == NIL, o.next == NIL, o.qty
         if p.event == EVENT_DELETE or p.qty == 0:
             undo_push(s, OP_UNLINK, oi, o.prev, o.next, li, o.qty, o.timestamp_ns)
             unlink(s, oi)
+            repair_after_unlink(lv, text_length, head, tail, qty)
             level_drop_if_empty(s, li)
             table_delete(s, p.key.hash, oi)
             undo_push(s, OP_UNINDEX, oi, NIL, NIL, NIL, 0, 0)
             return 0
-        lv = &s.levels[li]
         if lv.price == p.price:  # a fill or a size change: the order keeps its place
             if p.qty > o.qty and p.qty - o.qty > INT64_MAX - lv.qty:
                 raise _ref._overflow_error(self._where(p),
                                            mantissa_text(p.price, self._price_precision))
             undo_push(s, OP_SETQTY, oi, NIL, NIL, NIL, o.qty, o.timestamp_ns)
             lv.qty += p.qty - o.qty
-            lv.text_length = -1
+            lv.changed = True
+            if text_length >= 0 and head:
+                text_set_front(lv, qty, p.qty)
+            elif text_length >= 0 and tail:
+                text_set_back(lv, qty, p.qty)
+            else:
+                lv.text_length = -1
             o.qty = p.qty
             if p.has_timestamp:
                 o.timestamp_ns = p.timestamp_ns
@@ -984,13 +1241,19 @@ cdef class L3BookCore:
                                        mantissa_text(p.price, self._price_precision))
         undo_push(s, OP_UNLINK, oi, o.prev, o.next, li, o.qty, o.timestamp_ns)
         unlink(s, oi)
+        repair_after_unlink(lv, text_length, head, tail, qty)
         level_drop_if_empty(s, li)
         if target == NIL:
-            target = level_create(s, p.side, p.price)
+            target = level_create(s, p.side, p.price)  # may move s.levels: no Level* kept
         o.qty = p.qty
         if p.has_timestamp:
             o.timestamp_ns = p.timestamp_ns
+        lv = &s.levels[target]
+        text_length = lv.text_length
         link_tail(s, target, oi)
+        if text_length >= 0:
+            lv.text_length = text_length
+            text_push_back(lv, p.qty)
         undo_push(s, OP_LINK, oi, NIL, NIL, NIL, 0, 0)
         return 0
 
@@ -1029,20 +1292,58 @@ cdef class L3BookCore:
 
     cdef int64_t _checksum(self) except -1:
         cdef State* s = self._state
-        cdef uint32_t crc = 0
-        cdef int side
-        cdef Py_ssize_t i, n
+        cdef int32_t order[2 * CHECKSUM_LEVELS]
+        cdef Py_ssize_t i, n = 0, asks = 0, first = 0, needed, split
+        cdef char* out
+        cdef char* grown
         cdef Ladder* ladder
         cdef Level* lv
-        for side in (SIDE_ASK, SIDE_BID):
-            ladder = &s.ladders[side]
-            n = min(<Py_ssize_t>CHECKSUM_LEVELS, ladder_len(ladder))
-            for i in range(n):
-                lv = &s.levels[ladder_qty(ladder, i)]
-                if lv.text_length < 0:
-                    level_render(s, lv)
-                crc = crc32_update(crc, <const unsigned char*>lv.text, lv.text_length)
-        return crc
+        cdef int k
+        for k in range(2):  # asks, then bids
+            ladder = &s.ladders[SIDE_ASK if k == 0 else SIDE_BID]
+            for i in range(min(<Py_ssize_t>CHECKSUM_LEVELS, ladder_len(ladder))):
+                order[n] = <int32_t>ladder_qty(ladder, i)
+                n += 1
+            if k == 0:
+                asks = n
+        # Every change to a level's queue sets ``changed``, and so does recycling a level:
+        # same level at the same position, unchanged = the same bytes as last time.
+        while (first < n and first < s.crc_count and s.crc_levels[first] == order[first]
+               and not s.levels[order[first]].changed):
+            first += 1
+        if first == n and n == s.crc_count:
+            return s.ck_crc
+        # Positions before ``first`` hold the same bytes at the same offsets: copy (and
+        # render) from ``first`` on, then re-hash from the start of the first changed block:
+        # the asks block when one of its levels (or their count) changed, else the bids.
+        needed = s.ck_offsets[first]
+        for i in range(first, n):
+            lv = &s.levels[order[i]]
+            if lv.text_length < 0:
+                level_render(s, lv)
+            needed += lv.text_length
+        if needed > s.ck_capacity:
+            grown = <char*>realloc(s.ck_text, needed + 256)
+            if grown == NULL:
+                raise MemoryError()
+            s.ck_text = grown
+            s.ck_capacity = needed + 256
+        out = s.ck_text + s.ck_offsets[first]
+        for i in range(first, n):
+            lv = &s.levels[order[i]]
+            memcpy(out, lv.text + lv.text_start, lv.text_length)
+            out += lv.text_length
+            lv.changed = False
+            s.crc_levels[i] = order[i]
+            s.ck_offsets[i + 1] = out - s.ck_text
+        split = s.ck_offsets[asks]
+        if first < asks or asks != s.ck_asks:
+            s.ck_crc_asks = crc32_fast(0, <const unsigned char*>s.ck_text, split)
+        s.ck_crc = crc32_fast(s.ck_crc_asks, <const unsigned char*>s.ck_text + split,
+                              s.ck_offsets[n] - split)
+        s.ck_asks = asks
+        s.crc_count = n
+        return s.ck_crc
 
     def checksum(self):
         """Kraken L3 CRC32: every order of the top 10 ask levels (ascending), then bids.
@@ -1055,7 +1356,7 @@ cdef class L3BookCore:
 
     cdef int32_t _find(self, str order_id) except -2:
         cdef Key key
-        raw = order_id.encode("utf-8", "surrogateescape")
+        raw = order_id.encode("utf-8", "surrogatepass")
         make_key(PyBytes_AS_STRING(raw), PyBytes_GET_SIZE(raw), &key)
         return table_find(self._state, &key)
 
@@ -1137,8 +1438,8 @@ cdef class L3BookCore:
         ``n = order_count``.
 
         Args:
-            order_ids: also return ``"order_id"`` as a numpy str array (costs a Python str per
-                order).
+            order_ids: also return ``"order_id"``, an object array of str (exact: numpy's
+                fixed-width str dtype would drop trailing NULs; costs a Python str per order).
 
         Returns:
             ``side`` int8 (0 bid, 1 ask), ``price`` int64, ``qty`` int64 (mantissas),
@@ -1187,7 +1488,7 @@ cdef class L3BookCore:
         result = {"side": sides, "price": prices, "qty": qtys, "position": positions,
                   "level": levels, "timestamp_ns": timestamps}
         if order_ids:
-            result["order_id"] = np.array(ids, dtype=str)
+            result["order_id"] = np.array(ids, dtype=object)
         return result
 
     @property
@@ -1293,7 +1594,7 @@ cdef class L3BookCore:
             text += s.levels[i].text_capacity
         stats = {
             "orders": s.chunk_count * CHUNK_SIZE * sizeof(Order) + s.chunk_slots * sizeof(void*),
-            "index": (s.table_mask + 1) * sizeof(TableEntry),
+            "index": s.table_capacity * sizeof(TableEntry),
             "levels": (s.level_capacity * sizeof(Level) + text
                        + 2 * (s.ladders[0].capacity + s.ladders[1].capacity) * sizeof(int64_t)),
             "long_ids": s.long_id_bytes,
@@ -1357,20 +1658,22 @@ cdef class L3BookCore:
                 assert count == lv.count
                 assert total == lv.qty
                 if lv.text_length >= 0:
-                    assert lv.text[:lv.text_length] == _render(s, lv), "stale checksum text"
+                    assert (lv.text[lv.text_start:lv.text_start + lv.text_length]
+                            == _render(s, lv)), "checksum digits out of date"
                 seen += count
         assert seen == s.order_count
-        for i in range(s.table_mask + 1):
+        assert self._checksum() == _fresh_checksum(s), "checksum cache out of date"
+        for i in range(s.table_capacity):
             if s.table[i].slot != EMPTY_ENTRY:
                 o = order_at(s, <int32_t>s.table[i].slot)
                 assert o.level != NIL
                 assert id_hash(o.id_hi, o.id_lo) == s.table[i].hash
                 # reachable: no empty entry between its home and i
-                at = s.table[i].hash & s.table_mask
+                at = table_home(s, s.table[i].hash)
                 while at != i:
                     assert s.table[at].slot != EMPTY_ENTRY, "index entry unreachable"
-                    at = (at + 1) & s.table_mask
-        assert s.order_count * 4 <= (s.table_mask + 1) * 3 + 4
+                    at = table_next(s, at)
+        assert s.order_count * 4 <= s.table_capacity * 3
         oi = s.free_order
         while oi != NIL:
             assert order_at(s, oi).level == NIL
@@ -1420,6 +1723,19 @@ cdef bytes _render(State* s, Level* lv):
         parts.append(price + digits[:end - digits])
         oi = order_at(s, oi).next
     return b"".join(parts)
+
+
+cdef object _fresh_checksum(State* s):
+    # The L3 checksum from scratch, without any cache (for _check).
+    cdef Ladder* ladder
+    cdef Py_ssize_t i
+    cdef int k
+    parts = []
+    for k in range(2):  # asks, then bids
+        ladder = &s.ladders[SIDE_ASK if k == 0 else SIDE_BID]
+        for i in range(min(<Py_ssize_t>CHECKSUM_LEVELS, ladder_len(ladder))):
+            parts.append(_render(s, &s.levels[ladder_qty(ladder, i)]))
+    return zlib.crc32(b"".join(parts))
 
 
 cdef int _side_code(str side) except -1:

@@ -438,7 +438,7 @@ class L3BookCore:
     def order(self, order_id: str) -> OrderInfo | None:
         """Where ``order_id`` rests, or None when it is not in the book.
 
-        Cost: O(log levels + position) (the position is found by walking the queue).
+        Cost: O(log levels + orders in its level) (the position is found in the queue).
         """
         order = self._index.get(order_id)
         if order is None:
@@ -494,8 +494,8 @@ class L3BookCore:
         ``n = order_count``.
 
         Args:
-            order_ids: also return ``"order_id"`` as a numpy str array (costs a Python str per
-                order).
+            order_ids: also return ``"order_id"``, an object array of str (exact: numpy's
+                fixed-width str dtype would drop trailing NULs; costs a Python str per order).
 
         Returns:
             ``side`` int8 (0 bid, 1 ask), ``price`` int64, ``qty`` int64 (mantissas),
@@ -519,7 +519,7 @@ class L3BookCore:
             )
         }
         if order_ids:
-            result["order_id"] = np.array(columns[6], dtype=str)
+            result["order_id"] = np.array(columns[6], dtype=object)
         return result
 
     @property
@@ -654,14 +654,10 @@ def _parse_fields(
 
 
 def _parse_timestamp(text: str, where: str) -> int:
-    # ASCII only and a real month: the same language as the compiled parser accepts.
-    problem = f"{where}: timestamp: not an RFC 3339 timestamp: {text[:40]!r}"
-    if not text.isascii():
-        raise ProtocolError(problem)
     try:
         return parse_rfc3339_ns(text)
-    except (ProtocolError, ValueError, OverflowError):
-        raise ProtocolError(problem) from None
+    except ProtocolError as exc:
+        raise ProtocolError(f"{where}: timestamp: {exc}") from None
 
 
 def _parse_mappings(

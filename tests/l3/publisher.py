@@ -254,8 +254,14 @@ class Publisher:
     def flush(self, checksum: bool = True) -> bytes:
         """The update frame for the events since the last frame (backfill included)."""
         for side in (BID, ASK):
-            window = self.window[side]
-            for key in self.full[side].keys()[: self.depth]:
+            window, keys = self.window[side], self.full[side].keys()
+            n = min(self.depth, len(keys))
+            # The window is a subset of F: its n-th key equals F's n-th exactly when its first
+            # n keys are F's first n. Only then is nothing missing (one look, not n).
+            if n == 0 or (len(window) >= n and window[n - 1] == keys[n - 1]):
+                del window[self.depth :]
+                continue
+            for key in keys[: self.depth]:
                 if key not in window:
                     price = _key(side, key)
                     for order_id in self.full[side][key]:
