@@ -51,7 +51,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from .errors import CaptureError, ProtocolError
-from .numbers import mantissa_text
+from .numbers import INT64_MAX, mantissa_text
 from .timestamps import format_rfc3339_ns, parse_epoch_ns, parse_rfc3339_ns
 
 FORMAT_VERSION = 1
@@ -228,6 +228,10 @@ def parse_recv_ts(text: bytes) -> int:
     try:
         value = text.decode("ascii").strip()
         if value.isdigit():
+            # int64 nanoseconds have at most 19 digits; longer text is not a time (and int()
+            # of thousands of digits would raise ValueError, not say what is wrong).
+            if len(value.lstrip("0")) > 19 or int(value) > INT64_MAX:
+                raise CaptureError(f"receive timestamp out of the int64 range {text[:40]!r}")
             return int(value)
         if "T" in value or "t" in value:
             return parse_rfc3339_ns(value)
@@ -475,7 +479,7 @@ class CaptureReader:
                 tab = line.find(b"\t")
                 if tab >= 0:
                     head = line[:tab]
-                    if head.isdigit():
+                    if head.isdigit() and len(head) < 19:  # surely int64 nanoseconds
                         recv_ts_ns = int(head)
                         line = line[tab + 1 :]
                     else:

@@ -23,6 +23,20 @@ Level = tuple[int, int]
 """(price mantissa, qty mantissa)."""
 
 
+def check_checksum(checksum: object) -> None:
+    """Refuse a checksum argument that is not None or an unsigned 32-bit int (before any change).
+
+    Raises:
+        TypeError: not an int; ValueError: outside 0 .. 2**32 - 1.
+    """
+    if checksum is None:
+        return
+    if isinstance(checksum, bool) or not isinstance(checksum, int):
+        raise TypeError(f"checksum must be an int or None, got {type(checksum).__name__}")
+    if not 0 <= checksum <= 0xFFFFFFFF:
+        raise ValueError(f"checksum must be an unsigned 32-bit integer, got {checksum}")
+
+
 def _digits(mantissa: int) -> str:
     return str(mantissa) if mantissa else ""
 

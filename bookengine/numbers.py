@@ -124,12 +124,19 @@ def mantissa_decimal(mantissa: int, scale: int) -> Decimal:
     return Decimal(mantissa).scaleb(-scale)
 
 
-def wire_decimals(text: str | bytes) -> int:
-    """Fractional digits written in a v1 wire string: ``"27120.00000"`` -> 5.
+def wire_decimals(value: object) -> int:
+    """Fractional digits written in a v1 wire value: ``"27120.00000"`` -> 5.
 
-    v1 checksums hash the wire strings, so a v1 book's scale is what the wire shows.
+    v1 checksums hash the wire strings, so a v1 book's scale is what the wire shows. Ints have
+    none, a ``Decimal`` has its exponent's; other types count 0 (the number parser then says
+    what is wrong with them).
     """
-    if isinstance(text, bytes):
-        text = text.decode("ascii", "replace")
-    _, dot, fraction = text.partition(".")
+    if isinstance(value, Decimal):
+        exponent = value.as_tuple().exponent
+        return -exponent if isinstance(exponent, int) and exponent < 0 else 0
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    if not isinstance(value, str):
+        return 0
+    _, dot, fraction = value.partition(".")
     return len(fraction) if dot else 0

@@ -40,6 +40,7 @@ from bookengine._core.scan cimport (
 )
 
 from bookengine.errors import BookError, ChecksumError, PrecisionError, ProtocolError
+from bookengine.checksum import check_checksum
 from bookengine.numbers import check_scale
 from bookengine.numbers import parse_mantissa as py_parse_mantissa
 
@@ -185,6 +186,7 @@ cdef class L2BookCore:
 
     cdef object _apply_python(self, bint is_snapshot, object bids, object asks, object checksum):
         # The Python-object API: exactness comes from the reference number parser.
+        check_checksum(checksum)
         bids = list(bids)
         asks = list(asks)
         if self._price_precision < 0:
@@ -192,8 +194,8 @@ cdef class L2BookCore:
                 raise PrecisionError(f"{self.symbol}: precision unknown until the first snapshot")
             from bookengine.numbers import wire_decimals as py_wire_decimals
             levels = bids + asks
-            price_scale = max([py_wire_decimals(str(p)) for p, _ in levels], default=0)
-            qty_scale = max([py_wire_decimals(str(q)) for _, q in levels], default=0)
+            price_scale = max([py_wire_decimals(p) for p, _ in levels], default=0)
+            qty_scale = max([py_wire_decimals(q) for _, q in levels], default=0)
         else:
             price_scale, qty_scale = self._price_precision, self._qty_precision
         self._reserve(len(bids) + len(asks))

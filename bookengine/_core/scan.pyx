@@ -157,6 +157,8 @@ def _encode(value, out):
     if isinstance(value, _Number):
         out.append(value)
     elif isinstance(value, str):
+        # Written out so that keys compare byte for byte; a lone surrogate becomes bytes that
+        # are not UTF-8 and the walker refuses the frame (as the reference does).
         out.append(json.dumps(value, ensure_ascii=False))
     elif isinstance(value, dict):
         out.append("{")

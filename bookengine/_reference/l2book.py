@@ -12,7 +12,7 @@ import numpy as np
 import numpy.typing as npt
 from sortedcontainers import SortedDict
 
-from ..checksum import book_checksum
+from ..checksum import book_checksum, check_checksum
 from ..errors import BookError, ChecksumError, PrecisionError, ProtocolError
 from ..numbers import NumberLike, check_scale, parse_mantissa, wire_decimals
 from .scan import KIND_BOOK, KIND_V1_BOOK, Entry, FrameScanner
@@ -82,6 +82,7 @@ class L2BookCore:
         checksum: int | None = None,
     ) -> bool:
         """Replace the book with a snapshot (levels best first). See :meth:`apply_scanned`."""
+        check_checksum(checksum)
         return self._apply(
             True, _entries(bids), _entries(asks), -1 if checksum is None else checksum
         )
@@ -93,6 +94,7 @@ class L2BookCore:
         checksum: int | None = None,
     ) -> bool:
         """Apply one update message's levels in order. See :meth:`apply_scanned`."""
+        check_checksum(checksum)
         return self._apply(
             False, _entries(bids), _entries(asks), -1 if checksum is None else checksum
         )

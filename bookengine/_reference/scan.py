@@ -98,19 +98,34 @@ def _nesting(value: Any) -> int:
 
 def _loads(frame: bytes | str) -> Any:
     try:
+        # Kraken frames are UTF-8 JSON; json.loads would also guess UTF-16/32 and BOMs.
+        text = frame.decode("utf-8") if isinstance(frame, bytes) else frame
+        text.encode("utf-8")  # lone surrogates (raw) are not text
         value = json.loads(
-            frame,
+            text,
             parse_float=_NumberText,
             parse_int=_NumberText,
             parse_constant=_reject_constant,
         )
     except RecursionError:
         raise ProtocolError("malformed JSON: nesting too deep") from None
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeError) as exc:
         raise ProtocolError(f"malformed JSON: {exc}") from None
     if _nesting(value) > MAX_NESTING:
         raise ProtocolError("malformed JSON: nesting too deep")
+    if "\\u" in text and _has_lone_surrogate(value):
+        raise ProtocolError("malformed JSON: a \\u escape is a lone surrogate, not text")
     return value
+
+
+def _has_lone_surrogate(value: Any) -> bool:
+    if isinstance(value, str):
+        return any("\ud800" <= ch <= "\udfff" for ch in value)
+    if isinstance(value, dict):
+        return any(_has_lone_surrogate(k) or _has_lone_surrogate(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_lone_surrogate(item) for item in value)
+    return False
 
 
 def _checksum_value(value: Any, where: str) -> int:

@@ -313,6 +313,7 @@ class KrakenSession:
         if reason == _STOP_MISMATCH:  # the router stops before counting a failed message
             self.frames += 1
             state.messages += 1
+            state.last_recv_ts_ns = self.last_recv_ts_ns = recv_ts_ns
             state.checksums_checked += 1
             state.checksum_mismatches += 1
             events: list[Event] = [
