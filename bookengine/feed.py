@@ -5,6 +5,12 @@ turns frames into events, a watchdog reconnects when nothing arrives for ``liven
 keeps the connection inside Kraken's ~60 s inactivity limit. Consumers iterate events
 (``async for event in feed``) or register callbacks.
 
+Analytics (``analytics=BookAnalytics()``, or ``track_own_orders=True`` with credentials): every
+frame goes through :meth:`bookengine.analytics.BookAnalytics.process` on its way into the
+session, the public ``trade`` channel is subscribed for the level3 symbols (the fill/cancel
+join needs it) and, for own orders, a private connection subscribes to ``executions``; the
+analytics events (``QueueChanged``, ``OrderOutcome``) come out of the feed with the others.
+
 Backpressure: the reader never waits for the consumer. Books are state, so when the consumer
 lags, pending :class:`BookChanged` events of one book are merged (the newest wins, ``conflated``
 counts the merged ones) and :attr:`FeedMetrics.conflated` counts them per book.
@@ -14,12 +20,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import logging
 import random
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 from .errors import BookError
@@ -38,12 +46,27 @@ from .kraken.events import (
 )
 from .kraken.session import BOOK_DEPTHS, LEVEL3_DEPTHS, KrakenSession
 
+if TYPE_CHECKING:
+    from .analytics.events import AnalyticsEvent
+    from .analytics.queue import BookAnalytics
+
+    FeedEvent = Event | AnalyticsEvent
+else:
+    FeedEvent = Any
+
 V2_URL = "wss://ws.kraken.com/v2"
 V2_BETA_URL = "wss://beta-ws.kraken.com/v2"
 LEVEL3_URL = "wss://ws-l3.kraken.com/v2"
+AUTH_URL = "wss://ws-auth.kraken.com/v2"
+"""Kraken v2 private endpoint: trading and the ``executions`` channel."""
 V1_URL = "wss://ws.kraken.com"
 V1_BETA_URL = "wss://beta-ws.kraken.com"
 REST_URL = "https://api.kraken.com"
+
+_WEBSOCKETS_LOGGER = logging.getLogger("bookengine.feed.websockets")
+# websockets logs every frame at DEBUG, level3 subscribes with their token included: keep this
+# logger at INFO whatever the root level is, so a debugging session never writes a token.
+_WEBSOCKETS_LOGGER.setLevel(logging.INFO)
 
 LEVEL3_SYMBOLS_PER_CONNECTION = 200
 """Kraken: at most 200 level3 symbols per connection."""
@@ -193,12 +216,12 @@ class _Mailbox:
     """Events for the consumer; pending BookChanged of one book are merged, others kept."""
 
     def __init__(self, metrics: FeedMetrics) -> None:
-        self._items: OrderedDict[object, tuple[Event, int]] = OrderedDict()
+        self._items: OrderedDict[object, tuple[FeedEvent, int]] = OrderedDict()
         self._ready = asyncio.Event()
         self._metrics = metrics
         self._error: BaseException | None = None
 
-    def put(self, event: Event, received_ns: int) -> None:
+    def put(self, event: FeedEvent, received_ns: int) -> None:
         if isinstance(event, BookChanged):
             previous = self._items.get(event.key)
             if previous is not None:
@@ -220,7 +243,7 @@ class _Mailbox:
         self._error = error
         self._ready.set()
 
-    async def get(self) -> Event:
+    async def get(self) -> FeedEvent:
         while not self._items:
             if self._error is not None:
                 raise self._error
@@ -282,6 +305,7 @@ class _Connection:
                 host = urlparse(self.url).hostname or ""
                 async with connect(
                     self.url,
+                    logger=_WEBSOCKETS_LOGGER,
                     open_timeout=self.feed.open_timeout_s,
                     max_size=self.feed.max_frame_bytes,
                     proxy=None if host in ("127.0.0.1", "localhost", "::1") else True,
@@ -327,7 +351,25 @@ class _Connection:
     async def _subscribe(self, ws: Any) -> None:
         session = self.session
         for subscription in self.subscriptions:
-            if subscription.channel == "level3":
+            if subscription.channel == "executions":
+                # The session knows public and level3 requests; this private one is sent
+                # here (the token is the connection's, fetched for it).
+                request = json.dumps(
+                    {
+                        "method": "subscribe",
+                        "params": {
+                            "channel": "executions",
+                            "token": session.token,
+                            "snap_orders": True,
+                            "snap_trades": False,
+                        },
+                    },
+                    separators=(",", ":"),
+                )
+                if self.feed.on_send is not None:
+                    self.feed.on_send(_now(), request)
+                await ws.send(request)
+            elif subscription.channel == "level3":
                 # Precisions come from the public connection's instrument channel.
                 await self.feed.instruments_ready.wait()
                 # Pace by Kraken's level3 subscription rate counter, in batches that fit.
@@ -367,7 +409,12 @@ class _Connection:
             self._last_frame = received
             if recorder is not None:
                 recorder(recv_ts_ns, frame)
-            events = session.receive(frame, recv_ts_ns)
+            analytics = feed.analytics
+            events: list[FeedEvent] = (
+                session.receive(frame, recv_ts_ns)  # type: ignore[assignment]
+                if analytics is None
+                else analytics.process(frame, recv_ts_ns, session, session.receive)
+            )
             for event in events:
                 if isinstance(event, BookChanged):
                     metrics.messages += 1
@@ -427,12 +474,20 @@ class KrakenFeed:
     Args:
         book: symbols for the L2 ``book`` channel (public endpoint).
         level3: symbols for the ``level3`` channel (level3 endpoint, needs credentials).
+        trade: symbols for the public ``trade`` channel (default: the level3 symbols when
+            ``analytics`` is used, else none).
         depth: ``book`` depth (10, 25, 100, 500, 1000).
         level3_depth: ``level3`` depth (10, 100, 1000).
         protocol: ``"v2"`` (default) or ``"v1"`` (book only).
         beta: use Kraken's beta endpoints.
         url, level3_url, rest_url: override endpoints (e.g. the simulator's).
         api_key, api_secret: for the level3 token (fetched over REST for every connection).
+        analytics: a :class:`~bookengine.analytics.BookAnalytics` fed with every frame (its
+            events are delivered with the session's).
+        track_own_orders: open a private connection (``auth_url``) subscribed to
+            ``executions`` and track every open own order's queue place (needs the
+            credentials; creates a ``BookAnalytics`` when ``analytics`` is not given).
+        auth_url: the private endpoint (default Kraken's ``wss://ws-auth.kraken.com/v2``).
         on_event: callback called with every event, unconflated, from the reader.
         on_frame: callback called with ``(recv_ts_ns, frame_bytes)`` for every frame (recording).
         on_send: callback called with ``(sent_ts_ns, request_text)`` for every request sent
@@ -448,6 +503,7 @@ class KrakenFeed:
         book: Iterable[str] = (),
         level3: Iterable[str] = (),
         *,
+        trade: Iterable[str] | None = None,
         depth: int = 10,
         level3_depth: int = 10,
         protocol: str = "v2",
@@ -457,6 +513,9 @@ class KrakenFeed:
         rest_url: str | None = None,
         api_key: str | None = None,
         api_secret: str | None = None,
+        analytics: BookAnalytics | None = None,
+        track_own_orders: bool = False,
+        auth_url: str | None = None,
         implementation_name: str | None = None,
         on_event: Callable[[Event], None] | None = None,
         on_frame: Callable[[int, bytes], None] | None = None,
@@ -485,6 +544,20 @@ class KrakenFeed:
             raise ValueError("level3 exists on v2 only")
         if self.level3_symbols and not (api_key and api_secret):
             raise ValueError("level3 needs api_key and api_secret (for the WebSocket token)")
+        if track_own_orders and not (api_key and api_secret):
+            raise ValueError("track_own_orders needs api_key and api_secret (executions token)")
+        if track_own_orders and analytics is None:
+            from .analytics.queue import BookAnalytics
+
+            analytics = BookAnalytics()
+        self.analytics = analytics
+        """Analytics fed with every frame, or None."""
+        self.track_own_orders = track_own_orders
+        if trade is None:
+            trade = self.level3_symbols if analytics is not None else ()
+        self.trade_symbols = tuple(trade)
+        if self.trade_symbols and protocol != "v2":
+            raise ValueError("the trade channel is read on v2 only")
         self.depth = depth
         self.level3_depth = level3_depth
         self.protocol = protocol
@@ -495,6 +568,7 @@ class KrakenFeed:
                 url = V2_BETA_URL if beta else V2_URL
         self.url = url
         self.level3_url = level3_url or LEVEL3_URL
+        self.auth_url = auth_url or AUTH_URL
         self.rest_url = rest_url or REST_URL
         self._api_key = api_key
         self._api_secret = api_secret
@@ -547,14 +621,27 @@ class KrakenFeed:
             if self.protocol == "v2":
                 subscriptions.append(_Subscription("instrument", (), None))
             subscriptions.append(_Subscription("book", self.book_symbols, self.depth))
+            if self.trade_symbols:
+                subscriptions.append(_Subscription("trade", self.trade_symbols, None))
             self.connections.append(
                 _Connection(self, self.url, self.protocol, subscriptions, needs_token=False)
             )
         elif self.level3_symbols:
             # level3 precisions come from the public instrument channel.
+            subscriptions = [_Subscription("instrument", (), None)]
+            if self.trade_symbols:
+                subscriptions.append(_Subscription("trade", self.trade_symbols, None))
+            self.connections.append(
+                _Connection(self, self.url, "v2", subscriptions, needs_token=False)
+            )
+        if self.track_own_orders:
             self.connections.append(
                 _Connection(
-                    self, self.url, "v2", [_Subscription("instrument", (), None)], needs_token=False
+                    self,
+                    self.auth_url,
+                    "v2",
+                    [_Subscription("executions", (), None)],
+                    needs_token=True,
                 )
             )
         symbols = self.level3_symbols
@@ -590,7 +677,9 @@ class KrakenFeed:
         return self
 
     async def __anext__(self) -> Event:
-        return await self.mailbox.get()
+        # With analytics the stream also carries QueueChanged/OrderOutcome; the annotation
+        # stays Event so that existing consumers keep type-checking (match with isinstance).
+        return await self.mailbox.get()  # type: ignore[return-value]
 
     async def wait_connected(self, timeout: float | None = None) -> None:
         """Wait until every connection has sent its subscriptions."""
@@ -598,9 +687,9 @@ class KrakenFeed:
             asyncio.gather(*(c.connected.wait() for c in self.connections)), timeout
         )
 
-    def _emit(self, event: Event, received_ns: int) -> None:
+    def _emit(self, event: FeedEvent, received_ns: int) -> None:
         if self.on_event is not None:
-            self.on_event(event)
+            self.on_event(event)  # type: ignore[arg-type]  # analytics events too (__anext__)
         self.mailbox.put(event, received_ns)
 
     # -- state ---------------------------------------------------------------------------------

@@ -20,6 +20,13 @@ What an engine step can do (``MatchingEngine.step``):
 The book is never crossed after a call. Changes since the last :meth:`MatchingEngine.drain` are
 kept as touched price levels per side plus the trades; the publisher diffs subscriber windows
 over those.
+
+Ground truth for analytics: Kraken's level3 ``delete``/``modify`` never say *why* an order
+changed. The engine knows, and when :attr:`MatchingEngine.history` is a list it appends one
+:class:`OrderChange` per change of a resting order (fill, partial fill, cancel, in-place
+reduction, re-queue), keyed like the level3 stream by order id and engine time. Orders placed
+as ``user`` orders (the simulator's ``add_order``) are never picked by the synthetic flow: only
+their owner cancels them, as on a real exchange.
 """
 
 from __future__ import annotations
@@ -102,6 +109,31 @@ class Trade:
     ord_type: Literal["market", "limit"]
     maker_order_id: str
     timestamp_ns: int
+
+
+ChangeReason = Literal["fill", "partial_fill", "cancel", "reduce", "requeue"]
+"""Why a resting order changed: traded in full, traded in part, cancelled, its quantity lowered
+in place (amend down: keeps priority), or re-queued (amend up or to another price: loses it)."""
+
+
+@dataclass(frozen=True, slots=True)
+class OrderChange:
+    """One change of one resting order, as the engine did it (the classifiers' ground truth)."""
+
+    order_id: str
+    side: Side
+    price: int
+    """The price the order rested at before the change."""
+    reason: ChangeReason
+    qty_before: int
+    qty_after: int
+    """0 when the order left the book; for ``requeue`` the re-queued quantity."""
+    timestamp_ns: int
+    """Engine time of the change (the level3 message and trades of that step carry it too)."""
+    trade_id: int = 0
+    """For ``fill``/``partial_fill``: the trade that did it."""
+    new_price: int = 0
+    """For ``requeue``: the price the order rests at afterwards."""
 
 
 @dataclass(slots=True)
@@ -213,6 +245,10 @@ class MatchingEngine:
         self._trade_id = self.rng.randrange(10_000_000, 90_000_000)
         self._changes = Changes()
         self._round_unit = int(10 ** (len(str(spec.lot_qty)) - 1))
+        self.history: list[OrderChange] | None = None
+        """Set to a list to record every :class:`OrderChange` (ground truth); None: off."""
+        self.user_orders: set[str] = set()
+        """Resting orders placed with ``user=True``: the synthetic flow never touches them."""
         if seed_book:
             self._seed_book(now_ns)
             for _ in range(warmup_steps):
@@ -284,9 +320,20 @@ class MatchingEngine:
     # -- verbs ------------------------------------------------------------------------------
 
     def add_limit(
-        self, side: Side, price: int, qty: int, now_ns: int, order_id: str | None = None
+        self,
+        side: Side,
+        price: int,
+        qty: int,
+        now_ns: int,
+        order_id: str | None = None,
+        *,
+        user: bool = False,
     ) -> tuple[str, list[Trade]]:
         """Place a limit order; the part that crosses trades first, the rest rests.
+
+        Args:
+            user: a user's order (the simulator's ``add_order``): the synthetic flow never
+                cancels or amends it while it rests.
 
         Returns:
             The order id and the trades it made (the id may no longer rest if fully filled).
@@ -303,6 +350,8 @@ class MatchingEngine:
         trades, remaining = self._take(side, qty, price, "limit", now_ns)
         if remaining:
             self._insert(Order(order_id, side, price, remaining, self._next_seq(), now_ns), now_ns)
+            if user:
+                self.user_orders.add(order_id)
         return order_id, trades
 
     def market(self, side: Side, qty: int, now_ns: int) -> list[Trade]:
@@ -317,6 +366,7 @@ class MatchingEngine:
         order = self._orders.get(order_id)
         if order is None:
             return False
+        self._record(order, "cancel", 0, now_ns)
         self._remove(order, now_ns)
         return True
 
@@ -341,11 +391,14 @@ class MatchingEngine:
         new_qty = order.qty if qty is None else qty
         new_price = order.price if price is None else price
         if new_qty == 0:
+            self._record(order, "cancel", 0, now_ns)
             self._remove(order, now_ns)
             return True
         if new_qty < 0 or new_price <= 0:
             raise ValueError(f"{self.symbol}: amend values must be positive")
         if new_price == order.price and new_qty <= order.qty:
+            if new_qty < order.qty:
+                self._record(order, "reduce", new_qty, now_ns)
             level = self._level_of(order)
             level.qty -= order.qty - new_qty
             order.qty = new_qty
@@ -358,6 +411,7 @@ class MatchingEngine:
             new_price >= opposite.price if is_bid else new_price <= opposite.price
         ):
             raise ValueError(f"{self.symbol}: amend to {new_price} would cross the book")
+        self._record(order, "requeue", new_qty, now_ns, new_price=new_price)
         self._remove(order, now_ns)
         self._insert(
             Order(order_id, order.side, new_price, new_qty, self._next_seq(), now_ns), now_ns
@@ -459,12 +513,17 @@ class MatchingEngine:
             levels = self.side(is_bid).top(5)
             level = levels[rng.randrange(len(levels))]
             queue = list(level.orders.values())
-            return queue[rng.randrange(len(queue))]
-        return self._orders[ids[rng.randrange(len(ids))]]
+            order = queue[rng.randrange(len(queue))]
+        else:
+            order = self._orders[ids[rng.randrange(len(ids))]]
+        # A user's order is theirs to cancel; skipping (not re-drawing) keeps the random
+        # stream, and so every run without user orders, exactly as it was.
+        return None if order.order_id in self.user_orders else order
 
     def _random_cancel(self, is_bid: bool, now_ns: int) -> None:
         order = self._pick_order(is_bid)
         if order is not None:
+            self._record(order, "cancel", 0, now_ns)
             self._remove(order, now_ns)
 
     def _random_amend(self, is_bid: bool, now_ns: int) -> None:
@@ -536,6 +595,19 @@ class MatchingEngine:
                     Trade(self._trade_id, side, level.price, fill, ord_type, maker.order_id, now_ns)
                 )
                 remaining -= fill
+                if self.history is not None:
+                    self.history.append(
+                        OrderChange(
+                            maker.order_id,
+                            maker.side,
+                            maker.price,
+                            "fill" if fill == maker.qty else "partial_fill",
+                            maker.qty,
+                            maker.qty - fill,
+                            now_ns,
+                            self._trade_id,
+                        )
+                    )
                 if fill == maker.qty:
                     self._remove(maker, now_ns)
                 else:
@@ -546,6 +618,23 @@ class MatchingEngine:
                     break
         self._changes.trades.extend(trades)
         return trades, remaining
+
+    def _record(
+        self, order: Order, reason: ChangeReason, qty_after: int, now_ns: int, new_price: int = 0
+    ) -> None:
+        if self.history is not None:
+            self.history.append(
+                OrderChange(
+                    order.order_id,
+                    order.side,
+                    order.price,
+                    reason,
+                    order.qty,
+                    qty_after,
+                    now_ns,
+                    new_price=new_price,
+                )
+            )
 
     def _next_seq(self) -> int:
         self._seq += 1
@@ -593,6 +682,7 @@ class MatchingEngine:
         if not level.orders:
             del side.levels[side.key(order.price)]
         del self._orders[order.order_id]
+        self.user_orders.discard(order.order_id)
         ids = self._pick_ids[is_bid]
         position = self._pick_pos.pop(order.order_id)
         last = ids.pop()

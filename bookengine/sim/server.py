@@ -2,9 +2,12 @@
 
 ``async with Simulator(seed=1) as sim:`` starts, on 127.0.0.1 only:
 
-* one WebSocket port serving three paths: ``/v2`` (Kraken v2 public: ``book``, ``trade``,
+* one WebSocket port serving four paths: ``/v2`` (Kraken v2 public: ``book``, ``trade``,
   ``instrument``, ``status``, ``heartbeat``, ``ping``), ``/l3/v2`` (v2 ``level3``, token
-  required, like ``wss://ws-l3.kraken.com/v2``) and ``/v1`` (or ``/``: Kraken v1 ``book``);
+  required, like ``wss://ws-l3.kraken.com/v2``), ``/auth/v2`` (v2 private, token required,
+  like ``wss://ws-auth.kraken.com/v2``: ``add_order``, ``cancel_order`` and the ``executions``
+  channel of the simulator's one account, see :mod:`.trading`) and ``/v1`` (or ``/``: Kraken
+  v1 ``book``);
 * one HTTP port serving ``POST /0/private/GetWebSocketsToken`` (see :mod:`.rest`);
 * one driver task per symbol that runs ``rate`` engine steps per second (with ``rate`` 0, one
   task stepping all symbols in turn as fast as the consumers' queues allow) and, after every
@@ -35,6 +38,7 @@ import random
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from types import TracebackType
 from typing import Any, Literal
 
@@ -42,10 +46,13 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
+from ..errors import PrecisionError
+from ..numbers import parse_mantissa
 from .engine import Changes, MatchingEngine, Mode, Trade, derive_seed
 from .faults import Fault, parse_fault
 from .rest import RestServer, TokenIssuer
 from .specs import DEFAULT_SPECS, SymbolSpec, spec_for
+from .trading import Account, OwnOrder, executions_frame
 from .windows import L2Window, L3Window, LevelUpdate, OrderEvent
 from .wire import (
     NumberStyle,
@@ -78,13 +85,20 @@ BOOK_DEPTHS = (10, 25, 100, 500, 1000)
 LEVEL3_DEPTHS = (10, 100, 1000)
 """Depths of the ``level3`` channel."""
 
-Api = Literal["v2", "level3", "v1"]
+Api = Literal["v2", "level3", "v1", "auth"]
 """Which Kraken API a connection speaks, decided by its URL path."""
 
 PATH_V2 = "/v2"
 PATH_LEVEL3 = "/l3/v2"
 PATH_V1 = "/v1"
-_PATHS: dict[str, Api] = {PATH_V2: "v2", PATH_LEVEL3: "level3", PATH_V1: "v1", "/": "v1"}
+PATH_AUTH = "/auth/v2"
+_PATHS: dict[str, Api] = {
+    PATH_V2: "v2",
+    PATH_LEVEL3: "level3",
+    PATH_V1: "v1",
+    "/": "v1",
+    PATH_AUTH: "auth",
+}
 
 TRADE_SNAPSHOT_SIZE = 50
 """Trades replayed in a ``trade`` snapshot, like Kraken's."""
@@ -109,6 +123,12 @@ ERR_ALREADY = "Already subscribed"
 ERR_NOT_FOUND = "Subscription Not Found"
 ERR_TOKEN_MISSING = "EGeneral:Invalid arguments:token"
 ERR_TOKEN_INVALID = "ESession:Invalid session"
+ERR_UNKNOWN_ORDER = "EOrder:Unknown order"
+ERR_ORDER_ARGS = "EGeneral:Invalid arguments:{field}"
+ERR_PRICE = "EOrder:Invalid price"
+ERR_CANCEL_ONLY = "EOrder:Cancel only"
+ERR_POST_ONLY_CROSS = "EOrder:Post only order"
+CANCEL_REASON = "User requested"
 
 _MODES: dict[str, Mode] = {
     "online": "online",
@@ -249,6 +269,10 @@ class Simulator:
         self.max_queue = max_queue
         self.manual = manual
         self.engines: dict[str, MatchingEngine] = {}
+        self.account = Account()
+        """The one account the credentials trade for: open own orders and closed ones."""
+        self._exec_conns: dict[_Connection, int] = {}
+        """Connections subscribed to ``executions`` -> their last ``sequence``."""
         self.counters: collections.Counter[str] = collections.Counter()
         """What the simulator did: frames and bytes sent, per message kind, faults, refusals."""
         self.system: Mode = "online"
@@ -364,6 +388,11 @@ class Simulator:
     def url_level3(self) -> str:
         """Kraken v2 level3 endpoint (``wss://ws-l3.kraken.com/v2``); subscribe with a token."""
         return f"ws://{LOOPBACK}:{self.port}{PATH_LEVEL3}"
+
+    @property
+    def url_auth(self) -> str:
+        """Kraken v2 private endpoint (``wss://ws-auth.kraken.com/v2``): trading, executions."""
+        return f"ws://{LOOPBACK}:{self.port}{PATH_AUTH}"
 
     @property
     def url_v1(self) -> str:
@@ -534,6 +563,7 @@ class Simulator:
             await asyncio.gather(writer, return_exceptions=True)
 
     def _forget(self, conn: _Connection) -> None:
+        self._exec_conns.pop(conn, None)
         for sub in conn.subs.values():
             self._symbol_subs.get(sub.symbol, {}).pop(sub, None)
         conn.subs.clear()
@@ -645,6 +675,8 @@ class Simulator:
     def _publish(self, symbol: str, engine: MatchingEngine, changes: Changes, now_ns: int) -> None:
         if changes.trades:
             self._recent_trades[symbol].extend(changes.trades)
+            if self.account.orders:
+                self._own_maker_fills(symbol, changes.trades, now_ns)
         subs = self._symbol_subs[symbol]
         if not subs:
             return
@@ -727,7 +759,8 @@ class Simulator:
         request: Any = None
         if isinstance(raw, str):
             try:
-                request = json.loads(raw)
+                # Order entry needs exact prices and quantities: decimals, never floats.
+                request = json.loads(raw, parse_float=Decimal if conn.api == "auth" else float)
             except (ValueError, RecursionError):
                 request = None
         if conn.api == "v1":
@@ -758,6 +791,8 @@ class Simulator:
             self._send(conn, v2_pong(req_id, time_in, time.time_ns()), "pong")
         elif method in ("subscribe", "unsubscribe"):
             self._v2_subscription(conn, method, request.get("params"), req_id, time_in)
+        elif method in ("add_order", "cancel_order") and conn.api == "auth":
+            self._v2_trading(conn, method, request.get("params"), req_id, time_in)
         else:
             self._v2_error(conn, ERR_METHOD, method, req_id, time_in)
 
@@ -772,15 +807,20 @@ class Simulator:
             self._ratelimit_next -= 1
             self._v2_error(conn, ERR_RATE, method, req_id, time_in)
             return
-        allowed = (
-            ("level3", "heartbeat", "status")
-            if conn.api == "level3"
-            else ("book", "trade", "instrument", "heartbeat", "status")
-        )
+        if conn.api == "level3":
+            allowed: tuple[str, ...] = ("level3", "heartbeat", "status")
+        elif conn.api == "auth":
+            allowed = ("executions", "heartbeat", "status")
+        else:
+            allowed = ("book", "trade", "instrument", "heartbeat", "status")
         if channel not in allowed:
-            known = channel in ("book", "trade", "instrument", "level3")
+            known = channel in ("book", "trade", "instrument", "level3", "executions")
             text = (ERR_ENDPOINT if known else ERR_CHANNEL).format(channel=channel)
             self._v2_error(conn, text, method, req_id, time_in)
+            return
+        if channel == "executions":
+            if self._token_ok(conn, params.get("token"), method, req_id, time_in):
+                self._v2_executions(conn, method, params, req_id, time_in)
             return
         if channel in ("heartbeat", "status", "instrument"):
             self._v2_global_channel(conn, method, channel, params, req_id, time_in)
@@ -930,6 +970,215 @@ class Simulator:
         result["symbol"] = symbol
         self._send(conn, v2_ack("unsubscribe", req_id, result, time_in, time.time_ns()), "ack")
 
+    # -- private: executions and order entry ------------------------------------------------
+
+    def _v2_executions(
+        self, conn: _Connection, method: str, params: dict[str, Any], req_id: Any, time_in: int
+    ) -> None:
+        key = ("executions", "")
+        snap_orders = params.get("snap_orders", True) is not False
+        if method == "subscribe":
+            if key in conn.subs:
+                self._v2_error(conn, ERR_ALREADY, method, req_id, time_in)
+                return
+            conn.subs[key] = _Subscription(conn, "executions", "")
+            result = {"channel": "executions", "snap_orders": snap_orders, "snap_trades": False}
+            self._send(conn, v2_ack(method, req_id, result, time_in, time.time_ns()), "ack")
+            self._exec_conns[conn] = 0
+            if snap_orders:
+                records = [
+                    self.account.record(
+                        order, "new", order.timestamp_ns, self.specs[order.symbol], self._render
+                    )
+                    for order in self.account.orders.values()
+                ]
+                self._send_executions(conn, "snapshot", records)
+        else:
+            if conn.subs.pop(key, None) is None:
+                self._v2_error(conn, ERR_NOT_FOUND, method, req_id, time_in)
+                return
+            self._exec_conns.pop(conn, None)
+            result = {"channel": "executions"}
+            self._send(conn, v2_ack(method, req_id, result, time_in, time.time_ns()), "ack")
+
+    def _send_executions(
+        self, conn: _Connection, kind: Literal["snapshot", "update"], records: list[str]
+    ) -> None:
+        sequence = self._exec_conns.get(conn, 0) + 1
+        self._exec_conns[conn] = sequence
+        self._send(conn, executions_frame(kind, records, sequence), "executions")
+
+    def _broadcast_executions(self, records: list[str]) -> None:
+        if records:
+            for conn in list(self._exec_conns):
+                self._send_executions(conn, "update", records)
+
+    def _v2_trading(
+        self, conn: _Connection, method: str, params: Any, req_id: Any, time_in: int
+    ) -> None:
+        if not isinstance(params, dict):
+            self._v2_error(conn, ERR_ORDER_ARGS.format(field="params"), method, req_id, time_in)
+            return
+        if not self._token_ok(conn, params.get("token"), method, req_id, time_in):
+            return
+        if method == "add_order":
+            self._add_order(conn, params, req_id, time_in)
+        else:
+            self._cancel_order(conn, params, req_id, time_in)
+
+    def _add_order(
+        self, conn: _Connection, params: dict[str, Any], req_id: Any, time_in: int
+    ) -> None:
+        method = "add_order"
+        symbol = params.get("symbol")
+        if not isinstance(symbol, str) or symbol not in self.specs:
+            self._v2_error(
+                conn, ERR_PAIR.format(symbol=symbol), method, req_id, time_in, str(symbol)
+            )
+            return
+        spec = self.specs[symbol]
+        order_type = params.get("order_type")
+        side = params.get("side")
+        if order_type not in ("limit", "market"):
+            self._v2_error(conn, ERR_ORDER_ARGS.format(field="order_type"), method, req_id, time_in)
+            return
+        if side not in ("buy", "sell"):
+            self._v2_error(conn, ERR_ORDER_ARGS.format(field="side"), method, req_id, time_in)
+            return
+        try:
+            qty = _order_number(params.get("order_qty"), spec.qty_precision, "order_qty")
+            price = (
+                _order_number(params.get("limit_price"), spec.price_precision, "limit_price")
+                if order_type == "limit"
+                else None
+            )
+        except ValueError as exc:
+            self._v2_error(conn, str(exc), method, req_id, time_in)
+            return
+        if qty <= 0 or (price is not None and price <= 0):
+            self._v2_error(
+                conn,
+                ERR_PRICE if price == 0 else ERR_ORDER_ARGS.format(field="order_qty"),
+                method,
+                req_id,
+                time_in,
+            )
+            return
+        if self.system in ("maintenance", "cancel_only"):
+            self._v2_error(conn, ERR_CANCEL_ONLY, method, req_id, time_in)
+            return
+        userref = params.get("order_userref")
+        engine = self.engines[symbol]
+        now_ns = time.time_ns()
+        order_id = engine._new_order_id()
+        order = OwnOrder(
+            order_id,
+            symbol,
+            side,
+            order_type,
+            qty,
+            price,
+            now_ns,
+            userref if isinstance(userref, int) else None,
+        )
+        self.account.orders[order_id] = order
+        result: dict[str, Any] = {"order_id": order_id}
+        if order.order_userref is not None:
+            result["order_userref"] = order.order_userref
+        self._send(conn, v2_ack(method, req_id, result, time_in, time.time_ns()), "ack")
+        records = [self.account.record(order, "pending_new", now_ns, spec, self._render)]
+        if price is None:
+            trades = engine.market(side, qty, now_ns)
+        else:
+            _, trades = engine.add_limit(side, price, qty, now_ns, order_id, user=True)
+        resting = engine.order(order_id) is not None
+        order.status = "new"
+        if resting or not trades:
+            records.append(self.account.record(order, "new", now_ns, spec, self._render))
+        for trade in trades:
+            self.account.fill(order, trade)
+            records.append(
+                self.account.record(
+                    order, "trade", now_ns, spec, self._render, trade=trade, liquidity="t"
+                )
+            )
+        if not resting:
+            if order.cum_qty >= order.order_qty:
+                records.append(self.account.record(order, "filled", now_ns, spec, self._render))
+            else:  # a market order's rest, or one that met an empty book, is not kept
+                order.status = "canceled"
+                records.append(
+                    self.account.record(
+                        order, "canceled", now_ns, spec, self._render, reason="No liquidity"
+                    )
+                )
+            self.account.close(order)
+        self._broadcast_executions(records)
+        self.counters["add_order"] += 1
+        self._publish(symbol, engine, engine.drain(), now_ns)
+
+    def _cancel_order(
+        self, conn: _Connection, params: dict[str, Any], req_id: Any, time_in: int
+    ) -> None:
+        method = "cancel_order"
+        ids = params.get("order_id")
+        if isinstance(ids, str):
+            ids = [ids]
+        if not isinstance(ids, list) or not ids or not all(isinstance(i, str) for i in ids):
+            self._v2_error(conn, ERR_ORDER_ARGS.format(field="order_id"), method, req_id, time_in)
+            return
+        for order_id in ids:
+            order = self.account.orders.get(order_id)
+            if order is None:
+                self._v2_error(conn, ERR_UNKNOWN_ORDER, method, req_id, time_in)
+                continue
+            engine = self.engines[order.symbol]
+            now_ns = time.time_ns()
+            engine.cancel(order_id, now_ns)
+            order.status = "canceled"
+            self.account.close(order)
+            result = {"order_id": order_id}
+            self._send(conn, v2_ack(method, req_id, result, time_in, time.time_ns()), "ack")
+            self._broadcast_executions(
+                [
+                    self.account.record(
+                        order,
+                        "canceled",
+                        now_ns,
+                        self.specs[order.symbol],
+                        self._render,
+                        reason=CANCEL_REASON,
+                    )
+                ]
+            )
+            self.counters["cancel_order"] += 1
+            self._publish(order.symbol, engine, engine.drain(), now_ns)
+
+    def _own_maker_fills(self, symbol: str, trades: list[Trade], now_ns: int) -> None:
+        """``trade`` (and ``filled``) records for own resting orders that market flow hit."""
+        spec = self.specs[symbol]
+        records: list[str] = []
+        for trade in trades:
+            order = self.account.orders.get(trade.maker_order_id)
+            if order is None:
+                continue
+            self.account.fill(order, trade)
+            records.append(
+                self.account.record(
+                    order, "trade", trade.timestamp_ns, spec, self._render, trade=trade
+                )
+            )
+            if order.status == "filled":
+                records.append(
+                    self.account.record(order, "filled", trade.timestamp_ns, spec, self._render)
+                )
+                self.account.close(order)
+        self._broadcast_executions(records)
+
+    def own_order_ids(self) -> list[str]:
+        """Ids of the account's open orders (placed with ``add_order``)."""
+        return list(self.account.orders)
+
     # -- v1 ---------------------------------------------------------------------------------
 
     def _on_v1(self, conn: _Connection, request: Any, time_in: int) -> None:
@@ -1019,6 +1268,18 @@ class Simulator:
         )
         conn.subs[key] = sub
         self._symbol_subs[symbol][sub] = None
+
+
+def _order_number(value: Any, scale: int, name: str) -> int:
+    """An order's price or quantity as an exact mantissa (JSON number or text)."""
+    if isinstance(value, bool) or not isinstance(value, Decimal | int | str):
+        raise ValueError(ERR_ORDER_ARGS.format(field=name))
+    try:
+        return parse_mantissa(value, scale, name)
+    except PrecisionError:
+        raise ValueError(
+            ERR_PRICE if name == "limit_price" else ERR_ORDER_ARGS.format(field=name)
+        ) from None
 
 
 def _corrupt_l2(
