@@ -152,6 +152,9 @@ def _parser() -> argparse.ArgumentParser:
         "segment. The suffix picks the compression: .gz (gzip), .zst (zstd), else plain.",
     )
     live_options(record)
+    record.add_argument(
+        "--trades", action="store_true", help="also record the trade channel (always on --level3)"
+    )
     record.add_argument("-o", "--output", required=True, metavar="FILE")
     record.add_argument(
         "--rotate-bytes",
@@ -225,6 +228,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.symbols,
             args.output,
             rotate_bytes=args.rotate_bytes,
+            trades=args.trades,
             rotate_seconds=args.rotate_seconds,
             **common,
         )

@@ -161,6 +161,7 @@ def run_record(
     duration_s: float | None,
     rotate_bytes: int | None = None,
     rotate_seconds: float | None = None,
+    trades: bool = False,
 ) -> int:
     """``bookengine record``: a crash-safe capture (see :class:`~bookengine.capture.Recorder`).
 
@@ -212,6 +213,8 @@ def run_record(
     feed = KrakenFeed(
         book=() if level3 else symbols,
         level3=symbols if level3 else (),
+        # level3 captures need the trades to tell fills from cancels later (analytics, export)
+        trade=symbols if level3 or trades else (),
         depth=depth if not level3 else 10,
         level3_depth=depth if level3 else 10,
         protocol=protocol,

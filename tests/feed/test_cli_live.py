@@ -119,3 +119,24 @@ def test_level3_watch_needs_credentials(sim_url: str) -> None:
     )
     assert result.returncode == 2
     assert "KRAKEN_API_KEY" in result.stderr
+
+
+def test_record_with_trades_keeps_the_trade_channel(sim_url: str, tmp_path: Path) -> None:
+    import gzip
+
+    capture = tmp_path / "btc.jsonl.gz"
+    result = _bookengine(
+        "record",
+        "BTC/USD",
+        "--trades",
+        "--url",
+        f"{sim_url}/v2",
+        "--duration",
+        "3",
+        "-o",
+        str(capture),
+    )
+    assert result.returncode == 0, result.stderr
+    text = gzip.decompress(capture.read_bytes())
+    assert b'"channel":"trade"' in text
+    assert b'"channel":"book"' in text
