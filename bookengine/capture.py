@@ -240,6 +240,25 @@ def parse_recv_ts(text: bytes) -> int:
         raise CaptureError(f"bad receive timestamp {text[:40]!r}") from None
 
 
+def split_recv_ts(line: bytes) -> tuple[int, bytes]:
+    """``recv_ts<TAB>frame`` -> ``(ns, frame)``; a line without a valid timestamp -> ``(-1, line)``.
+
+    Integer nanoseconds (the recorder's form) take a fast path; the other forms go through
+    :func:`parse_recv_ts`. A bad prefix leaves the whole line as the frame, so the reader of
+    the frame reports it with its line number.
+    """
+    tab = line.find(b"\t")
+    if tab < 0:
+        return -1, line
+    head = line[:tab]
+    if head.isdigit() and len(head) < 19:  # surely int64 nanoseconds
+        return int(head), line[tab + 1 :]
+    try:
+        return parse_recv_ts(head), line[tab + 1 :]
+    except CaptureError:
+        return -1, line
+
+
 def parse_checkpoint(record: CaptureRecord) -> tuple[dict[str, Any], bytes]:
     """Split a ``checkpoint`` record into its metadata and its synthetic frame.
 
@@ -475,19 +494,7 @@ class CaptureReader:
                         if record is not None:
                             yield record
                     continue
-                recv_ts_ns = -1
-                tab = line.find(b"\t")
-                if tab >= 0:
-                    head = line[:tab]
-                    if head.isdigit() and len(head) < 19:  # surely int64 nanoseconds
-                        recv_ts_ns = int(head)
-                        line = line[tab + 1 :]
-                    else:
-                        try:
-                            recv_ts_ns = parse_recv_ts(head)
-                            line = line[tab + 1 :]
-                        except CaptureError:
-                            pass
+                recv_ts_ns, line = split_recv_ts(line)
                 if line[:1] == SENT_MARKER:
                     report.sent += 1
                     if want_sent:
@@ -529,14 +536,7 @@ class CaptureReader:
             if record is not None:
                 yield record
             return
-        recv_ts_ns = -1
-        tab = line.find(b"\t")
-        if tab >= 0:
-            try:
-                recv_ts_ns = parse_recv_ts(line[:tab])
-                line = line[tab + 1 :]
-            except CaptureError:
-                pass
+        recv_ts_ns, line = split_recv_ts(line)
         if line[:1] == SENT_MARKER:
             self.report.sent += 1
             if "sent" in self.kinds:

@@ -103,6 +103,17 @@ def _log_event(event: Event, as_json: bool, out: IO[str], tty: bool) -> None:
         print(f"# {event}", file=sys.stderr)
 
 
+def _live_feed(symbols: Sequence[str], *, depth: int, level3: bool, **options: Any) -> KrakenFeed:
+    """The feed of ``watch``/``record``: ``symbols`` as L2 books, or as level3 books."""
+    return KrakenFeed(
+        book=() if level3 else symbols,
+        level3=symbols if level3 else (),
+        depth=depth if not level3 else 10,
+        level3_depth=depth if level3 else 10,
+        **options,
+    )
+
+
 def run_watch(
     symbols: Sequence[str],
     *,
@@ -119,11 +130,10 @@ def run_watch(
     as_json: bool,
 ) -> int:
     """``bookengine watch``: exit 0 when every book ended exact (no mismatch left unrepaired)."""
-    feed = KrakenFeed(
-        book=() if level3 else symbols,
-        level3=symbols if level3 else (),
-        depth=depth if not level3 else 10,
-        level3_depth=depth if level3 else 10,
+    feed = _live_feed(
+        symbols,
+        depth=depth,
+        level3=level3,
         protocol=protocol,
         beta=beta,
         url=url,
@@ -210,19 +220,18 @@ def run_record(
         redact=[api_key, api_secret],
         overwrite=True,  # as before rotation existed: one named file is replaced
     )
-    feed = KrakenFeed(
-        book=() if level3 else symbols,
-        level3=symbols if level3 else (),
-        # level3 captures need the trades to tell fills from cancels later (analytics, export)
-        trade=symbols if level3 or trades else (),
-        depth=depth if not level3 else 10,
-        level3_depth=depth if level3 else 10,
+    feed = _live_feed(
+        symbols,
+        depth=depth,
+        level3=level3,
         protocol=protocol,
         url=url,
         level3_url=level3_url,
         rest_url=rest_url,
         api_key=api_key,
         api_secret=api_secret,
+        # level3 captures need the trades to tell fills from cancels later (analytics, export)
+        trade=symbols if level3 or trades else (),
         on_frame=recorder.write_frame,
         on_send=recorder.write_sent,
     )

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .._impl import Implementation, implementation
-from ..capture import parse_recv_ts
-from ..errors import BookError, CaptureError, ChecksumError, ProtocolError, UnknownSymbolError
+from ..capture import split_recv_ts
+from ..errors import BookError, ChecksumError, ProtocolError, UnknownSymbolError
 from ..instruments import Instruments
 from ..numbers import parse_mantissa
 from ..timestamps import parse_rfc3339_ns
@@ -276,14 +276,7 @@ class KrakenSession:
             raw = data[pos:end].rstrip(b"\r ")
             pos = end + 1
             if raw.strip():
-                recv_ts_ns = -1
-                tab = raw.find(b"\t")
-                if tab >= 0:
-                    try:
-                        recv_ts_ns = parse_recv_ts(raw[:tab])
-                        raw = raw[tab + 1 :]
-                    except CaptureError:
-                        pass
+                recv_ts_ns, raw = split_recv_ts(raw)
                 self._merge_router_counts()
                 events = self.receive(raw, recv_ts_ns)
                 self._sync_router()
