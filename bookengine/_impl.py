@@ -22,42 +22,36 @@ class Implementation:
     """``"cython"`` or ``"python"``."""
     FrameScanner: type[Any]
     L2Book: type[Any]
-    L3Book: type[Any] | None
+    L3Book: type[Any]
 
 
-def _with_display(name: str, core: type[Any] | None) -> type[Any] | None:
+def _with_display(name: str, core: type[Any]) -> type[Any]:
     """``core`` with the display mixin: the public ``L2Book``/``L3Book`` of one implementation."""
-    if core is None:
-        return None
     return type(name, (core, BookDisplay), {"__doc__": core.__doc__})
 
 
 def _reference() -> Implementation:
-    from ._reference import l2book, scan
+    from ._reference import l2book, l3book, scan
 
-    l3_core: type[Any] | None = None
-    try:
-        from ._reference.l3book import L3BookCore
-
-        l3_core = L3BookCore
-    except ImportError:
-        pass
-    l2 = _with_display("L2Book", l2book.L2BookCore)
-    assert l2 is not None
-    return Implementation("python", scan.FrameScanner, l2, _with_display("L3Book", l3_core))
+    return Implementation(
+        "python",
+        scan.FrameScanner,
+        _with_display("L2Book", l2book.L2BookCore),
+        _with_display("L3Book", l3book.L3BookCore),
+    )
 
 
 def _compiled() -> Implementation:
+    # importlib: the extension may be missing (no compiler); ImportError then means "not built".
     scan = importlib.import_module("bookengine._core.scan")
     l2book = importlib.import_module("bookengine._core.l2book")
-    l3_core: type[Any] | None = None
-    try:
-        l3_core = importlib.import_module("bookengine._core.l3book").L3BookCore
-    except ImportError:
-        pass
-    l2 = _with_display("L2Book", l2book.L2BookCore)
-    assert l2 is not None
-    return Implementation("cython", scan.FrameScanner, l2, _with_display("L3Book", l3_core))
+    l3book = importlib.import_module("bookengine._core.l3book")
+    return Implementation(
+        "cython",
+        scan.FrameScanner,
+        _with_display("L2Book", l2book.L2BookCore),
+        _with_display("L3Book", l3book.L3BookCore),
+    )
 
 
 _cache: dict[str, Implementation] = {}
@@ -91,7 +85,7 @@ def compiled_available() -> bool:
 
 
 def active_name() -> str:
-    """``"python"`` if forced by ``BOOKENGINE_PURE=1`` or without the extension, else ``"cython"``."""
+    """``"python"`` if forced by ``BOOKENGINE_PURE=1`` or without the extension, else cython."""
     if os.environ.get("BOOKENGINE_PURE") == "1":
         return "python"
     return "cython" if compiled_available() else "python"

@@ -399,8 +399,6 @@ class KrakenSession:
         if state.depth is None:
             state.depth = self.default_depth or self._infer_depth(state, scanner, precision[0])
         if state.channel == "level3":
-            if self.impl.L3Book is None:
-                raise BookError("level3 books are not available in this build")
             return self.impl.L3Book(state.symbol, state.depth, *precision)
         return self.impl.L2Book(state.symbol, state.depth, *precision)
 
