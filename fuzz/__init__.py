@@ -1,0 +1,1 @@
+"""Fuzz targets for bookengine (atheris); the checks live in :mod:`fuzz.harness`."""
