@@ -49,7 +49,9 @@ def extensions() -> list:
         link_args += ["-fsanitize=fuzzer-no-link"]
         variant.append("fuzz")
     build_dir = os.environ.get("BOOKENGINE_C_DIR") or None
-    if variant and build_dir is None:
+    # cythonize does not regenerate C when only directives change: a debug (bounds-checked) or
+    # instrumented build must never reuse the C of another, so each gets its own directory.
+    if (variant or debug) and build_dir is None:
         variant.append("debug" if debug else "release")
         build_dir = str(Path("build") / "-".join(variant) / "c")
     directives = {
