@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import calendar
 import re
+import time
 
 from .errors import ProtocolError
 
@@ -61,7 +62,5 @@ def parse_epoch_ns(text: str) -> int:
 def format_rfc3339_ns(ns: int) -> str:
     """ns since the epoch -> ``"2024-01-08T12:26:39.526146327Z"`` (the v2 wire form)."""
     seconds, nanos = divmod(ns, 1_000_000_000)
-    import time
-
     head = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
     return f"{head}.{nanos:09d}Z"

@@ -118,7 +118,6 @@ class _Subscription:
     channel: str
     symbol: str
     depth: int | None
-    acked: bool = False
 
 
 @dataclass
@@ -556,7 +555,6 @@ class KrakenSession:
             subscription = self._subscriptions.setdefault(
                 (channel, symbol), _Subscription(channel, symbol, depth)
             )
-            subscription.acked = True
             if isinstance(depth, int):
                 subscription.depth = depth
             # A book not built yet takes the acknowledged depth; a built one keeps its own
@@ -728,8 +726,6 @@ class KrakenSession:
             state.book = None
             state.stale = False
             state._resync_due_ns = None
-        for subscription in self._subscriptions.values():
-            subscription.acked = False
         self._pending.clear()
         self._outbox.clear()
         self._retries.clear()
