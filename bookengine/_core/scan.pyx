@@ -416,41 +416,6 @@ cdef int scan_number(Cursor* c, Span* span) noexcept nogil:
     return 0
 
 
-cdef inline bint open_container(Cursor* c, char close) noexcept nogil:
-    """At '{' or '[': step in; True (and step out) when the container is empty."""
-    c.p += 1
-    skip_ws(c)
-    if c.p < c.end and c.p[0] == close:
-        c.p += 1
-        return True
-    return False
-
-
-cdef inline int object_key(Cursor* c, Span* key) noexcept nogil:
-    """Read ``"key":`` and stop at the start of its value; -1 when malformed."""
-    skip_ws(c)
-    if c.p >= c.end or c.p[0] != c'"':
-        return fail(c, "expected an object key")
-    if scan_string(c, key) < 0 or expect(c, c':', "expected ':'") < 0:
-        return -1
-    skip_ws(c)
-    if c.p >= c.end:
-        return fail(c, "unexpected end of frame")
-    return 0
-
-
-cdef inline int after_item(Cursor* c, char close) noexcept nogil:
-    """After a member or element: 1 at ',' (another follows), 0 at ``close``, -1 otherwise."""
-    skip_ws(c)
-    if c.p < c.end and c.p[0] == c',':
-        c.p += 1
-        return 1
-    if c.p < c.end and c.p[0] == close:
-        c.p += 1
-        return 0
-    return fail(c, "expected ',' or '}'" if close == c'}' else "expected ',' or ']'")
-
-
 cdef int skip_literal(Cursor* c, const char* word, Py_ssize_t n) noexcept nogil:
     if c.end - c.p < n or memcmp(c.p, word, n) != 0:
         return fail(c, "expected a value")
@@ -462,7 +427,6 @@ cdef int skip_value(Cursor* c, int nesting) noexcept nogil:
     """Validate and move past any JSON value."""
     cdef Span ignored
     cdef char close
-    cdef int more
     skip_ws(c)
     if c.p >= c.end:
         return fail(c, "unexpected end of frame")
@@ -472,16 +436,28 @@ cdef int skip_value(Cursor* c, int nesting) noexcept nogil:
         if nesting >= MAX_NESTING:
             return fail(c, "nesting too deep")
         close = c'}' if c.p[0] == c'{' else c']'
-        if open_container(c, close):
+        c.p += 1
+        skip_ws(c)
+        if c.p < c.end and c.p[0] == close:
+            c.p += 1
             return 0
         while True:
-            if close == c'}' and object_key(c, &ignored) < 0:
-                return -1
+            if close == c'}':
+                skip_ws(c)
+                if c.p >= c.end or c.p[0] != c'"':
+                    return fail(c, "expected an object key")
+                if scan_string(c, &ignored) < 0 or expect(c, c':', "expected ':'") < 0:
+                    return -1
             if skip_value(c, nesting + 1) < 0:
                 return -1
-            more = after_item(c, close)
-            if more != 1:
-                return more  # 0: closed, -1: malformed
+            skip_ws(c)
+            if c.p < c.end and c.p[0] == c',':
+                c.p += 1
+                continue
+            if c.p < c.end and c.p[0] == close:
+                c.p += 1
+                return 0
+            return fail(c, "expected ',' or a closing bracket")
     if c.p[0] == c't':
         return skip_literal(c, "true", 4)
     if c.p[0] == c'f':
@@ -606,15 +582,23 @@ cdef class FrameScanner:
     # -- v2 ------------------------------------------------------------------------------------
 
     cdef int _scan_v2(self, Cursor* c) except -2:
-        cdef int more
         cdef Span key
         cdef const char* data = NULL
         cdef const char* end
-        if open_container(c, c'}'):
+        c.p += 1
+        skip_ws(c)
+        if c.p < c.end and c.p[0] == c'}':
+            c.p += 1
             return 0
         while True:
-            if object_key(c, &key) < 0:
+            skip_ws(c)
+            if c.p >= c.end or c.p[0] != c'"':
+                return fail(c, "expected an object key")
+            if scan_string(c, &key) < 0 or expect(c, c':', "expected ':'") < 0:
                 return -1
+            skip_ws(c)
+            if c.p >= c.end:
+                return fail(c, "unexpected end of frame")
             if span_is(c, key, "channel", 7) and c.p[0] == c'"':
                 if scan_string(c, &self._channel) < 0:
                     return -1
@@ -640,12 +624,14 @@ cdef class FrameScanner:
                     self._data_ok = False
             elif skip_value(c, 1) < 0:
                 return -1
-            more = after_item(c, c'}')
-            if more < 0:
-                return -1
-            if more == 1:
+            skip_ws(c)
+            if c.p < c.end and c.p[0] == c',':
+                c.p += 1
                 continue
-            break
+            if c.p < c.end and c.p[0] == c'}':
+                c.p += 1
+                break
+            return fail(c, "expected ',' or '}'")
         if self.kind != KIND_OTHER and data != NULL and self._data_count == 0:
             end = c.p
             c.p = data
@@ -655,13 +641,15 @@ cdef class FrameScanner:
         return 0
 
     cdef int _scan_data(self, Cursor* c) except -2:
-        cdef int more
         # "data": [ {book object} ]; Kraken sends exactly one book object per message.
         self._data_count = 0
         self._data_ok = False
         self.bid_list.count = 0
         self.ask_list.count = 0
-        if open_container(c, c']'):
+        c.p += 1
+        skip_ws(c)
+        if c.p < c.end and c.p[0] == c']':
+            c.p += 1
             return 0
         while True:
             skip_ws(c)
@@ -674,19 +662,31 @@ cdef class FrameScanner:
             elif skip_value(c, 2) < 0:
                 return -1
             self._data_count += 1
-            more = after_item(c, c']')
-            if more == 1:
+            skip_ws(c)
+            if c.p < c.end and c.p[0] == c',':
+                c.p += 1
                 continue
-            return more  # 0: closed, -1: malformed
+            if c.p < c.end and c.p[0] == c']':
+                c.p += 1
+                return 0
+            return fail(c, "expected ',' or ']'")
 
     cdef int _scan_book_object(self, Cursor* c) except -2:
-        cdef int more
         cdef Span key
-        if open_container(c, c'}'):
+        c.p += 1
+        skip_ws(c)
+        if c.p < c.end and c.p[0] == c'}':
+            c.p += 1
             return 0
         while True:
-            if object_key(c, &key) < 0:
+            skip_ws(c)
+            if c.p >= c.end or c.p[0] != c'"':
+                return fail(c, "expected an object key")
+            if scan_string(c, &key) < 0 or expect(c, c':', "expected ':'") < 0:
                 return -1
+            skip_ws(c)
+            if c.p >= c.end:
+                return fail(c, "unexpected end of frame")
             if span_is(c, key, "symbol", 6):
                 if c.p[0] == c'"':
                     if scan_string(c, &self.symbol_span) < 0:
@@ -713,10 +713,14 @@ cdef class FrameScanner:
                         return -1
             elif skip_value(c, 3) < 0:
                 return -1
-            more = after_item(c, c'}')
-            if more == 1:
+            skip_ws(c)
+            if c.p < c.end and c.p[0] == c',':
+                c.p += 1
                 continue
-            return more  # 0: closed, -1: malformed
+            if c.p < c.end and c.p[0] == c'}':
+                c.p += 1
+                return 0
+            return fail(c, "expected ',' or '}'")
 
     cdef int _scan_checksum(self, Cursor* c, str name) except -2:
         cdef Span value
@@ -750,13 +754,15 @@ cdef class FrameScanner:
         return 0
 
     cdef int _scan_entries(self, Cursor* c, EntryList* entries, str side) except -2:
-        cdef int more
         cdef Py_ssize_t index = 0
         entries.count = 0  # a repeated key replaces the earlier one, as json.loads does
         if c.p[0] != c'[':
             self._shape(f"'{side}' must be an array")
             return skip_value(c, 3)
-        if open_container(c, c']'):
+        c.p += 1
+        skip_ws(c)
+        if c.p < c.end and c.p[0] == c']':
+            c.p += 1
             return 0
         while True:
             skip_ws(c)
@@ -771,20 +777,32 @@ cdef class FrameScanner:
                 if skip_value(c, 4) < 0:
                     return -1
             index += 1
-            more = after_item(c, c']')
-            if more == 1:
+            skip_ws(c)
+            if c.p < c.end and c.p[0] == c',':
+                c.p += 1
                 continue
-            return more  # 0: closed, -1: malformed
+            if c.p < c.end and c.p[0] == c']':
+                c.p += 1
+                return 0
+            return fail(c, "expected ',' or ']'")
 
     cdef int _scan_entry(self, Cursor* c, Entry* entry, str side, Py_ssize_t index) except -2:
-        cdef int more
         cdef Span key, value
         cdef int flag
-        if open_container(c, c'}'):
+        c.p += 1
+        skip_ws(c)
+        if c.p < c.end and c.p[0] == c'}':
+            c.p += 1
             return 0
         while True:
-            if object_key(c, &key) < 0:
+            skip_ws(c)
+            if c.p >= c.end or c.p[0] != c'"':
+                return fail(c, "expected an object key")
+            if scan_string(c, &key) < 0 or expect(c, c':', "expected ':'") < 0:
                 return -1
+            skip_ws(c)
+            if c.p >= c.end:
+                return fail(c, "unexpected end of frame")
             flag = 0
             if self.kind == KIND_BOOK:
                 if span_is(c, key, "price", 5):
@@ -841,22 +859,28 @@ cdef class FrameScanner:
             elif skip_value(c, 5) < 0:
                 return -1
             entry.fields |= flag
-            more = after_item(c, c'}')
-            if more == 1:
+            skip_ws(c)
+            if c.p < c.end and c.p[0] == c',':
+                c.p += 1
                 continue
-            return more  # 0: closed, -1: malformed
+            if c.p < c.end and c.p[0] == c'}':
+                c.p += 1
+                return 0
+            return fail(c, "expected ',' or '}'")
 
     # -- v1 ------------------------------------------------------------------------------------
 
     cdef int _scan_v1(self, Cursor* c) except -2:
-        cdef int more
         # [channelID, payload, (payload2,) channelName, pair]. The channel name comes last, so
         # find the element boundaries first, then read the payloads only for book-N channels.
         cdef const char* starts[MAX_V1_ELEMENTS]
         cdef int count = 0, i
         cdef Span name, pair
         cdef Cursor inner
-        if open_container(c, c']'):
+        c.p += 1
+        skip_ws(c)
+        if c.p < c.end and c.p[0] == c']':
+            c.p += 1
             return 0
         while True:
             skip_ws(c)
@@ -865,12 +889,14 @@ cdef class FrameScanner:
             count += 1
             if skip_value(c, 1) < 0:
                 return -1
-            more = after_item(c, c']')
-            if more < 0:
-                return -1
-            if more == 1:
+            skip_ws(c)
+            if c.p < c.end and c.p[0] == c',':
+                c.p += 1
                 continue
-            break
+            if c.p < c.end and c.p[0] == c']':
+                c.p += 1
+                break
+            return fail(c, "expected ',' or ']'")
         if count < 4 or count > MAX_V1_ELEMENTS:
             return 0
         inner = c[0]
@@ -899,9 +925,11 @@ cdef class FrameScanner:
         return 0
 
     cdef int _scan_v1_payload(self, Cursor* c) except -2:
-        cdef int more
         cdef Span key
-        if open_container(c, c'}'):
+        c.p += 1
+        skip_ws(c)
+        if c.p < c.end and c.p[0] == c'}':
+            c.p += 1
             return 0
         while True:
             skip_ws(c)
@@ -923,13 +951,16 @@ cdef class FrameScanner:
                 self._shape(f"unknown payload key {key_name(c, key)!r}")
                 if skip_value(c, 2) < 0:
                     return -1
-            more = after_item(c, c'}')
-            if more == 1:
+            skip_ws(c)
+            if c.p < c.end and c.p[0] == c',':
+                c.p += 1
                 continue
-            return more  # 0: closed, -1: malformed
+            if c.p < c.end and c.p[0] == c'}':
+                c.p += 1
+                return 0
+            return fail(c, "expected ',' or '}'")
 
     cdef int _scan_v1_levels(self, Cursor* c, EntryList* entries, str key) except -2:
-        cdef int more
         cdef Py_ssize_t index = 0
         cdef int element
         cdef Span value
@@ -937,7 +968,10 @@ cdef class FrameScanner:
         if c.p[0] != c'[':
             self._shape(f"'{key}' must be an array")
             return skip_value(c, 2)
-        if open_container(c, c']'):
+        c.p += 1
+        skip_ws(c)
+        if c.p < c.end and c.p[0] == c']':
+            c.p += 1
             return 0
         while True:
             skip_ws(c)
@@ -980,20 +1014,26 @@ cdef class FrameScanner:
                             if skip_value(c, 4) < 0:
                                 return -1
                         element += 1
-                        more = after_item(c, c']')
-                        if more < 0:
-                            return -1
-                        if more == 1:
+                        skip_ws(c)
+                        if c.p < c.end and c.p[0] == c',':
+                            c.p += 1
                             continue
-                        break
+                        if c.p < c.end and c.p[0] == c']':
+                            c.p += 1
+                            break
+                        return fail(c, "expected ',' or ']'")
                 if not 2 <= element <= 4:
                     self._shape(f"{key}[{index}]: expected [price, volume, timestamp(, 'r')]")
                 entry.fields = F_PRICE | F_QTY
             index += 1
-            more = after_item(c, c']')
-            if more == 1:
+            skip_ws(c)
+            if c.p < c.end and c.p[0] == c',':
+                c.p += 1
                 continue
-            return more  # 0: closed, -1: malformed
+            if c.p < c.end and c.p[0] == c']':
+                c.p += 1
+                return 0
+            return fail(c, "expected ',' or ']'")
 
     # -- after the walk ------------------------------------------------------------------------
 
