@@ -243,6 +243,36 @@ def test_compiled_error_messages_equal_the_reference_for_non_ascii_text() -> Non
         assert outcome(parse_number, text, 8) == outcome(parse_mantissa, text, 8)
 
 
+@pytest.mark.parametrize(
+    ("text", "scale"),
+    [
+        ("9223372036854775807", 0),  # 19 digits, INT64_MAX: the one-pass path's longest
+        ("9223372036854775808", 0),
+        ("922337203685477580.7", 1),
+        ("92233720368547758.08", 2),
+        ("922337203685477580", 1),
+        ("1", 18),
+        ("10", 18),
+        ("9.22337203685477580", 18),
+        ("9.22337203685477581", 18),
+        ("1.10", 1),
+        ("1.11", 1),
+        ("1.1000000000000000", 1),
+        ("0.000000000000000001", 18),
+        ("0.00000000", 8),
+        ("00.5", 1),
+        ("5.", 1),
+        (".5", 1),
+        ("1.2.3", 2),
+        ("1e3", 0),
+        ("12", 0),
+    ],
+)
+def test_one_pass_and_general_number_paths_agree_at_the_edges(text: str, scale: int) -> None:
+    """The compiled parser reads short plain numbers in one pass and hands the rest on."""
+    assert outcome(parse_number, text, scale) == outcome(parse_mantissa, text, scale)
+
+
 # -- differential (hypothesis) ------------------------------------------------------------------
 
 digits = st.text("0123456789", min_size=1, max_size=25)

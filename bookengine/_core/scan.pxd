@@ -66,6 +66,7 @@ cdef class FrameScanner:
     cdef readonly int kind
     cdef readonly bint is_snapshot
     cdef readonly long long checksum
+    cdef readonly bint fast_path
     cdef Span symbol_span
     cdef Span channel_name_span
     cdef Span timestamp_span
@@ -83,7 +84,9 @@ cdef class FrameScanner:
     cpdef int scan(self, object frame) except -1
     cdef int scan_view(self, bytes owner, Py_ssize_t start, Py_ssize_t length) except -1
     cdef str span_str(self, Span span)
+    cdef void _reset(self) noexcept
     cdef int _raise_malformed(self, Cursor* c) except -1
+    cdef int _scan_kraken_layout(self, Cursor* c) except -1
     cdef void _shape(self, str message)
     cdef int _scan_v2(self, Cursor* c) except -2
     cdef int _scan_data(self, Cursor* c) except -2

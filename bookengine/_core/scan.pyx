@@ -45,8 +45,52 @@ cdef inline bint is_hex(char c) noexcept nogil:
     return is_digit(c) or c'a' <= c <= c'f' or c'A' <= c <= c'F'
 
 
+cdef uint64_t[20] POW10
+
+
+cdef void _build_pow10() noexcept:
+    cdef int i
+    POW10[0] = 1
+    for i in range(1, 20):
+        POW10[i] = POW10[i - 1] * 10
+
+
+_build_pow10()
+
+
 cdef int parse_mantissa(const char* s, Py_ssize_t n, int scale, int64_t* out) noexcept nogil:
     """Number text -> mantissa at ``scale``; same grammar and rules as bookengine.numbers."""
+    # Nearly every number is "digits" or "digits.digits" with at most 18 digits: read it in one
+    # pass. Anything else (sign, exponent, syntax errors, possible overflow, too many decimals)
+    # goes to the general routine, which also owns every error verdict.
+    cdef Py_ssize_t i, dot = -1
+    cdef uint64_t value = 0
+    cdef int fraction, shift
+    if 0 < n <= 19 and 0 <= scale <= 18:
+        for i in range(n):
+            if is_digit(s[i]):
+                value = value * 10 + <uint64_t>(s[i] - c'0')
+            elif s[i] == c'.' and dot < 0 and 0 < i < n - 1:
+                dot = i
+            else:
+                return parse_mantissa_general(s, n, scale, out)
+        fraction = 0 if dot < 0 else <int>(n - dot - 1)
+        if fraction <= scale:
+            shift = scale - fraction
+            if value <= <uint64_t>INT64_MAX / POW10[shift]:
+                out[0] = <int64_t>(value * POW10[shift])
+                return NUM_OK
+        elif value % POW10[fraction - scale] == 0:  # decimals beyond the scale: zeros only
+            value //= POW10[fraction - scale]
+            if value <= <uint64_t>INT64_MAX:
+                out[0] = <int64_t>value
+                return NUM_OK
+    return parse_mantissa_general(s, n, scale, out)
+
+
+cdef int parse_mantissa_general(const char* s, Py_ssize_t n, int scale,
+                                int64_t* out) noexcept nogil:
+    """``parse_mantissa`` for any text: exponents, signs, long digit runs, every error."""
     cdef Py_ssize_t i = 0, int_start, int_end, frac_start = 0, frac_end = 0
     cdef bint negative = False, exp_negative = False
     cdef long exponent = 0
@@ -386,33 +430,39 @@ cdef int utf8_sequence(const char* p, const char* end) noexcept nogil:
 
 cdef int scan_number(Cursor* c, Span* span) noexcept nogil:
     """A JSON number token (RFC 8259 grammar: no leading zeros, no bare '.', no '+')."""
-    cdef const char* begin = c.p
-    if c.p < c.end and c.p[0] == c'-':
-        c.p += 1
-    if c.p < c.end and c.p[0] == c'0':
-        c.p += 1
-    elif c.p < c.end and c'1' <= c.p[0] <= c'9':
-        while c.p < c.end and is_digit(c.p[0]):
-            c.p += 1
+    cdef const char* p = c.p  # a local: the compiler keeps it in a register
+    cdef const char* end = c.end
+    if p < end and p[0] == c'-':
+        p += 1
+    if p < end and p[0] == c'0':
+        p += 1
+    elif p < end and c'1' <= p[0] <= c'9':
+        p += 1
+        while p < end and is_digit(p[0]):
+            p += 1
     else:
+        c.p = p
         return fail(c, "expected a value")
-    if c.p < c.end and c.p[0] == c'.':
-        c.p += 1
-        if c.p >= c.end or not is_digit(c.p[0]):
+    if p < end and p[0] == c'.':
+        p += 1
+        if p >= end or not is_digit(p[0]):
+            c.p = p
             return fail(c, "bad number")
-        while c.p < c.end and is_digit(c.p[0]):
-            c.p += 1
-    if c.p < c.end and (c.p[0] == c'e' or c.p[0] == c'E'):
-        c.p += 1
-        if c.p < c.end and (c.p[0] == c'+' or c.p[0] == c'-'):
-            c.p += 1
-        if c.p >= c.end or not is_digit(c.p[0]):
+        while p < end and is_digit(p[0]):
+            p += 1
+    if p < end and (p[0] == c'e' or p[0] == c'E'):
+        p += 1
+        if p < end and (p[0] == c'+' or p[0] == c'-'):
+            p += 1
+        if p >= end or not is_digit(p[0]):
+            c.p = p
             return fail(c, "bad number")
-        while c.p < c.end and is_digit(c.p[0]):
-            c.p += 1
-    span.start = begin - c.start
-    span.length = c.p - begin
+        while p < end and is_digit(p[0]):
+            p += 1
+    span.start = c.p - c.start
+    span.length = p - c.p
     span.escaped = False
+    c.p = p
     return 0
 
 
@@ -492,12 +542,153 @@ cdef int entries_push(EntryList* entries) except -1:
     return 0
 
 
+# -- Kraken's own layout -----------------------------------------------------------------------
+# Kraken writes its book and level3 messages without whitespace and with the top-level keys in
+# one order, e.g.
+#   {"channel":"book","type":"update","data":[{"symbol":"BTC/USD","bids":[{"price":1.5,
+#    "qty":2}],"asks":[],"checksum":123,"timestamp":"2023-07-30T15:30:01.604059Z"}]}
+# Recognising that shape by comparing literals skips most of the generic walk's per-key work
+# (reading each key as a string, then comparing it with every name it might be). The fast path
+# accepts only frames the generic walk would accept with the same result; anything else (other
+# whitespace or key order, unknown or repeated keys, escapes, non-ASCII text, a value of an
+# unexpected type, a missing required key) makes it give up, and the generic walk takes the
+# frame from the start and reports what is wrong.
+
+cdef bint[256] PLAIN  # bytes a string may hold on the fast path: printable ASCII but '"' and '\'
+
+
+cdef void _build_plain() noexcept:
+    cdef int i
+    for i in range(256):
+        PLAIN[i] = 0x20 <= i < 0x7F and i != c'"' and i != c'\\'
+
+
+_build_plain()
+
+
+cdef inline bint take(Cursor* c, const char* text, Py_ssize_t n) noexcept nogil:
+    """Step past ``text`` when the frame continues with it."""
+    if c.end - c.p >= n and memcmp(c.p, text, n) == 0:
+        c.p += n
+        return True
+    return False
+
+
+cdef inline bint take_plain_string(Cursor* c, Span* span) noexcept nogil:
+    """After an opening '"': step past plain text and the closing '"'; False on anything else."""
+    cdef const char* p = c.p
+    cdef const char* end = c.end
+    while p < end and PLAIN[<unsigned char>p[0]]:
+        p += 1
+    if p >= end or p[0] != c'"':
+        return False
+    span.start = c.p - c.start
+    span.length = p - c.p
+    span.escaped = False
+    c.p = p + 1
+    return True
+
+
+cdef inline bint take_number(Cursor* c, Span* span) noexcept nogil:
+    """A JSON number or a plain string (the generic walk takes both for prices and sizes)."""
+    if c.p < c.end and c.p[0] == c'"':
+        c.p += 1
+        return take_plain_string(c, span)
+    return c.p < c.end and (c.p[0] == c'-' or is_digit(c.p[0])) and scan_number(c, span) == 0
+
+
+cdef inline bint take_checksum(Cursor* c, long long* checksum) noexcept nogil:
+    """An unsigned 32-bit integer written as a JSON number."""
+    cdef Span span
+    cdef uint64_t value = 0
+    cdef Py_ssize_t i
+    if not (c.p < c.end and is_digit(c.p[0])) or scan_number(c, &span) < 0 or span.length > 10:
+        return False
+    for i in range(span.length):
+        if not is_digit(c.start[span.start + i]):
+            return False
+        value = value * 10 + <uint64_t>(c.start[span.start + i] - c'0')
+    if value >> 32:
+        return False
+    checksum[0] = <long long>value
+    return True
+
+
+cdef int take_entries(Cursor* c, EntryList* entries, bint level3, bint snapshot) except -1:
+    """After "bids":[ or "asks":[ : the entries and the closing ']'. 1 taken, 0 give up."""
+    cdef Entry* entry
+    cdef int seen, key
+    cdef bint ok
+    if take(c, "]", 1):
+        return 1
+    while True:
+        entries_push(entries)
+        entry = &entries.items[entries.count - 1]
+        if not level3:
+            # {"price":N,"qty":N}
+            if not (take(c, '{"price":', 9) and take_number(c, &entry.price)
+                    and take(c, ',"qty":', 7) and take_number(c, &entry.qty) and take(c, "}", 1)):
+                return 0
+            entry.fields = F_PRICE | F_QTY
+        else:
+            # {"event":"add","order_id":"...","limit_price":N,"order_qty":N,"timestamp":"..."}
+            # in any order, each key once; "event" may be left out of a snapshot only.
+            if not take(c, "{", 1):
+                return 0
+            seen = 0
+            while True:
+                if take(c, '"order_id":"', 12):
+                    key = F_ORDER_ID
+                    ok = take_plain_string(c, &entry.order_id) and entry.order_id.length > 0
+                elif take(c, '"limit_price":', 14):
+                    key = F_LIMIT_PRICE
+                    ok = take_number(c, &entry.price)
+                elif take(c, '"order_qty":', 12):
+                    key = F_ORDER_QTY
+                    ok = take_number(c, &entry.qty)
+                elif take(c, '"timestamp":"', 13):
+                    key = F_TIMESTAMP
+                    ok = take_plain_string(c, &entry.timestamp)
+                elif take(c, '"event":"', 9):
+                    key = F_EVENT
+                    ok = True
+                    if take(c, 'add"', 4):
+                        entry.event = EVENT_ADD
+                    elif take(c, 'delete"', 7):
+                        entry.event = EVENT_DELETE
+                    elif take(c, 'modify"', 7):
+                        entry.event = EVENT_MODIFY
+                    else:
+                        ok = False
+                else:
+                    return 0
+                if not ok or seen & key:
+                    return 0
+                seen |= key
+                if take(c, "}", 1):
+                    break
+                if not take(c, ",", 1):
+                    return 0
+            if seen & (F_ORDER_ID | F_LIMIT_PRICE | F_ORDER_QTY) != (
+                    F_ORDER_ID | F_LIMIT_PRICE | F_ORDER_QTY):
+                return 0
+            if not seen & F_EVENT:
+                if not snapshot:
+                    return 0
+                entry.event = EVENT_ADD
+            entry.fields = seen
+        if take(c, ",", 1):
+            continue
+        return 1 if take(c, "]", 1) else 0
+
+
 cdef class FrameScanner:
     """Reusable scanner: ``scan(frame)`` classifies a frame and keeps its book entries.
 
     After a scan: ``kind`` (``OTHER``, ``BOOK``, ``LEVEL3``, ``V1_BOOK``), ``is_snapshot``,
     ``symbol`` (v2 symbol or v1 pair), ``channel_name`` (v1 ``book-N``), ``checksum`` (-1 when
-    absent), ``timestamp_ns`` (-1 when absent), ``bid_count``/``ask_count`` and, for tests and
+    absent), ``timestamp_ns`` (-1 when absent), ``bid_count``/``ask_count``, ``fast_path`` (the
+    frame was in Kraken's own layout and read by literal comparisons) and, for tests and
     debugging, ``bids``/``asks`` as Python entries. The scanner keeps a reference to the frame
     until the next scan; books read the spans directly.
     """
@@ -525,29 +716,24 @@ cdef class FrameScanner:
     cdef int scan_view(self, bytes owner, Py_ssize_t start, Py_ssize_t length) except -1:
         """Scan ``owner[start:start + length]`` in place (replay loops: no bytes per line)."""
         cdef Cursor c
-        cdef const char* data = PyBytes_AS_STRING(owner) + start
-        if memchr(data, c'\\', length) != NULL:
+        self.frame = owner  # keeps the bytes alive while books read the spans
+        self.data = PyBytes_AS_STRING(owner) + start
+        self.size = length
+        self._reset()
+        c.start = self.data
+        c.p = self.data
+        c.end = self.data + self.size
+        c.error = NULL
+        if self._scan_kraken_layout(&c):
+            return self.kind
+        # Not Kraken's own layout: the generic walk decides, from a clean state.
+        self._reset()
+        if memchr(self.data, c'\\', length) != NULL:
             # Rare: escapes could hide a key ("chan\\u006eel") from the byte comparisons.
             owner = canonical_frame(owner[start:start + length])
-            data = PyBytes_AS_STRING(owner)
-            length = PyBytes_GET_SIZE(owner)
-        self.frame = owner  # keeps the bytes alive while books read the spans
-        self.data = data
-        self.size = length
-        self.kind = KIND_OTHER
-        self.is_snapshot = False
-        self.checksum = -1
-        self.symbol_span.length = -1
-        self.channel_name_span.length = -1
-        self.timestamp_span.length = -1
-        self._channel.length = -1
-        self._type.length = -1
-        self.bid_list.count = 0
-        self.ask_list.count = 0
-        self._shape_error = None
-        self._data_count = 0
-        self._data_ok = False
-        self._v1_keys = 0
+            self.frame = owner
+            self.data = PyBytes_AS_STRING(owner)
+            self.size = PyBytes_GET_SIZE(owner)
         c.start = self.data
         c.p = self.data
         c.end = self.data + self.size
@@ -569,6 +755,23 @@ cdef class FrameScanner:
             self._validate()
         return self.kind
 
+    cdef void _reset(self) noexcept:
+        self.kind = KIND_OTHER
+        self.fast_path = False
+        self.is_snapshot = False
+        self.checksum = -1
+        self.symbol_span.length = -1
+        self.channel_name_span.length = -1
+        self.timestamp_span.length = -1
+        self._channel.length = -1
+        self._type.length = -1
+        self.bid_list.count = 0
+        self.ask_list.count = 0
+        self._shape_error = None
+        self._data_count = 0
+        self._data_ok = False
+        self._v1_keys = 0
+
     cdef int _raise_malformed(self, Cursor* c) except -1:
         self.kind = KIND_OTHER
         message = (c.error if c.error != NULL else b"malformed").decode()
@@ -578,6 +781,66 @@ cdef class FrameScanner:
         # Structure is valid JSON but not the book shape; reported only if this is a book frame.
         if self._shape_error is None:
             self._shape_error = message
+
+    # -- Kraken's own layout (see take_entries) ------------------------------------------------
+
+    cdef int _scan_kraken_layout(self, Cursor* c) except -1:
+        """A book or level3 frame in Kraken's layout: 1 when scanned completely, 0 give up."""
+        cdef int seen = 0, key
+        cdef bint level3
+        if take(c, '{"channel":"book","type":"', 26):
+            level3 = False
+        elif take(c, '{"channel":"level3","type":"', 28):
+            level3 = True
+        else:
+            return 0
+        if take(c, 'update"', 7):
+            self.is_snapshot = False
+        elif take(c, 'snapshot"', 9):
+            self.is_snapshot = True
+        else:
+            return 0
+        if not take(c, ',"data":[{', 10):
+            return 0
+        # The book object's keys in any order, each once.
+        while True:
+            if take(c, '"symbol":"', 10):
+                key = 1
+                if seen & key or not take_plain_string(c, &self.symbol_span):
+                    return 0
+            elif take(c, '"bids":[', 8):
+                key = 2
+                if seen & key or not take_entries(c, &self.bid_list, level3, self.is_snapshot):
+                    return 0
+            elif take(c, '"asks":[', 8):
+                key = 4
+                if seen & key or not take_entries(c, &self.ask_list, level3, self.is_snapshot):
+                    return 0
+            elif take(c, '"checksum":', 11):
+                key = 8
+                if seen & key or not take_checksum(c, &self.checksum):
+                    return 0
+            elif take(c, '"timestamp":"', 13):
+                key = 16
+                if seen & key or not take_plain_string(c, &self.timestamp_span):
+                    return 0
+            else:
+                return 0
+            seen |= key
+            if take(c, "}", 1):
+                break
+            if not take(c, ",", 1):
+                return 0
+        if not seen & 1 or not take(c, "]}", 2):
+            return 0
+        skip_ws(c)
+        if c.p != c.end:
+            return 0
+        self.kind = KIND_LEVEL3 if level3 else KIND_BOOK
+        self._data_count = 1
+        self._data_ok = True
+        self.fast_path = True
+        return 1
 
     # -- v2 ------------------------------------------------------------------------------------
 

@@ -141,8 +141,12 @@ class FrameScanner:
 
     Attributes after a scan: ``kind``, ``is_snapshot``, ``symbol`` (v2) or pair (v1),
     ``channel_name`` (v1 ``book-N``), ``checksum`` (-1 when absent), ``timestamp`` (text),
-    ``bids`` and ``asks`` (lists of :class:`Entry`).
+    ``bids`` and ``asks`` (lists of :class:`Entry`). ``fast_path`` is always False: the
+    reference has one path, ``json.loads`` (the compiled scanner reads Kraken's own layout by a
+    shortcut and says so there).
     """
+
+    fast_path = False
 
     def __init__(self) -> None:
         self._s = _Scanned()
