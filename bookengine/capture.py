@@ -83,8 +83,9 @@ class CaptureRecord:
     frame: bytes
     kind: str = "frame"
     """``"frame"`` (received), ``"sent"`` (a request, without its ``>``), ``"header"`` (the
-    header's JSON), ``"checkpoint"`` (``meta<TAB>frame``, see :func:`parse_checkpoint`) or
-    ``"torn"`` (an unparseable final line without newline)."""
+    header's JSON), ``"checkpoint"`` (``meta<TAB>frame``, see :func:`parse_checkpoint`),
+    ``"torn"`` (an unparseable final line without newline) or ``"raw"`` (whole lines, starting
+    at ``line``: see :class:`CaptureReader`)."""
 
 
 @dataclass(frozen=True)
@@ -408,7 +409,10 @@ class CaptureReader:
         paths: capture files (plain, ``.gz`` or ``.zst``), read in the order given.
         kinds: which record kinds to yield: any of ``"frame"``, ``"sent"``, ``"header"``,
             ``"checkpoint"``, ``"torn"``. Everything is counted in :attr:`report` whatever is
-            yielded.
+            yielded. ``"raw"`` (bulk replay) yields the decoded lines instead, as ``"raw"``
+            records of whole lines (``line`` is the number of the first); the consumer hands
+            each line it does not take itself to :meth:`read_line`, which classifies and
+            counts it as this reader would. Torn final lines are handled as usual.
         start: ``(file_index, line)``: skip every line up to and including that line of that
             file (0-based file index, 1-based line): resume a read where it stopped.
 
@@ -432,9 +436,11 @@ class CaptureReader:
     ) -> None:
         self.paths = [Path(p) for p in paths]
         self.kinds = frozenset(kinds)
-        unknown = self.kinds - {"frame", "sent", "header", "checkpoint", "torn"}
+        unknown = self.kinds - {"frame", "sent", "header", "checkpoint", "torn", "raw"}
         if unknown:
             raise ValueError(f"unknown record kinds {sorted(unknown)}")
+        if "raw" in self.kinds and start is not None:
+            raise ValueError("a raw read starts at the first line")
         self.start = start
         self.report = CaptureReport()
         self.file_index = -1
@@ -475,9 +481,18 @@ class CaptureReader:
         number = 0
         rest = b""
         notes_before = len(report.notes)
+        raw = "raw" in kinds
         for chunk in _decoded_chunks(path, report, self._progress):
             if rest:
                 chunk = rest + chunk
+            if raw:
+                cut = chunk.rfind(b"\n") + 1
+                rest = chunk[cut:]
+                if cut:
+                    body = chunk[:cut] if rest else chunk
+                    yield CaptureRecord(name, number + 1, -1, body, "raw")
+                    number += body.count(b"\n")
+                continue
             lines = chunk.split(b"\n")
             rest = lines.pop()
             if skip > number:
@@ -529,6 +544,13 @@ class CaptureReader:
                         yield torn
         for note in stream_notes:
             report.notes.append(CaptureNote(note.path, number, note.kind, note.message))
+
+    def read_line(self, path: str, number: int, line: bytes) -> Iterator[CaptureRecord]:
+        """One line of a ``"raw"`` record (without its newline), classified and counted."""
+        if line.endswith(b"\r"):
+            line = line[:-1]
+        if line and (line[0] == 0x23 or split_recv_ts(line)[1].strip()):
+            yield from self._read_one(path, number, line)
 
     def _read_one(self, name: str, number: int, line: bytes) -> Iterator[CaptureRecord]:
         if line[0] == 0x23:

@@ -520,7 +520,6 @@ class Replayer:
                     subscriptions[(event.channel, event.symbol)] = event.depth
             return events
         session = self.session
-        subs = self._subscriptions
         if record.kind == "checkpoint":
             events = self._apply_checkpoint(record, session)
             if any(isinstance(event, BookChanged) for event in events):
@@ -528,6 +527,12 @@ class Replayer:
             return events
         self.frames += 1
         events = session.receive(record.frame, record.recv_ts_ns)
+        self._report(record, events)
+        return events
+
+    def _report(self, record: CaptureRecord, events: Sequence[Event]) -> None:
+        """Count bad frames and report problems of the main pass."""
+        subs = self._subscriptions
         for event in events:
             message = None
             if isinstance(event, BookChanged):
@@ -547,7 +552,6 @@ class Replayer:
                 )
             if message is not None and self.on_problem is not None:
                 self.on_problem(record, message)
-        return events
 
     def _apply_checkpoint(self, record: CaptureRecord, session: KrakenSession) -> list[Event]:
         meta, frame = parse_checkpoint(record)
@@ -599,9 +603,80 @@ class Replayer:
     def run(self) -> ReplayResult:
         """Replay everything at full speed; return the counts and final books."""
         self.session = self._new_session()
+        if self.symbols is None:
+            self._run_bulk()
+        else:
+            self._run_records()
+        return self._result()
+
+    def _run_records(self) -> None:
+        """``run`` one record at a time (needed by the symbol filter; the bulk path's oracle)."""
         for record in self._stream():
             self._apply(record)
-        return self._result()
+
+    def _run_bulk(self) -> None:
+        """``run`` on whole chunks of lines: :meth:`KrakenSession.receive_buffer` applies the
+        v2 book frames of healthy books in compiled code and hands every other line back here,
+        where it goes through the same steps as in :meth:`_stream` and :meth:`_apply`.
+        Nothing yields per frame, so this serves ``run`` only (not ``events``, ``sample``...).
+        """
+        reader = CaptureReader(self.paths, kinds=("raw", "frame", "checkpoint", "torn"))
+        self.reader = reader
+        self.frames = self.bad = self.checkpoints_applied = 0
+        self._subscriptions = {}
+        session = self.session
+        bar = _ProgressBar(reader, "replay") if self.progress else None
+        notes_seen = 0
+        last_ts = -1
+        fast_seen = fast_start = session.fast_path_frames
+        mismatched = 0
+        path = ""
+
+        def apply(record: CaptureRecord) -> None:
+            nonlocal last_ts, fast_seen
+            if session.fast_path_frames != fast_seen:  # the fast path took the lines before
+                last_ts = session.last_recv_ts_ns
+            if record.recv_ts_ns < 0 and last_ts >= 0:
+                record = CaptureRecord(record.path, record.line, last_ts, record.frame, record.kind)
+            last_ts = record.recv_ts_ns
+            self._apply(record)
+            fast_seen = session.fast_path_frames
+
+        def on_line(number: int, line: bytes) -> None:
+            for record in reader.read_line(path, number, line):
+                apply(record)
+
+        def on_events(number: int, events: list[Event]) -> None:
+            # The fast path's own failures: a checksum mismatch (its frame is not counted in
+            # fast_path_frames) or a crossed book.
+            nonlocal mismatched
+            mismatched += any(isinstance(event, ChecksumMismatch) for event in events)
+            self._report(CaptureRecord(path, number, session.last_recv_ts_ns, b""), events)
+
+        try:
+            for record in reader:
+                if record.kind == "raw":
+                    path = record.path
+                    session.receive_buffer(
+                        record.frame, first_line=record.line, on_events=on_events, on_line=on_line
+                    )
+                elif record.kind != "torn":
+                    apply(record)  # a final line without its newline
+                notes = reader.report.notes
+                if len(notes) > notes_seen:
+                    self._report_notes(notes[notes_seen:], record.path)
+                    notes_seen = len(notes)
+                if bar is not None:
+                    bar.tick()
+            notes = reader.report.notes
+            if len(notes) > notes_seen:
+                self._report_notes(notes[notes_seen:], "")
+        finally:
+            taken = session.fast_path_frames - fast_start + mismatched  # frames read in C
+            self.frames += taken
+            reader.report.frames += taken
+            if bar is not None:
+                bar.close()
 
     @property
     def result(self) -> ReplayResult:

@@ -123,6 +123,7 @@ def test_buffer_path_equals_line_by_line() -> None:
     kinds = {name for _, name in slow_events}
     assert {"ChecksumMismatch", "BadFrame", "BookInvalid"} <= kinds
     assert fast.books["book:BTC/USD"].checksum_mismatches == 1
+    assert fast.fast_path_frames > 100  # the 19-digit integer times took the compiled path
 
 
 @pytest.mark.parametrize("name", ["v2-book-btcusd-depth10.jsonl", "v1-book-xbtusd-depth10.jsonl"])
@@ -132,3 +133,30 @@ def test_fixture_captures_verify_through_the_buffer_path(name: str) -> None:
     (state,) = session.books.values()
     assert state.checksums_checked in (510, 979)
     assert state.checksum_mismatches == 0
+
+
+@pytest.mark.parametrize(
+    ("stamp", "fast"),
+    [
+        (b"1690000000000000000", True),  # 19 digits: every time since 2001
+        (b"9223372036854775807", True),  # int64's largest
+        (b"9223372036854775808", False),  # beyond int64: the session's parser decides
+        (b"12345678901234567890", False),
+        (b"1690000000.5", False),  # seconds: the session's parser
+    ],
+)
+def test_receive_times_the_fast_path_reads_itself(stamp: bytes, fast: bool) -> None:
+    from bookengine.capture import split_recv_ts
+
+    lines = [
+        b"%s\t%s" % (stamp, line)
+        for line in (DATA / "v2-book-btcusd-depth10.jsonl").read_bytes().splitlines()[:20]
+    ]
+    session = KrakenSession(instruments=INSTRUMENTS, implementation_name="cython")
+    session.receive_buffer(b"\n".join(lines) + b"\n")
+    assert (session.fast_path_frames > 0) == fast
+    slow = KrakenSession(instruments=INSTRUMENTS, implementation_name="cython")
+    for line in lines:
+        slow.receive(*reversed(split_recv_ts(line)))
+    assert _state(session) == _state(slow)
+    assert session.last_recv_ts_ns == slow.last_recv_ts_ns

@@ -11,7 +11,7 @@ decide differently: same scanner, same book code, same rules.
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
-from libc.stdint cimport int64_t
+from libc.stdint cimport int64_t, uint64_t
 from libc.stdlib cimport free, realloc
 from libc.string cimport memchr, memcmp
 
@@ -19,6 +19,8 @@ from bookengine._core.l2book cimport L2BookCore
 from bookengine._core.scan cimport KIND_BOOK, FrameScanner
 
 from bookengine.errors import BookError, ChecksumError
+
+cdef uint64_t INT64_MAX = 0x7FFFFFFFFFFFFFFF
 
 # Why apply_lines stopped.
 STOP_END = 0
@@ -45,12 +47,17 @@ cdef class BookRouter:
     """After STOP_MISMATCH/STOP_CROSSED: (symbol, error, recv_ts_ns)."""
     cdef readonly Py_ssize_t lines
     """Lines consumed by the last apply_lines call (blank lines included)."""
+    cdef readonly int64_t last_recv_ts
+    """Receive time of the last line applied (-1 before any, or when it had none)."""
+    cdef public bint require_recv_ts
+    """Hand off lines without a ``recv_ts_ns<TAB>`` prefix (their time is the caller's call)."""
 
     def __cinit__(self):
         self.scanner = FrameScanner()
         self._slots = {}
         self._books = []
         self._last_slot = -1
+        self.last_recv_ts = -1
 
     def __dealloc__(self):
         free(self._counts)
@@ -127,6 +134,7 @@ cdef class BookRouter:
         cdef Py_ssize_t start, stop, frame_start, i, slot
         cdef const char* newline
         cdef int64_t recv_ts
+        cdef uint64_t stamp
         cdef bint digits
         cdef int kind
         cdef bint verified
@@ -147,18 +155,24 @@ cdef class BookRouter:
             # Optional "recv_ts_ns<TAB>": digits only on the fast path.
             recv_ts = -1
             frame_start = start
-            if base[start] != c'{':
+            if base[start] == c'{':
+                if self.require_recv_ts:
+                    return start, STOP_HANDOFF
+            else:
+                # At most 19 digits (today's times have 19) and within int64.
                 digits = True
-                recv_ts = 0
+                stamp = 0
                 i = start
                 while i < stop and base[i] != c'\t':
-                    if not (c'0' <= base[i] <= c'9') or i - start >= 18:
+                    if not (c'0' <= base[i] <= c'9') or i - start >= 19:
                         digits = False
                         break
-                    recv_ts = recv_ts * 10 + (base[i] - c'0')
+                    stamp = stamp * 10 + <uint64_t>(base[i] - c'0')
                     i += 1
-                if not digits or i == start or i == stop or base[i + 1] != c'{':
+                if (not digits or i == start or i == stop or base[i + 1] != c'{'
+                        or stamp > <uint64_t>INT64_MAX):
                     return start, STOP_HANDOFF
+                recv_ts = <int64_t>stamp
                 frame_start = i + 1
             try:
                 kind = scanner.scan_view(data, frame_start, stop - frame_start)
@@ -174,11 +188,13 @@ cdef class BookRouter:
                 verified = book.apply_fast(scanner) is True
             except ChecksumError as exc:
                 self.lines += 1
+                self.last_recv_ts = recv_ts
                 self.failure = (book.symbol, exc, recv_ts)
                 return pos, STOP_MISMATCH
             except BookError:
                 return start, STOP_HANDOFF  # refused before any change: the session reports
             self.lines += 1
+            self.last_recv_ts = recv_ts
             self._counts[3 * slot] += 1
             self._counts[3 * slot + 1] += verified
             self._counts[3 * slot + 2] = recv_ts

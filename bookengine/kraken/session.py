@@ -174,6 +174,8 @@ class KrakenSession:
         self.system_status: str | None = None
         self.connection_id: int | None = None
         self.frames = 0
+        self.fast_path_frames = 0
+        """Frames applied by the compiled fast path of :meth:`receive_buffer` (in ``frames``)."""
         self.bad_frames = 0
         """Frames that were malformed or could not be applied to their book."""
         self.last_recv_ts_ns = -1
@@ -244,6 +246,7 @@ class KrakenSession:
         *,
         first_line: int = 1,
         on_events: Callable[[int, list[Event]], None] | None = None,
+        on_line: Callable[[int, bytes], None] | None = None,
     ) -> int:
         """Process a buffer of capture lines (``frame`` or ``recv_ts<TAB>frame``, one a line).
 
@@ -252,6 +255,12 @@ class KrakenSession:
         and produce no :class:`BookChanged` events. Every other event is passed, with its
         1-based line number, to ``on_events``.
 
+        ``on_line``: a capture reader's own handling of lines. Every line the fast path does
+        not take (control frames, headers, sent requests, lines without a receive time...) is
+        passed, without its newline, to ``on_line(line_number, line)`` instead of
+        :meth:`receive`; the fast path then takes only lines with a receive time, so that the
+        reader decides what a line without one means.
+
         Returns:
             The number of lines in ``data``.
         """
@@ -259,6 +268,8 @@ class KrakenSession:
         line = first_line
         pos = 0
         size = len(data)
+        if router is not None:
+            router.require_recv_ts = on_line is not None
         while pos < size:
             if router is not None:
                 pos, reason = router.apply_lines(data, pos)
@@ -272,15 +283,20 @@ class KrakenSession:
                     continue
             end = data.find(b"\n", pos)
             end = size if end < 0 else end
-            raw = data[pos:end].rstrip(b"\r ")
+            raw = data[pos:end]
             pos = end + 1
-            if raw.strip():
-                recv_ts_ns, raw = split_recv_ts(raw)
-                self._merge_router_counts()
-                events = self.receive(raw, recv_ts_ns)
+            self._merge_router_counts()
+            if on_line is not None:
+                on_line(line, raw[:-1] if raw.endswith(b"\r") else raw)
                 self._sync_router()
-                if on_events is not None and events:
-                    on_events(line, events)
+            else:
+                raw = raw.rstrip(b"\r ")
+                if raw.strip():
+                    recv_ts_ns, raw = split_recv_ts(raw)
+                    events = self.receive(raw, recv_ts_ns)
+                    self._sync_router()
+                    if on_events is not None and events:
+                        on_events(line, events)
             line += 1
         self._merge_router_counts()
         return line - first_line
@@ -289,13 +305,17 @@ class KrakenSession:
         router = self._router
         if router is None:
             return
-        for symbol, (messages, verified, recv_ts_ns) in router.take_counts().items():
+        counts = router.take_counts()
+        if not counts:
+            return
+        for symbol, (messages, verified, recv_ts_ns) in counts.items():
             state = self._books[(_KIND_BOOK, symbol, "")]
             state.messages += messages
             state.checksums_checked += verified
             state.last_recv_ts_ns = recv_ts_ns
             self.frames += messages
-            self.last_recv_ts_ns = recv_ts_ns
+            self.fast_path_frames += messages
+        self.last_recv_ts_ns = router.last_recv_ts
 
     def _fast_path_failure(self, reason: int, failure: tuple[str, Any, int]) -> list[Event]:
         symbol, error, recv_ts_ns = failure

@@ -241,3 +241,91 @@ def test_progress_bar_goes_to_stderr_only_when_asked(
     Replayer([plain_recording], progress=True).run()
     text = err.getvalue()
     assert "100.0%" in text and "frames" in text and text.endswith("\n")
+
+
+# -- the bulk path of run() ----------------------------------------------------------------------
+
+
+def _run_both(paths: list[Path], **options: Any) -> tuple[Any, ...]:
+    """``run()`` (bulk) and the record-by-record pass: summaries, problems, books, counts."""
+    outcomes = []
+    for bulk in (True, False):
+        problems: list[tuple[str, int, str]] = []
+        replayer = Replayer(
+            paths,
+            progress=False,
+            on_problem=lambda r, m, out=problems: out.append((Path(r.path).name, r.line, m)),
+            **options,
+        )
+        if bulk:
+            result = replayer.run()
+        else:
+            replayer.session = replayer._new_session()
+            replayer._run_records()
+            result = replayer.result
+        books = {k: (book_state(s.book), s.last_recv_ts_ns) for k, s in result.books.items()}
+        report = replayer.reader.report if replayer.reader is not None else None
+        outcomes.append(
+            (
+                result.summary(),
+                problems,
+                books,
+                result.checkpoints_applied,
+                result.sent,
+                [str(note) for note in result.notes],
+                None if report is None else (report.frames, report.sent, report.checkpoints),
+                replayer.session.fast_path_frames > 0,
+            )
+        )
+    return tuple(outcomes)
+
+
+def test_bulk_run_equals_record_by_record_on_a_recording(
+    recording: Recording, plain_recording: Path, impl: Implementation
+) -> None:
+    for paths in (recording.segments, [plain_recording]):
+        bulk, records = _run_both(paths, implementation_name=impl.name)
+        assert bulk[:-1] == records[:-1]
+        assert bulk[-1] == (impl.name == "cython")  # the compiled path really took frames
+        assert not records[-1]
+
+
+def test_bulk_run_equals_record_by_record_through_trouble(tmp_path: Path) -> None:
+    """Lines without times, other time forms, sent requests, comments, garbage, a checksum
+    mismatch, a crossed book, a resnapshot, blank lines, CRLF and a torn final line."""
+    v2 = (DATA / "v2-book-btcusd-depth10.jsonl").read_bytes().splitlines()
+    v1 = (DATA / "v1-book-xbtusd-depth10.jsonl").read_bytes().splitlines()
+    instruments = (DATA / "v2-instrument-snapshot.jsonl").read_bytes().splitlines()
+    base = 1_690_000_000_000_000_000
+    lines = [b"# a comment", b"%d\t%s" % (base, instruments[0])]
+    for index, frame in enumerate(v2):
+        stamp = base + 1000 * index
+        if index % 11 == 5:
+            lines.append(frame)  # no time: takes the previous line's
+        elif index % 13 == 7:
+            lines.append(b"%d.%09d\t%s" % (stamp // 10**9, stamp % 10**9, frame))
+        else:
+            lines.append(b"%d\t%s" % (stamp, frame))
+        if index < len(v1) and index % 2:
+            lines.append(b"%d\t%s" % (stamp, v1[index]))
+        if index == 40:
+            lines.append(b'%d\t>{"method":"ping","req_id":7}' % stamp)
+            lines.append(b"")
+            lines.append(b"%d\t" % stamp)
+            lines.append(b"   ")
+        if index == 60:
+            lines.append(b"%d\t%s" % (stamp, v2[61].replace(b'"checksum":', b'"checksum":1')))
+        if index == 80:
+            lines.append(b'%d\t{"channel":"book","type":"update","data":[{"symbol"' % stamp)
+            lines.append(b"%d\t%s" % (stamp, v2[0]))
+        if index == 120:
+            lines.append(b"99999999999999999999\t%s" % frame)  # beyond int64: a bad prefix
+    text = b"\n".join(lines).replace(b"\n", b"\r\n", 30) + b"\n" + v2[5][:40]
+    path = tmp_path / "trouble.jsonl"
+    path.write_bytes(text)
+    bulk, records = _run_both([path])
+    assert bulk[:-1] == records[:-1]
+    assert bulk[-1]
+    summary, problems = bulk[0], bulk[1]
+    assert summary["bad_frames"] >= 2 and any("checksum mismatch" in m for _, _, m in problems)
+    assert any("torn final line" in m for _, _, m in problems)
