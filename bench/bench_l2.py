@@ -31,15 +31,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import ctypes
 import gc
 import hashlib
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import tracemalloc
 from collections.abc import Callable
@@ -227,6 +230,46 @@ def session_buffer_row(depth: int) -> Row:
     )
 
 
+def replay_file_row(depth: int) -> Row:
+    try:
+        from bookengine.replay import Replayer
+    except ImportError as exc:
+        raise Unavailable(f"bookengine.replay not importable ({exc})") from None
+
+    def prepare(frames: list[bytes]) -> Path:
+        # A capture as the recorder writes it: "recv_ts_ns<TAB>frame" lines.
+        folder = Path(tempfile.mkdtemp(prefix="bench_l2_"))
+        atexit.register(shutil.rmtree, folder, True)
+        path = folder / "capture.jsonl"
+        recv_ts_ns = 1_704_715_200_000_000_000
+        with path.open("wb") as out:
+            for frame in frames:
+                recv_ts_ns += 1000
+                out.write(b"%d\t%s\n" % (recv_ts_ns, frame))
+        return path
+
+    def replay(path: Path) -> Outcome:
+        replayer = Replayer(
+            [path], precisions={SYMBOL: (PRICE_PRECISION, QTY_PRECISION)}, depth=depth
+        )
+        watch = Stopwatch()
+        result = replayer.run()
+        cpu, wall = watch.stop()
+        state = next(iter(result.books.values()))
+        failures = state.checksum_mismatches
+        return Outcome(cpu, wall, state.checksums_checked - failures, failures, replayer.session)
+
+    return Row(
+        "bookengine replay, file",
+        replay,
+        full=True,
+        note="Replayer(capture file).run(), what `bookengine replay` runs: reading the file "
+        "(page cache) included",
+        c_heap=True,
+        prepare=prepare,
+    )
+
+
 def kraken_sdk_row(depth: int) -> Row:
     try:
         import kraken.spot.orderbook as sdk_orderbook
@@ -380,6 +423,7 @@ def make_rows(depth: int, wanted: set[str]) -> tuple[list[Row], list[tuple[str, 
         ("bookengine compiled", lambda: bookengine_row("cython", depth)),
         ("bookengine session", lambda: session_row(depth)),
         ("bookengine session, buffer", lambda: session_buffer_row(depth)),
+        ("bookengine replay, file", lambda: replay_file_row(depth)),
         ("bookengine reference", lambda: bookengine_row("python", depth)),
         ("python-kraken-sdk", lambda: kraken_sdk_row(depth)),
         ("order-book + orjson", lambda: order_book_row(depth, "orjson")),
