@@ -9,9 +9,6 @@ import numpy.typing as npt
 from bookengine._core.scan import FrameScanner
 from bookengine._reference.l3book import OrderInfo, QueuePosition
 
-def _crc32(data: bytes, fold: bool = True) -> int: ...
-def _clmul_available() -> bool: ...
-
 class L3BookCore:
     """One symbol's order-by-order book (Kraken ``level3``) at the subscribed depth."""
 

@@ -19,8 +19,9 @@ against). Layout, chosen so nothing Python-level exists per order or per level:
   pack into 88 bits (17 base-36 symbols) so most ids need no heap; others fall back to an
   inline (<= 8 bytes) or heap copy, compared byte for byte.
 * **Checksum**: each level caches its digits (rendered when first needed after a change); the
-  top 10 levels per side are kept as two contiguous blocks and hashed with a PCLMULQDQ CRC-32
-  fold when the CPU has it (slicing tables otherwise). A block is re-hashed only when one of
+  top 10 levels per side are kept as two contiguous blocks and hashed by ``checksum``'s
+  CRC-32 (PCLMULQDQ fold when the CPU has it, slicing tables otherwise; long contiguous runs
+  are what the fold needs). A block is re-hashed only when one of
   its levels changed. About 56 bytes per resting order in all (40-byte slot + index).
 
 Atomicity: numbers, timestamps and event names are validated first; then the events apply to
@@ -70,91 +71,6 @@ from bookengine.errors import ChecksumError, ProtocolError
 from bookengine.numbers import check_scale, mantissa_text
 
 cnp.import_array()
-
-cdef extern from *:
-    """
-    /* CRC-32 (zlib's: reflected 0xEDB88320) by carry-less multiplication, after V. Gopal,
-       E. Ozturk et al., "Fast CRC Computation for Generic Polynomials Using PCLMULQDQ
-       Instruction", Intel, 2009: fold 64-byte blocks four lanes at a time, then to 128 and 64
-       bits, then a Barrett reduction; the constants are the paper's for this polynomial
-       (also used by zlib-ng and Chromium's zlib). Takes and returns the raw (inverted) CRC
-       register; len >= 64 and a multiple of 16. Compiled for PCLMUL only in this function,
-       used only when the CPU reports it (be_have_clmul). */
-    #include <stddef.h>
-    #include <stdint.h>
-    #if defined(__GNUC__) && defined(__x86_64__)
-    #include <immintrin.h>
-    __attribute__((target("pclmul,sse4.1")))
-    static uint32_t be_crc32_fold(uint32_t crc, const unsigned char *buf, size_t len) {
-        const __m128i k1k2 = _mm_set_epi64x(0x01c6e41596LL, 0x0154442bd4LL);
-        const __m128i k3k4 = _mm_set_epi64x(0x00ccaa009eLL, 0x01751997d0LL);
-        const __m128i k5k0 = _mm_set_epi64x(0, 0x0163cd6124LL);
-        const __m128i poly = _mm_set_epi64x(0x01f7011641LL, 0x01db710641LL);
-        const __m128i low32 = _mm_setr_epi32(~0, 0, ~0, 0);
-        __m128i x1, x2, x3, x4, x5, x6, x7, x8;
-        x1 = _mm_loadu_si128((const __m128i *)(buf + 0x00));
-        x2 = _mm_loadu_si128((const __m128i *)(buf + 0x10));
-        x3 = _mm_loadu_si128((const __m128i *)(buf + 0x20));
-        x4 = _mm_loadu_si128((const __m128i *)(buf + 0x30));
-        x1 = _mm_xor_si128(x1, _mm_cvtsi32_si128((int)crc));
-        buf += 64;
-        len -= 64;
-        while (len >= 64) {
-            x5 = _mm_clmulepi64_si128(x1, k1k2, 0x00);
-            x6 = _mm_clmulepi64_si128(x2, k1k2, 0x00);
-            x7 = _mm_clmulepi64_si128(x3, k1k2, 0x00);
-            x8 = _mm_clmulepi64_si128(x4, k1k2, 0x00);
-            x1 = _mm_clmulepi64_si128(x1, k1k2, 0x11);
-            x2 = _mm_clmulepi64_si128(x2, k1k2, 0x11);
-            x3 = _mm_clmulepi64_si128(x3, k1k2, 0x11);
-            x4 = _mm_clmulepi64_si128(x4, k1k2, 0x11);
-            x1 = _mm_xor_si128(_mm_xor_si128(x1, x5),
-                               _mm_loadu_si128((const __m128i *)(buf + 0x00)));
-            x2 = _mm_xor_si128(_mm_xor_si128(x2, x6),
-                               _mm_loadu_si128((const __m128i *)(buf + 0x10)));
-            x3 = _mm_xor_si128(_mm_xor_si128(x3, x7),
-                               _mm_loadu_si128((const __m128i *)(buf + 0x20)));
-            x4 = _mm_xor_si128(_mm_xor_si128(x4, x8),
-                               _mm_loadu_si128((const __m128i *)(buf + 0x30)));
-            buf += 64;
-            len -= 64;
-        }
-        x5 = _mm_clmulepi64_si128(x1, k3k4, 0x00);
-        x1 = _mm_xor_si128(_mm_xor_si128(_mm_clmulepi64_si128(x1, k3k4, 0x11), x2), x5);
-        x5 = _mm_clmulepi64_si128(x1, k3k4, 0x00);
-        x1 = _mm_xor_si128(_mm_xor_si128(_mm_clmulepi64_si128(x1, k3k4, 0x11), x3), x5);
-        x5 = _mm_clmulepi64_si128(x1, k3k4, 0x00);
-        x1 = _mm_xor_si128(_mm_xor_si128(_mm_clmulepi64_si128(x1, k3k4, 0x11), x4), x5);
-        while (len >= 16) {
-            x2 = _mm_loadu_si128((const __m128i *)buf);
-            x5 = _mm_clmulepi64_si128(x1, k3k4, 0x00);
-            x1 = _mm_xor_si128(_mm_xor_si128(_mm_clmulepi64_si128(x1, k3k4, 0x11), x2), x5);
-            buf += 16;
-            len -= 16;
-        }
-        x2 = _mm_clmulepi64_si128(x1, k3k4, 0x10);
-        x1 = _mm_xor_si128(_mm_srli_si128(x1, 8), x2);
-        x2 = _mm_srli_si128(x1, 4);
-        x1 = _mm_xor_si128(_mm_clmulepi64_si128(_mm_and_si128(x1, low32), k5k0, 0x00), x2);
-        x2 = _mm_clmulepi64_si128(_mm_and_si128(x1, low32), poly, 0x10);
-        x2 = _mm_clmulepi64_si128(_mm_and_si128(x2, low32), poly, 0x00);
-        x1 = _mm_xor_si128(x1, x2);
-        return (uint32_t)_mm_extract_epi32(x1, 1);
-    }
-    static int be_have_clmul(void) {
-        __builtin_cpu_init();
-        return __builtin_cpu_supports("pclmul") && __builtin_cpu_supports("sse4.1");
-    }
-    #else
-    static uint32_t be_crc32_fold(uint32_t crc, const unsigned char *buf, size_t len) {
-        (void)buf; (void)len; return crc;
-    }
-    static int be_have_clmul(void) { return 0; }
-    #endif
-    """
-    uint32_t be_crc32_fold(uint32_t crc, const unsigned char* buf, size_t length) noexcept nogil
-    int be_have_clmul() noexcept nogil
-
 
 cdef enum:
     NIL = -1
@@ -214,36 +130,6 @@ cdef void _build_tables() noexcept:
 
 
 _build_tables()
-
-
-cdef bint HAVE_CLMUL = be_have_clmul()
-
-
-cdef inline uint32_t crc32_fast(uint32_t crc, const unsigned char* data,
-                                size_t length) noexcept nogil:
-    """``crc32_update`` (zlib semantics: pass 0 to start), folded by PCLMUL when available."""
-    cdef size_t chunk
-    if HAVE_CLMUL and length >= 64:
-        chunk = length & ~(<size_t>15)
-        crc = ~be_crc32_fold(~crc, data, chunk)
-        data += chunk
-        length -= chunk
-    return crc32_update(crc, data, length)
-
-
-def _crc32(data, bint fold=True):
-    """CRC-32 of ``data`` as the checksum computes it (for tests; ``fold=False``: tables)."""
-    cdef const unsigned char[::1] view = data
-    if view.shape[0] == 0:
-        return 0
-    if fold:
-        return crc32_fast(0, &view[0], view.shape[0])
-    return crc32_update(0, &view[0], view.shape[0])
-
-
-def _clmul_available():
-    """True when the CPU folds CRC-32 with PCLMULQDQ (else the slicing tables are used)."""
-    return bool(HAVE_CLMUL)
 
 
 # -- order ids ---------------------------------------------------------------------------------
@@ -1338,9 +1224,9 @@ cdef class L3BookCore:
             s.ck_offsets[i + 1] = out - s.ck_text
         split = s.ck_offsets[asks]
         if first < asks or asks != s.ck_asks:
-            s.ck_crc_asks = crc32_fast(0, <const unsigned char*>s.ck_text, split)
-        s.ck_crc = crc32_fast(s.ck_crc_asks, <const unsigned char*>s.ck_text + split,
-                              s.ck_offsets[n] - split)
+            s.ck_crc_asks = crc32_update(0, <const unsigned char*>s.ck_text, split)
+        s.ck_crc = crc32_update(s.ck_crc_asks, <const unsigned char*>s.ck_text + split,
+                                s.ck_offsets[n] - split)
         s.ck_asks = asks
         s.crc_count = n
         return s.ck_crc

@@ -13,7 +13,6 @@ from bookengine import BookError, ChecksumError, Implementation, PrecisionError,
 from bookengine.checksum import level3_checksum
 from bookengine.numbers import mantissa_text, parse_mantissa
 
-from .conftest import NAMES
 from .helpers import SYMBOL, apply_frame, book_state, frame, o, queue
 
 DATA = Path(__file__).parent.parent / "data"
@@ -442,23 +441,3 @@ def test_clear(impl: Implementation) -> None:
     book._check()
     book.apply_update([o("A1", "100.0", "1", "add")], [])
     assert len(book) == 1
-
-
-# -- the compiled core's CRC --------------------------------------------------------------------
-
-
-@pytest.mark.skipif("cython" not in NAMES, reason="compiled core not under test")
-def test_compiled_crc_matches_zlib() -> None:
-    """The PCLMUL fold (when the CPU has it) and the slicing tables both give zlib's CRC-32."""
-    import random
-    import zlib
-
-    from bookengine._core import l3book
-
-    rng = random.Random(3)
-    blob = rng.randbytes(20_000)
-    lengths = [*range(0, 200), 255, 256, 257, 1023, 1024, 1025, 19_999]
-    for length in lengths + [rng.randrange(20_000) for _ in range(300)]:
-        start = rng.randrange(16)
-        data = blob[start : start + length]
-        assert l3book._crc32(data) == zlib.crc32(data) == l3book._crc32(data, False)
