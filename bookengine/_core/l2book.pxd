@@ -13,6 +13,8 @@ ctypedef struct Window:
     char digits[WINDOW][40]     # price digits then qty digits: at most 19 + 19
     unsigned char length[WINDOW]
     Py_ssize_t count
+    char text[WINDOW * 40]      # the ranks' digits back to back: what the CRC reads
+    Py_ssize_t text_length
 
 
 cdef class L2BookCore:
@@ -26,9 +28,13 @@ cdef class L2BookCore:
     cdef Py_ssize_t _scratch_capacity
     cdef uint32_t _last_checksum  # of the current top 10, while _checksum_valid
     cdef bint _checksum_valid
-    cdef Window _bid_windows[2]  # previous and current top 10, alternating
+    cdef Window _bid_windows[2]  # previous and current top 10 per side, alternating
     cdef Window _ask_windows[2]
-    cdef int _window
+    cdef int _bid_window         # which of the two is current
+    cdef int _ask_window
+    cdef bint _bids_dirty        # the side's top 10 changed since its window was rendered
+    cdef bint _asks_dirty
+    cdef uint32_t _ask_crc       # CRC-32 of the current asks window (the checksum's first part)
 
     cdef object apply_fast(self, FrameScanner scanner)
     cdef bint crossed(self) noexcept nogil

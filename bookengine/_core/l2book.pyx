@@ -47,25 +47,24 @@ from bookengine.numbers import parse_mantissa as py_parse_mantissa
 cnp.import_array()
 
 DEF CHECKSUM_LEVELS = 10
-# 20 levels x (19 + 19 digits) fits easily.
-DEF CHECKSUM_BUFFER = 1024
 DEF DIGITS = 40
 
 
-cdef char* render_window(
-    Window* previous, Window* fresh, Ladder* ladder, int sign, char* out
+cdef void render_window(
+    Window* previous, Window* fresh, Ladder* ladder, int sign
 ) noexcept nogil:
-    """Write the checksum digits of the top 10 levels into ``out`` and ``fresh``.
+    """Write the checksum digits of the top 10 levels into ``fresh`` (per rank and as text).
 
     Between two messages most of the top 10 is unchanged or shifted by one rank, so each rank
     first looks for its (price, qty) in ``previous`` at the same rank and its neighbours and
     re-renders only on a miss. Digit slots are copied whole (40 bytes, inlined by the
-    compiler); ``out`` advances by the real length (its buffer has room for the overrun).
+    compiler); the text advances by the real length (its buffer has room for the overrun).
     """
     cdef Py_ssize_t i, j, k, n = min(CHECKSUM_LEVELS, ladder_len(ladder))
     cdef Py_ssize_t candidates[3]
     cdef int64_t price, qty
     cdef char* end
+    cdef char* out = fresh.text
     cdef bint found
     for i in range(n):
         price = sign * ladder_key(ladder, i)
@@ -91,7 +90,7 @@ cdef char* render_window(
         memcpy(out, fresh.digits[i], DIGITS)
         out += fresh.length[i]
     fresh.count = n
-    return out
+    fresh.text_length = out - fresh.text
 
 
 cdef class L2BookCore:
@@ -116,6 +115,7 @@ cdef class L2BookCore:
         if price_precision is not None:
             self._price_precision = check_scale(price_precision, "price_precision")
             self._qty_precision = check_scale(qty_precision, "qty_precision")
+        self._bids_dirty = self._asks_dirty = True
         capacity = 2 * min(<Py_ssize_t>depth, 4096) + 16
         ladder_init(&self._bids, capacity)
         ladder_init(&self._asks, capacity)
@@ -272,7 +272,8 @@ cdef class L2BookCore:
         cdef Py_ssize_t _, rank
         cdef Py_ssize_t top = CHECKSUM_LEVELS  # a change ranked below this reaches the checksum
         cdef int64_t* level = self._scratch
-        cdef bint top_changed = is_snapshot or self.depth < CHECKSUM_LEVELS
+        cdef bint whole = is_snapshot or self.depth < CHECKSUM_LEVELS
+        cdef bint bids_changed = whole, asks_changed = whole
         if is_snapshot:
             ladder_clear(&self._bids)
             ladder_clear(&self._asks)
@@ -281,18 +282,20 @@ cdef class L2BookCore:
                 rank = ladder_remove(&self._bids, level[0])
             else:
                 rank = ladder_set(&self._bids, level[0], level[1])
-            top_changed |= 0 <= rank < top
+            bids_changed |= 0 <= rank < top
             level += 2
         for _ in range(ask_count):
             if level[1] == 0:
                 rank = ladder_remove(&self._asks, -level[0])
             else:
                 rank = ladder_set(&self._asks, -level[0], level[1])
-            top_changed |= 0 <= rank < top
+            asks_changed |= 0 <= rank < top
             level += 2
         ladder_truncate(&self._bids, self.depth)
         ladder_truncate(&self._asks, self.depth)
-        if top_changed:
+        if bids_changed or asks_changed:
+            self._bids_dirty |= bids_changed
+            self._asks_dirty |= asks_changed
             self._checksum_valid = False
         if checksum < 0:
             return False
@@ -318,21 +321,29 @@ cdef class L2BookCore:
         ladder_clear(&self._bids)
         ladder_clear(&self._asks)
         self._checksum_valid = False
+        self._bids_dirty = self._asks_dirty = True
         self._bid_windows[0].count = self._bid_windows[1].count = 0
         self._ask_windows[0].count = self._ask_windows[1].count = 0
 
     # -- checksum ----------------------------------------------------------------------------
 
     cdef uint32_t _checksum(self) noexcept nogil:
-        cdef char buffer[CHECKSUM_BUFFER]
-        cdef char* out = buffer
-        cdef int current = self._window
-        self._window ^= 1  # the windows just written become "previous" next time
-        out = render_window(&self._ask_windows[current], &self._ask_windows[current ^ 1],
-                            &self._asks, -1, out)
-        out = render_window(&self._bid_windows[current], &self._bid_windows[current ^ 1],
-                            &self._bids, 1, out)
-        return crc32_update(0, <const unsigned char*>buffer, out - buffer)
+        # Asks first, then bids: a side whose top 10 did not change keeps its rendered window,
+        # and unchanged asks keep their CRC, which the bids continue.
+        cdef Window* fresh
+        if self._asks_dirty:
+            self._ask_window ^= 1  # the window just written becomes "previous" next time
+            fresh = &self._ask_windows[self._ask_window]
+            render_window(&self._ask_windows[self._ask_window ^ 1], fresh, &self._asks, -1)
+            self._ask_crc = crc32_update(0, <const unsigned char*>fresh.text, fresh.text_length)
+            self._asks_dirty = False
+        if self._bids_dirty:
+            self._bid_window ^= 1
+            fresh = &self._bid_windows[self._bid_window]
+            render_window(&self._bid_windows[self._bid_window ^ 1], fresh, &self._bids, 1)
+            self._bids_dirty = False
+        fresh = &self._bid_windows[self._bid_window]
+        return crc32_update(self._ask_crc, <const unsigned char*>fresh.text, fresh.text_length)
 
     def checksum(self):
         """Kraken CRC32 of the current book (top 10 asks ascending, then top 10 bids)."""

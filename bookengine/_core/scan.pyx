@@ -12,7 +12,11 @@ import json
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from libc.stdint cimport int64_t, uint64_t
 from libc.stdlib cimport free, realloc
-from libc.string cimport memchr, memcmp
+from libc.string cimport memchr, memcmp, memcpy
+
+
+cdef extern from *:
+    int __builtin_ctzll(unsigned long long) nogil
 
 from bookengine.errors import ProtocolError
 from bookengine.numbers import parse_mantissa as py_parse_mantissa
@@ -574,10 +578,32 @@ cdef inline bint take(Cursor* c, const char* text, Py_ssize_t n) noexcept nogil:
     return False
 
 
+cdef inline uint64_t not_plain(uint64_t word) noexcept nogil:
+    """High bit set in (at least) the first byte of ``word`` that is not PLAIN, and none before.
+
+    Eight bytes at a time: a byte below 0x20, a '"', a '\\', 0x7F or any byte >= 0x80. The
+    zero-byte test ``(x - 0x01..) & ~x & 0x80..`` may also flag bytes after a true hit
+    (borrows), never one before it, so the lowest flag is exact.
+    """
+    cdef uint64_t ones = 0x0101010101010101, highs = 0x8080808080808080
+    cdef uint64_t quote = word ^ (ones * 0x22), backslash = word ^ (ones * 0x5C)
+    cdef uint64_t rubout = word ^ (ones * 0x7F)
+    return (((word - ones * 0x20) & ~word) | ((quote - ones) & ~quote)
+            | ((backslash - ones) & ~backslash) | ((rubout - ones) & ~rubout) | word) & highs
+
+
 cdef inline bint take_plain_string(Cursor* c, Span* span) noexcept nogil:
     """After an opening '"': step past plain text and the closing '"'; False on anything else."""
     cdef const char* p = c.p
     cdef const char* end = c.end
+    cdef uint64_t word, hits
+    while end - p >= 8:
+        memcpy(&word, p, 8)  # little-endian hosts: the first byte is the lowest
+        hits = not_plain(word)
+        if hits:
+            p += __builtin_ctzll(hits) >> 3
+            break
+        p += 8
     while p < end and PLAIN[<unsigned char>p[0]]:
         p += 1
     if p >= end or p[0] != c'"':
