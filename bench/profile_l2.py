@@ -13,9 +13,15 @@ over the benchmark stream:
    while the loop runs): samples grouped by the function they land in; time in libc's
    ``memmove``/``memcpy`` is charged to the bookengine function that called it.
 
+3. Instruction counts (``--callgrind``, valgrind): the replay fast path
+   (``BookRouter.apply_lines`` over the stream as one buffer, no Python per message) run under
+   callgrind, counting only inside ``apply_lines``; instructions per message by stage. Counts
+   do not depend on what else the machine is doing, so they compare two builds exactly.
+
 Usage::
 
     python bench/profile_l2.py [--messages N] [--depth 100] [--repeats R] [--perf]
+                               [--callgrind [--callgrind-messages N]]
 """
 
 from __future__ import annotations
@@ -192,13 +198,84 @@ def perf_profile(depth: int, frames: list[bytes], seconds_hint: float) -> Counte
     return counts
 
 
+# -- callgrind ----------------------------------------------------------------------------------
+
+# Compiled functions by stage (first match wins; the C file and function name callgrind shows).
+STAGES = [
+    ("checksum: CRC32", ("crc32", "be_crc32_fold", "mmintrin.h")),
+    ("checksum: digits, windows", ("render_window", "write_digits", "L2BookCore__checksum")),
+    ("numbers: text -> mantissa", ("parse_mantissa",)),
+    ("apply: ladders, truncate", ("ladder.c",)),
+    ("apply: book glue", ("l2book.c",)),
+    ("scan: frame layout, JSON", ("scan.c",)),
+    ("line loop: split, route, counts", ("router.c", "memchr", "object.h")),
+]
+
+
+def callgrind_child(depth: int, messages: int) -> None:
+    """The loop that ``--callgrind`` counts: one apply_lines call over the whole stream."""
+    from bookengine._core.router import BookRouter
+
+    frames = gen_l2.load_frames(depth, messages)
+    impl = bookengine.implementation("cython")
+    book = impl.L2Book(SYMBOL, depth, PRICE_PRECISION, QTY_PRECISION)
+    scanner = impl.FrameScanner()
+    scanner.scan(frames[0])
+    book.apply_scanned(scanner)
+    router = BookRouter()
+    router.add(SYMBOL, book)
+    _, reason = router.apply_lines(b"\n".join(frames[1:]) + b"\n")
+    counts = router.take_counts()[SYMBOL]
+    assert reason == 0 and counts[0] == counts[1] == len(frames) - 1, (reason, counts)
+
+
+def callgrind_profile(depth: int, messages: int) -> list[tuple[str, float]] | None:
+    """Instructions per message by stage, or None without valgrind."""
+    valgrind, annotate = shutil.which("valgrind"), shutil.which("callgrind_annotate")
+    if valgrind is None or annotate is None:
+        print("valgrind not found: skipping the instruction counts", file=sys.stderr)
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "callgrind.out"
+        subprocess.run(
+            [valgrind, "--tool=callgrind", f"--callgrind-out-file={out}",
+             "--toggle-collect=*BookRouter_*apply_lines*", sys.executable, __file__,
+             "--callgrind-child", "--depth", str(depth), "--messages", str(messages)],
+            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        report = subprocess.run(
+            [annotate, "--inclusive=no", "--auto=no", str(out)],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    totals: Counter[str] = Counter()
+    for line in report.splitlines():
+        match = re.match(r"^\s*([\d,]+)\s+(?:\([\d.\s]+%\)\s+)?(\S.*)$", line)
+        if match is None or "PROGRAM TOTALS" in line or "file:function" in line:
+            continue
+        count, where = int(match.group(1).replace(",", "")), match.group(2)
+        stage = next((name for name, keys in STAGES if any(k in where for k in keys)), "other")
+        totals[stage] += count
+    updates = messages - 1
+    return [(name, totals[name] / updates) for name, _ in [*STAGES, ("other", ())]]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--messages", type=int, default=300_000)
     parser.add_argument("--depth", type=int, nargs="+", default=[100])
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--perf", action="store_true", help="also sample with Linux perf")
+    parser.add_argument(
+        "--callgrind", action="store_true", help="also count instructions with valgrind"
+    )
+    parser.add_argument("--callgrind-messages", type=int, default=20_000)
+    parser.add_argument("--callgrind-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.callgrind_child:
+        callgrind_child(args.depth[0], args.messages)
+        return 0
     for depth in args.depth:
         frames = gen_l2.load_frames(depth, args.messages)
         ns = time_variants(depth, frames, args.repeats)
@@ -222,6 +299,18 @@ def main(argv: list[str] | None = None) -> int:
                 for name, count in counts.most_common():
                     share = count / samples
                     print(f"| {name} | {share * 100:.1f}% | {share * total:,.0f} |")
+        if args.callgrind:
+            stages = callgrind_profile(depth, args.callgrind_messages)
+            if stages:
+                whole = sum(value for _, value in stages)
+                print(
+                    f"\n| callgrind, replay fast path, depth {depth} "
+                    f"({args.callgrind_messages:,} messages) | instructions/message | share |"
+                )
+                print("|---|---:|---:|")
+                for name, value in stages:
+                    print(f"| {name} | {value:,.0f} | {value / whole * 100:.0f}% |")
+                print(f"| total | {whole:,.0f} | 100% |")
     return 0
 
 
