@@ -160,3 +160,77 @@ def test_receive_times_the_fast_path_reads_itself(stamp: bytes, fast: bool) -> N
         slow.receive(*reversed(split_recv_ts(line)))
     assert _state(session) == _state(slow)
     assert session.last_recv_ts_ns == slow.last_recv_ts_ns
+
+
+# -- level3 books ------------------------------------------------------------------------------
+
+
+def _level3_lines() -> list[bytes]:
+    """A level3 stream with a bad checksum, an unknown order, a crossing and a resnapshot."""
+    import random
+
+    from tests.l3.publisher import ASK, BID, Publisher
+
+    publisher = Publisher(symbol="BTC/USD", depth=10, seed=9, odd_ids=0.05)
+    rng = random.Random(9)
+    ids: list[str] = []
+
+    def add() -> None:
+        side = rng.choice((BID, ASK))
+        ids.append(publisher.add(side, publisher.price_near(side, rng.randrange(14)), 10**6))
+
+    for _ in range(80):
+        add()
+    frames = [publisher.snapshot()]
+    for index in range(300):
+        roll = rng.random()
+        if roll < 0.5 or len(ids) < 20:
+            add()
+        elif roll < 0.75:
+            publisher.modify(rng.choice(ids), rng.randint(1, 10**7))
+        else:
+            publisher.delete(ids.pop(rng.randrange(len(ids))))
+        frames.append(publisher.flush())
+        if index == 100:
+            frames.append(
+                b'{"channel":"level3","type":"update","data":[{"symbol":"BTC/USD",'
+                b'"checksum":1,"bids":[],"asks":[]}]}'
+            )  # nothing changes, but the checksum is wrong
+            frames.append(publisher.snapshot())
+        if index == 150:
+            frames.append(
+                b'{"channel":"level3","type":"update","data":[{"symbol":"BTC/USD","bids":[{"event":'
+                b'"delete","order_id":"ONOSUCH-ORDER-XXXXXX","limit_price":1,"order_qty":1}],'
+                b'"asks":[]}]}'
+            )  # an unknown order: refused, then stale until the snapshot
+            frames.append(publisher.snapshot())
+    return [b"%d\t%s" % (1_700_000_000_000_000_000 + n, f) for n, f in enumerate(frames)]
+
+
+def test_level3_buffer_path_equals_line_by_line() -> None:
+    from bookengine.capture import split_recv_ts
+
+    lines = _level3_lines()
+    precisions = {"BTC/USD": (1, 8)}
+    slow = KrakenSession(precisions=precisions, depth=10, implementation_name="cython")
+    slow_events = []
+    for number, line in enumerate(lines, 1):
+        for event in slow.receive(*reversed(split_recv_ts(line))):
+            if not isinstance(event, BookChanged):
+                slow_events.append((number, type(event).__name__))
+    fast = KrakenSession(precisions=precisions, depth=10, implementation_name="cython")
+    fast_events: list[tuple[int, str]] = []
+
+    def collect(number: int, events: list[Event]) -> None:
+        fast_events.extend(
+            (number, type(e).__name__) for e in events if not isinstance(e, BookChanged)
+        )
+
+    fast.receive_buffer(b"\n".join(lines) + b"\n", on_events=collect)
+    assert _state(fast) == _state(slow)
+    assert fast_events == slow_events
+    assert {"ChecksumMismatch", "BookInvalid"} <= {name for _, name in slow_events}
+    assert fast.fast_path_frames > 250
+    fast_book, slow_book = fast.book("level3:BTC/USD"), slow.book("level3:BTC/USD")
+    for name, column in slow_book.orders_arrays(order_ids=True).items():
+        assert column.tolist() == fast_book.orders_arrays(order_ids=True)[name].tolist(), name

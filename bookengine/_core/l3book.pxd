@@ -112,6 +112,7 @@ cdef class L3BookCore:
     cdef Py_ssize_t _parsed_capacity
     cdef list _keep             # bytes objects backing Key.text while a message is applied
 
+    cdef object apply_fast(self, FrameScanner scanner)
     cdef Py_ssize_t _ladder_capacity(self)
     cdef int _reserve(self, Py_ssize_t count) except -1
     cdef int _parse_scanned(self, FrameScanner scanner) except -1

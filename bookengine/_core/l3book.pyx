@@ -846,6 +846,10 @@ cdef class L3BookCore:
             symbol = scanner.symbol  # the decoded text (JSON escapes): compare exactly
             if symbol != self.symbol:
                 raise ProtocolError(f"{self.symbol}: frame is for {symbol}")
+        return self.apply_fast(scanner)
+
+    cdef object apply_fast(self, FrameScanner scanner):
+        """``apply_scanned`` for a level3 frame already routed to this book (no routing check)."""
         try:
             self._parse_scanned(scanner)
         except BaseException:

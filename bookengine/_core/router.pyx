@@ -1,13 +1,14 @@
 # cython: language_level=3
-"""Replay fast path: apply runs of v2 ``book`` frames to healthy books, staying in C.
+"""Replay fast path: apply runs of v2 ``book`` and ``level3`` frames to healthy books, in C.
 
 A capture is mostly book updates for books the session already trusts. For those, going back
 to Python per line (a bytes object, a method call, an event) costs more than the book work.
 The router walks a buffer of capture lines and applies each line in place while it is a v2
-``book`` frame for a book the session registered; at the first line that needs the session's
-judgement (a control frame, an unknown or stale book, a bad line) it stops and says where, and
-the session handles that line the ordinary way. Nothing is decided here that the session would
-decide differently: same scanner, same book code, same rules.
+``book`` or ``level3`` frame for a book the session registered; at the first line that needs
+the session's judgement (a control frame, an unknown or stale book, a bad line, a message the
+book refused) it stops and says where, and the session handles that line the ordinary way.
+Nothing is decided here that the session would decide differently: same scanner, same book
+code, same rules.
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
@@ -16,7 +17,8 @@ from libc.stdlib cimport free, realloc
 from libc.string cimport memchr, memcmp
 
 from bookengine._core.l2book cimport L2BookCore
-from bookengine._core.scan cimport KIND_BOOK, FrameScanner
+from bookengine._core.l3book cimport L3BookCore
+from bookengine._core.scan cimport KIND_BOOK, KIND_LEVEL3, FrameScanner
 
 from bookengine.errors import BookError, ChecksumError
 
@@ -34,17 +36,22 @@ STOP_CROSSED = 3
 
 
 cdef class BookRouter:
-    """Books the session trusts, by symbol, and the loop that feeds them capture lines."""
+    """Books the session trusts, by channel and symbol, and the loop that feeds them lines.
+
+    Books are keyed ``(kind, symbol)``: ``kind`` is the scanner's ``BOOK`` (an L2 book) or
+    ``LEVEL3`` (an L3 book), as the session keys its own books.
+    """
 
     cdef FrameScanner scanner
-    cdef dict _slots            # symbol (bytes) -> slot
-    cdef list _books            # slot -> L2BookCore or None
+    cdef dict _slots            # kind byte + symbol (bytes) -> slot
+    cdef list _books            # slot -> L2BookCore, L3BookCore or None
+    cdef list _keys             # slot -> (kind, symbol)
     cdef int64_t* _counts       # 3 per slot: messages, verified, last_recv_ts_ns
     cdef Py_ssize_t _capacity
-    cdef bytes _last_symbol
+    cdef bytes _last_key
     cdef Py_ssize_t _last_slot
     cdef readonly object failure
-    """After STOP_MISMATCH/STOP_CROSSED: (symbol, error, recv_ts_ns)."""
+    """After STOP_MISMATCH/STOP_CROSSED: (kind, symbol, error, recv_ts_ns)."""
     cdef readonly Py_ssize_t lines
     """Lines consumed by the last apply_lines call (blank lines included)."""
     cdef readonly int64_t last_recv_ts
@@ -56,15 +63,27 @@ cdef class BookRouter:
         self.scanner = FrameScanner()
         self._slots = {}
         self._books = []
+        self._keys = []
         self._last_slot = -1
         self.last_recv_ts = -1
 
     def __dealloc__(self):
         free(self._counts)
 
-    def add(self, str symbol, L2BookCore book not None):
-        """Route v2 ``book`` frames of ``symbol`` to ``book`` from now on."""
-        key = symbol.encode("utf-8")
+    @staticmethod
+    def _key(int kind, str symbol):
+        return bytes((kind,)) + symbol.encode("utf-8")
+
+    def add(self, str symbol, book not None):
+        """Route this symbol's frames of the book's channel to ``book`` from now on."""
+        cdef int kind
+        if isinstance(book, L2BookCore):
+            kind = KIND_BOOK
+        elif isinstance(book, L3BookCore):
+            kind = KIND_LEVEL3
+        else:
+            raise TypeError(f"not a compiled book: {type(book).__name__}")
+        key = BookRouter._key(kind, symbol)
         if key in self._slots:
             self._books[self._slots[key]] = book
             return
@@ -79,44 +98,47 @@ cdef class BookRouter:
         self._counts[3 * slot + 2] = -1
         self._slots[key] = slot
         self._books.append(book)
+        self._keys.append((kind, symbol))
 
-    def remove(self, str symbol):
-        """Stop routing ``symbol`` (its book needs the session: stale, resyncing...)."""
-        key = symbol.encode("utf-8")
-        slot = self._slots.pop(key, None)
+    def remove(self, int kind, str symbol):
+        """Stop routing ``symbol`` of ``kind`` (its book needs the session: stale, resyncing)."""
+        slot = self._slots.pop(BookRouter._key(kind, symbol), None)
         if slot is not None:
             self._books[slot] = None
-        self._last_symbol = None
+        self._last_key = None
         self._last_slot = -1
 
-    def __contains__(self, str symbol):
-        return symbol.encode("utf-8") in self._slots
+    def routes(self, int kind, str symbol):
+        """True while frames of ``symbol`` of ``kind`` take the fast path."""
+        return BookRouter._key(kind, symbol) in self._slots
 
     def take_counts(self):
-        """``{symbol: (messages, verified, last_recv_ts_ns)}`` since the last call; resets."""
+        """``{(kind, symbol): (messages, verified, last_recv_ts_ns)}`` since the last call."""
         out = {}
         cdef Py_ssize_t slot
         cdef int64_t* counts
-        for key, slot in self._slots.items():
+        for slot in self._slots.values():
             counts = self._counts + 3 * slot
             if counts[0]:
-                out[key.decode("utf-8")] = (counts[0], counts[1], counts[2])
+                out[self._keys[slot]] = (counts[0], counts[1], counts[2])
                 counts[0] = counts[1] = 0
         return out
 
-    cdef Py_ssize_t _slot(self):
-        # Consecutive frames usually name the same symbol: compare bytes before hashing.
+    cdef Py_ssize_t _slot(self, int kind):
+        # Consecutive frames usually name the same book: compare bytes before hashing.
         cdef FrameScanner s = self.scanner
         cdef Py_ssize_t length = s.symbol_span.length
         cdef const char* text = s.data + s.symbol_span.start
-        if (self._last_symbol is not None and PyBytes_GET_SIZE(self._last_symbol) == length
-                and memcmp(PyBytes_AS_STRING(self._last_symbol), text, length) == 0):
-            return self._last_slot
-        key = text[:length]
+        cdef const char* last
+        if (self._last_key is not None and PyBytes_GET_SIZE(self._last_key) == length + 1):
+            last = PyBytes_AS_STRING(self._last_key)
+            if last[0] == kind and memcmp(last + 1, text, length) == 0:
+                return self._last_slot
+        key = bytes((kind,)) + text[:length]
         slot = self._slots.get(key)
         if slot is None:
             return -1
-        self._last_symbol = key
+        self._last_key = key
         self._last_slot = slot
         return slot
 
@@ -138,7 +160,7 @@ cdef class BookRouter:
         cdef bint digits
         cdef int kind
         cdef bint verified
-        cdef L2BookCore book
+        cdef object book
         cdef FrameScanner scanner = self.scanner
         self.failure = None
         self.lines = 0
@@ -178,27 +200,32 @@ cdef class BookRouter:
                 kind = scanner.scan_view(data, frame_start, stop - frame_start)
             except BookError:
                 return start, STOP_HANDOFF
-            if kind != KIND_BOOK:
+            if kind != KIND_BOOK and kind != KIND_LEVEL3:
                 return start, STOP_HANDOFF
-            slot = self._slot()
+            slot = self._slot(kind)
             if slot < 0:
                 return start, STOP_HANDOFF
-            book = <L2BookCore>self._books[slot]
+            book = self._books[slot]
             try:
-                verified = book.apply_fast(scanner) is True
+                if kind == KIND_BOOK:
+                    verified = (<L2BookCore>book).apply_fast(scanner) is True
+                else:
+                    verified = (<L3BookCore>book).apply_fast(scanner) is True
             except ChecksumError as exc:
                 self.lines += 1
                 self.last_recv_ts = recv_ts
-                self.failure = (book.symbol, exc, recv_ts)
+                self.failure = (kind, scanner.symbol, exc, recv_ts)
                 return pos, STOP_MISMATCH
             except BookError:
-                return start, STOP_HANDOFF  # refused before any change: the session reports
+                # Refused, and the book is as before (L3: rolled back): the session reports.
+                return start, STOP_HANDOFF
             self.lines += 1
             self.last_recv_ts = recv_ts
             self._counts[3 * slot] += 1
             self._counts[3 * slot + 1] += verified
             self._counts[3 * slot + 2] = recv_ts
-            if book.crossed():
-                self.failure = (book.symbol, None, recv_ts)
+            if kind == KIND_BOOK and (<L2BookCore>book).crossed():
+                # L3 books refuse a crossing message themselves (above); L2 books cannot.
+                self.failure = (kind, scanner.symbol, None, recv_ts)
                 return pos, STOP_CROSSED
         return pos, STOP_END

@@ -308,8 +308,8 @@ class KrakenSession:
         counts = router.take_counts()
         if not counts:
             return
-        for symbol, (messages, verified, recv_ts_ns) in counts.items():
-            state = self._books[(_KIND_BOOK, symbol, "")]
+        for (kind, symbol), (messages, verified, recv_ts_ns) in counts.items():
+            state = self._books[(kind, symbol, "")]
             state.messages += messages
             state.checksums_checked += verified
             state.last_recv_ts_ns = recv_ts_ns
@@ -317,11 +317,11 @@ class KrakenSession:
             self.fast_path_frames += messages
         self.last_recv_ts_ns = router.last_recv_ts
 
-    def _fast_path_failure(self, reason: int, failure: tuple[str, Any, int]) -> list[Event]:
-        symbol, error, recv_ts_ns = failure
-        state = self._books[(_KIND_BOOK, symbol, "")]
+    def _fast_path_failure(self, reason: int, failure: tuple[int, str, Any, int]) -> list[Event]:
+        kind, symbol, error, recv_ts_ns = failure
+        state = self._books[(kind, symbol, "")]
         assert self._router is not None
-        self._router.remove(symbol)
+        self._router.remove(kind, symbol)
         if reason == _STOP_MISMATCH:  # the router stops before counting a failed message
             self.frames += 1
             state.messages += 1
@@ -335,17 +335,31 @@ class KrakenSession:
             return events
         return self._invalid(state, "book is crossed", recv_ts_ns)  # counted by the router
 
+    def _unroute(self, state: BookState) -> None:
+        """Take ``state``'s book off the fast path (its counts so far are kept)."""
+        router = self._router
+        if router is None or state.protocol != "v2":
+            return
+        kind = _KIND_LEVEL3 if state.channel == "level3" else _KIND_BOOK
+        if router.routes(kind, state.symbol):
+            self._merge_router_counts()
+            router.remove(kind, state.symbol)
+
     def _sync_router(self) -> None:
-        # Route a v2 book through the fast path exactly while the session trusts it.
+        # Route a v2 book or level3 book through the fast path exactly while the session
+        # trusts it.
         router, scanner = self._router, self._scanner
-        if router is None or scanner.kind != _KIND_BOOK:
+        if router is None:
+            return
+        kind = scanner.kind
+        if kind != _KIND_BOOK and kind != _KIND_LEVEL3:
             return
         symbol = scanner.symbol
-        state = self._books.get((_KIND_BOOK, symbol, ""))
+        state = self._books.get((kind, symbol, ""))
         if state is not None and state.book is not None and not state.stale:
             router.add(symbol, state.book)
-        elif symbol in router:
-            router.remove(symbol)
+        elif router.routes(kind, symbol):
+            router.remove(kind, symbol)
 
     def _new_state(self, kind: int, symbol: str, channel_name: str) -> BookState:
         if kind == _KIND_V1_BOOK:
@@ -537,9 +551,7 @@ class KrakenSession:
                 or book.qty_precision != instrument.qty_precision
             ):
                 state.book = None
-                if self._router is not None and symbol in self._router:
-                    self._merge_router_counts()
-                    self._router.remove(symbol)
+                self._unroute(state)
                 events.extend(
                     self._invalid(state, "instrument precision changed", -1, bad_frame=False)
                 )
@@ -737,11 +749,8 @@ class KrakenSession:
 
     def connection_lost(self) -> None:
         """Forget every book: after a reconnect each is rebuilt from a fresh snapshot."""
-        if self._router is not None:
-            self._merge_router_counts()
-            for state in self._books.values():
-                if state.symbol in self._router:
-                    self._router.remove(state.symbol)
+        for state in self._books.values():
+            self._unroute(state)
         for state in self._books.values():
             state.book = None
             state.stale = False
