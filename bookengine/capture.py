@@ -67,6 +67,15 @@ MIN_SCRUB_LENGTH = 8
 """Secret values found in requests are scrubbed from every later line when this long."""
 
 _CHUNK = 1 << 20
+
+try:  # the compiled core counts lines with memchr; bytes.count walks byte by byte
+    from ._core.router import count_lines as _count_lines  # type: ignore[import-not-found]
+except ImportError:  # pure-Python install
+
+    def _count_lines(data: bytes) -> int:
+        return data.count(b"\n")
+
+
 _COMPRESSED = (".gz", ".zst")
 _CAPTURE_SUFFIXES = (".jsonl", ".json", ".ndjson", ".txt", ".log", ".capture")
 
@@ -483,16 +492,19 @@ class CaptureReader:
         notes_before = len(report.notes)
         raw = "raw" in kinds
         for chunk in _decoded_chunks(path, report, self._progress):
+            if raw:
+                # Whole lines only: up to the chunk's last newline, one copy.
+                cut = chunk.rfind(b"\n") + 1
+                if not cut:
+                    rest += chunk
+                    continue
+                body = rest + chunk[:cut] if rest or cut < len(chunk) else chunk
+                rest = chunk[cut:]
+                yield CaptureRecord(name, number + 1, -1, body, "raw")
+                number += _count_lines(body)
+                continue
             if rest:
                 chunk = rest + chunk
-            if raw:
-                cut = chunk.rfind(b"\n") + 1
-                rest = chunk[cut:]
-                if cut:
-                    body = chunk[:cut] if rest else chunk
-                    yield CaptureRecord(name, number + 1, -1, body, "raw")
-                    number += body.count(b"\n")
-                continue
             lines = chunk.split(b"\n")
             rest = lines.pop()
             if skip > number:

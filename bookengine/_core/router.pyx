@@ -229,3 +229,17 @@ cdef class BookRouter:
                 self.failure = (kind, scanner.symbol, None, recv_ts)
                 return pos, STOP_CROSSED
         return pos, STOP_END
+
+
+def count_lines(bytes data not None):
+    """Newlines in ``data`` (``bytes.count(b"\\n")`` walks byte by byte; memchr does not)."""
+    cdef const char* p = PyBytes_AS_STRING(data)
+    cdef const char* end = p + PyBytes_GET_SIZE(data)
+    cdef Py_ssize_t count = 0
+    while p < end:
+        p = <const char*>memchr(p, c'\n', end - p)
+        if p == NULL:
+            break
+        count += 1
+        p += 1
+    return count
