@@ -369,7 +369,8 @@ class _Connection:
         # it waits for an event ("the turn"). At most one coroutine is inside ws.recv.
         self._ws: Any = None
         """The WebSocket while it is served, None otherwise (nothing for a consumer to read)."""
-        self._process: Callable[[bytes], None]  # per served WebSocket (_frame_processor)
+        self._process: Callable[[bytes, bool], FeedEvent | None]  # per WebSocket served
+        self._handed_over_ns = 0  # receive time of the event _process handed to the consumer
         self._reader_in_recv = False
         self._consumer_in_recv = False
         self._consumer_turn = False
@@ -495,8 +496,13 @@ class _Connection:
         self._ws = ws
         return asyncio.ensure_future(self._read(ws))
 
-    def _frame_processor(self) -> Callable[[bytes], None]:
-        """The per-frame work, whoever read the frame: session, metrics, callbacks, mailbox."""
+    def _frame_processor(self) -> Callable[[bytes, bool], FeedEvent | None]:
+        """The per-frame work, whoever read the frame: session, metrics, callbacks, mailbox.
+
+        ``process(frame, hand_over)``: with ``hand_over`` (the consumer read the frame), a
+        frame's only event is returned instead of queued when the mailbox is empty, exactly
+        what ``put`` then ``take`` would give (nothing in line to merge with or to pass).
+        """
         # Every frame passes here: names are bound once, the common event (BookChanged) is
         # counted inline, and feed._emit is inlined (on_event, then the mailbox).
         session = self.session
@@ -504,12 +510,13 @@ class _Connection:
         feed = self.feed
         metrics = feed.metrics
         put = feed.mailbox.put
+        queue = feed.mailbox._queue
         recorder = feed.on_frame
         count = self._count
         perf_counter_ns = time.perf_counter_ns
         time_ns = time.time_ns
 
-        def process(frame: bytes) -> None:
+        def process(frame: bytes, hand_over: bool) -> FeedEvent | None:
             received = perf_counter_ns()
             recv_ts_ns = time_ns()
             self._last_frame = received
@@ -521,6 +528,10 @@ class _Connection:
                 if analytics is None
                 else analytics.process(frame, recv_ts_ns, session, receive)
             )
+            held = None
+            if hand_over and len(events) == 1 and not queue:
+                held = events[0]
+                self._handed_over_ns = received
             on_event = feed.on_event
             for event in events:
                 if type(event) is BookChanged:
@@ -530,8 +541,10 @@ class _Connection:
                     count(event)
                 if on_event is not None:
                     on_event(event)  # type: ignore[arg-type]  # analytics events too
-                put(event, received)
+                if event is not held:
+                    put(event, received)
             metrics.processing_ns.add(perf_counter_ns() - received)
+            return held
 
         return process
 
@@ -552,7 +565,7 @@ class _Connection:
                 frame = await recv(decode=False)
             finally:
                 self._reader_in_recv = False
-            self._process(frame)
+            self._process(frame, False)
 
     async def _park_reader(self) -> None:
         """Step aside while a consumer reads."""
@@ -599,6 +612,7 @@ class _Connection:
         """
         mailbox = self.feed.mailbox
         queue = mailbox._queue
+        session = self.session
         try:
             while True:
                 if queue:
@@ -630,7 +644,7 @@ class _Connection:
                 finally:
                     self._consumer_in_recv = False
                 try:
-                    self._process(frame)
+                    event = self._process(frame, True)
                 except BaseException as exc:
                     # Raised where it would have been without the consumer reading: the reader.
                     self._reader_error = exc
@@ -638,8 +652,12 @@ class _Connection:
                         self._ws = None
                     self._give_turn_to_reader()
                     continue
-                if self.session.has_requests:
+                if session.has_requests:
                     self._give_turn_to_reader()  # the reader sends them
+                if event is not None:
+                    delivered = time.perf_counter_ns() - self._handed_over_ns
+                    self.feed.metrics.delivery_ns.add(delivered)
+                    return event
         finally:
             if self._consumer_turn:
                 self._schedule_away_check()
