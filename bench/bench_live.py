@@ -118,6 +118,7 @@ async def _run(port: int, seconds: float, depth: int) -> dict[str, Any]:
         feed.metrics.processing_ns.__init__()  # type: ignore[misc]
         feed.metrics.delivery_ns.__init__()  # type: ignore[misc]
         started = time.monotonic()
+        cpu_started = time.process_time()
         reads.clear()
         async for event in feed:
             if isinstance(event, BookChanged):
@@ -126,11 +127,13 @@ async def _run(port: int, seconds: float, depth: int) -> dict[str, Any]:
             if time.monotonic() - started >= seconds:
                 break
         elapsed = time.monotonic() - started
+        cpu = time.process_time() - cpu_started
         socket = _socket_to_delivered(reads, delivered_at)
         messages = feed.metrics.messages - start_messages
         metrics = feed.metrics
         return {
             "messages_per_s": messages / elapsed,
+            "cpu_us_per_msg": cpu / max(1, messages) * 1e6,
             "delivered_per_s": delivered / elapsed,
             "processing_p50_us": (metrics.processing_ns.percentile(50) or 0) / 1000,
             "processing_p99_us": (metrics.processing_ns.percentile(99) or 0) / 1000,
@@ -182,19 +185,19 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(
         f"{'phase':<11} {'msg/s':>9} {'proc p50':>9} {'proc p99':>9} {'deliv p50':>10} "
-        f"{'deliv p99':>10} {'socket p50':>11} {'socket p99':>11} {'mismatch':>8}"
+        f"{'deliv p99':>10} {'socket p50':>11} {'socket p99':>11} {'CPU/msg':>8} {'mismatch':>8}"
     )
     for r in results:
         print(
             f"{r['phase']:<11} {r['messages_per_s']:>9.0f} {r['processing_p50_us']:>7.1f}µs "
             f"{r['processing_p99_us']:>7.1f}µs {r['delivery_p50_us']:>8.1f}µs "
             f"{r['delivery_p99_us']:>8.1f}µs {r['socket_p50_us']:>9.1f}µs "
-            f"{r['socket_p99_us']:>9.1f}µs {r['mismatches']:>8}"
+            f"{r['socket_p99_us']:>9.1f}µs {r['cpu_us_per_msg']:>6.1f}µs {r['mismatches']:>8}"
         )
     print(
         "proc: ws.recv returned -> session done; deliv: ws.recv returned -> the consumer has "
         "the event; socket: bytes read from the socket (before websockets parses them) -> the "
-        "consumer has the event"
+        "consumer has the event; CPU/msg: this process's CPU time per message"
     )
     return 0
 
