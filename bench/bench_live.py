@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import bisect
 import json
 import os
 import socket
@@ -70,9 +71,42 @@ def _start_sim(rate: float, port: int) -> subprocess.Popen[bytes]:
     raise RuntimeError("the simulator did not start")
 
 
+def _watch_socket_reads() -> list[int]:
+    """Record perf_counter_ns() at every read from a websockets connection's socket.
+
+    The feed's latencies start when ``ws.recv`` returns a frame; this gives the time the bytes
+    reached the process (before websockets parses them), for the ``socket ->`` column.
+    """
+    from websockets.asyncio.connection import Connection
+
+    reads: list[int] = []
+    original = Connection.data_received
+
+    def data_received(self: Connection, data: bytes) -> None:
+        reads.append(time.perf_counter_ns())
+        original(self, data)
+
+    Connection.data_received = data_received  # type: ignore[method-assign]
+    return reads
+
+
+def _socket_to_delivered(reads: list[int], delivered: list[tuple[int, int]]) -> list[int]:
+    # An event's frame came with the last socket read before the session started on it
+    # (recv_ts_ns, a wall-clock stamp, mapped onto perf_counter_ns).
+    offset = time.time_ns() - time.perf_counter_ns()
+    out = []
+    for delivered_ns, recv_ts_ns in delivered:
+        index = bisect.bisect_right(reads, recv_ts_ns - offset) - 1
+        if index >= 0:
+            out.append(delivered_ns - reads[index])
+    return sorted(out)
+
+
 async def _run(port: int, seconds: float, depth: int) -> dict[str, Any]:
     feed = KrakenFeed(book=SYMBOLS, depth=depth, url=f"ws://127.0.0.1:{port}/v2")
     delivered = 0
+    reads = _watch_socket_reads()
+    delivered_at: list[tuple[int, int]] = []
     async with feed:
         await feed.wait_connected(timeout=20)
         # warm-up: let snapshots arrive and caches settle
@@ -84,21 +118,29 @@ async def _run(port: int, seconds: float, depth: int) -> dict[str, Any]:
         feed.metrics.processing_ns.__init__()  # type: ignore[misc]
         feed.metrics.delivery_ns.__init__()  # type: ignore[misc]
         started = time.monotonic()
+        cpu_started = time.process_time()
+        reads.clear()
         async for event in feed:
             if isinstance(event, BookChanged):
+                delivered_at.append((time.perf_counter_ns(), event.recv_ts_ns))
                 delivered += 1
             if time.monotonic() - started >= seconds:
                 break
         elapsed = time.monotonic() - started
+        cpu = time.process_time() - cpu_started
+        socket = _socket_to_delivered(reads, delivered_at)
         messages = feed.metrics.messages - start_messages
         metrics = feed.metrics
         return {
             "messages_per_s": messages / elapsed,
+            "cpu_us_per_msg": cpu / max(1, messages) * 1e6,
             "delivered_per_s": delivered / elapsed,
             "processing_p50_us": (metrics.processing_ns.percentile(50) or 0) / 1000,
             "processing_p99_us": (metrics.processing_ns.percentile(99) or 0) / 1000,
             "delivery_p50_us": (metrics.delivery_ns.percentile(50) or 0) / 1000,
             "delivery_p99_us": (metrics.delivery_ns.percentile(99) or 0) / 1000,
+            "socket_p50_us": socket[len(socket) // 2] / 1000 if socket else 0.0,
+            "socket_p99_us": socket[int(0.99 * len(socket))] / 1000 if socket else 0.0,
             "mismatches": metrics.mismatches,
             "verified": metrics.checksums_verified,
         }
@@ -143,14 +185,20 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(
         f"{'phase':<11} {'msg/s':>9} {'proc p50':>9} {'proc p99':>9} {'deliv p50':>10} "
-        f"{'deliv p99':>10} {'mismatch':>8}"
+        f"{'deliv p99':>10} {'socket p50':>11} {'socket p99':>11} {'CPU/msg':>8} {'mismatch':>8}"
     )
     for r in results:
         print(
             f"{r['phase']:<11} {r['messages_per_s']:>9.0f} {r['processing_p50_us']:>7.1f}µs "
             f"{r['processing_p99_us']:>7.1f}µs {r['delivery_p50_us']:>8.1f}µs "
-            f"{r['delivery_p99_us']:>8.1f}µs {r['mismatches']:>8}"
+            f"{r['delivery_p99_us']:>8.1f}µs {r['socket_p50_us']:>9.1f}µs "
+            f"{r['socket_p99_us']:>9.1f}µs {r['cpu_us_per_msg']:>6.1f}µs {r['mismatches']:>8}"
         )
+    print(
+        "proc: ws.recv returned -> session done; deliv: ws.recv returned -> the consumer has "
+        "the event; socket: bytes read from the socket (before websockets parses them) -> the "
+        "consumer has the event; CPU/msg: this process's CPU time per message"
+    )
     return 0
 
 

@@ -26,6 +26,50 @@ class BookChanged:
     """Earlier changes of this book merged into this event because the consumer lagged."""
 
 
+class _MutableBookChanged:
+    """BookChanged's slot layout without the frozen ``__setattr__``: see new_book_changed."""
+
+    __slots__ = BookChanged.__slots__
+
+    def __init__(
+        self,
+        key: str,
+        symbol: str,
+        book: Any,
+        recv_ts_ns: int,
+        is_snapshot: bool,
+        checksum_verified: bool,
+    ) -> None:
+        self.key = key
+        self.symbol = symbol
+        self.book = book
+        self.recv_ts_ns = recv_ts_ns
+        self.is_snapshot = is_snapshot
+        self.checksum_verified = checksum_verified
+        self.conflated = 0
+
+
+def new_book_changed(
+    key: str,
+    symbol: str,
+    book: Any,
+    recv_ts_ns: int,
+    is_snapshot: bool,
+    checksum_verified: bool,
+) -> BookChanged:
+    """``BookChanged(key, symbol, book, recv_ts_ns, is_snapshot, checksum_verified)``, faster.
+
+    The session makes one BookChanged per book frame. A frozen dataclass's ``__init__`` stores
+    each field through ``object.__setattr__`` (1.5 us for these seven on the 2-vCPU bench
+    machine); plain slot stores on a twin with the same layout, then switching its class, take
+    0.5 us. The result is a real BookChanged: frozen, equal and hashed like the constructor's
+    (CPython refuses the class switch with TypeError if the two layouts ever differ).
+    """
+    event: Any = _MutableBookChanged(key, symbol, book, recv_ts_ns, is_snapshot, checksum_verified)
+    event.__class__ = BookChanged
+    return event  # type: ignore[no-any-return]
+
+
 @dataclass(frozen=True, slots=True)
 class ChecksumMismatch:
     """A message was applied but the book's CRC32 differs from Kraken's: the book is stale."""

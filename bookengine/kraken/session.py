@@ -28,7 +28,6 @@ from ..timestamps import parse_rfc3339_ns
 from . import frames
 from .events import (
     BadFrame,
-    BookChanged,
     BookInvalid,
     ChecksumMismatch,
     Event,
@@ -39,6 +38,7 @@ from .events import (
     Subscribed,
     SystemStatus,
     Unsubscribed,
+    new_book_changed,
 )
 
 BOOK_DEPTHS = (10, 25, 100, 500, 1000)
@@ -186,6 +186,8 @@ class KrakenSession:
 
             self._router = BookRouter()
         self._books: dict[tuple[int, str, str], BookState] = {}
+        self._v2_books: dict[str, BookState] = {}
+        """The v2 ``book`` entries of ``_books`` by symbol alone: one cheap lookup per frame."""
         self._subscriptions: dict[tuple[str, str], _Subscription] = {}
         self._outbox: list[str] = []
         self._pending: dict[int, _Pending] = {}
@@ -230,15 +232,29 @@ class KrakenSession:
                     return self._invalid(state, str(exc), recv_ts_ns)
             self.bad_frames += 1
             return [BadFrame(str(exc), recv_ts_ns)]
-        if kind == _KIND_OTHER:
+        if kind == _KIND_BOOK:
+            state = self._v2_books.get(scanner.symbol)
+        elif kind == _KIND_OTHER:
             return self._receive_control(frame, recv_ts_ns)
-        symbol = scanner.symbol
-        # v1 books are identified by (channelName, pair): book-10 and book-1000 are two books.
-        channel_name = scanner.channel_name if kind == _KIND_V1_BOOK else ""
-        state = self._books.get((kind, symbol, channel_name))
+        else:
+            state = None
         if state is None:
-            state = self._new_state(kind, symbol, channel_name)
-        return self._apply(state, scanner, recv_ts_ns)
+            symbol = scanner.symbol
+            # v1 books are identified by (channelName, pair): book-10 and book-1000 are two.
+            channel_name = scanner.channel_name if kind == _KIND_V1_BOOK else ""
+            state = self._books.get((kind, symbol, channel_name))
+            if state is None:
+                state = self._new_state(kind, symbol, channel_name)
+        book = state.book
+        if book is None or state.stale:
+            return self._apply(state, scanner, recv_ts_ns)
+        # The common case, a healthy book: _apply's steps, inline (this runs for every frame).
+        state.last_recv_ts_ns = recv_ts_ns
+        try:
+            verified = book.apply_scanned(scanner)
+        except BookError as exc:
+            return self._apply_failed(state, exc, recv_ts_ns)
+        return self._applied(state, book, scanner.is_snapshot, verified, recv_ts_ns)
 
     def receive_buffer(
         self,
@@ -372,6 +388,8 @@ class KrakenSession:
             depth = subscription.depth if subscription is not None else None
             state = BookState(f"{channel}:{symbol}", channel, "v2", symbol, depth)
         self._books[(kind, symbol, channel_name)] = state
+        if kind == _KIND_BOOK:
+            self._v2_books[symbol] = state
         return state
 
     def _apply(self, state: BookState, scanner: Any, recv_ts_ns: int) -> list[Event]:
@@ -387,9 +405,32 @@ class KrakenSession:
                     state.book = self._create_book(state, scanner)
                 except BookError as exc:
                     return self._invalid(state, str(exc), recv_ts_ns)
+        book = state.book
         try:
-            verified = state.book.apply_scanned(scanner)
-        except ChecksumError as exc:
+            verified = book.apply_scanned(scanner)
+        except BookError as exc:
+            return self._apply_failed(state, exc, recv_ts_ns)
+        return self._applied(state, book, scanner.is_snapshot, verified, recv_ts_ns)
+
+    def _applied(
+        self, state: BookState, book: Any, is_snapshot: bool, verified: bool, recv_ts_ns: int
+    ) -> list[Event]:
+        state.messages += 1
+        if verified:
+            state.checksums_checked += 1
+        if is_snapshot:  # a fresh snapshot ends any resync episode
+            state.stale = False
+            state.stale_reason = ""
+            state._resync_attempt = 0
+            state._resync_due_ns = None
+        if state.channel == "book" and book.is_crossed():
+            # Kraken's book is never crossed; a crossed one passed the top-10 checksum by luck
+            # or is corrupt beyond the checksum window (pitfall 14).
+            return self._invalid(state, "book is crossed", recv_ts_ns)
+        return [new_book_changed(state.key, state.symbol, book, recv_ts_ns, is_snapshot, verified)]
+
+    def _apply_failed(self, state: BookState, exc: BookError, recv_ts_ns: int) -> list[Event]:
+        if isinstance(exc, ChecksumError):
             state.messages += 1
             state.checksums_checked += 1
             state.checksum_mismatches += 1
@@ -398,25 +439,7 @@ class KrakenSession:
             ]
             events.extend(self._mark_stale(state, str(exc), recv_ts_ns))
             return events
-        except BookError as exc:
-            return self._invalid(state, str(exc), recv_ts_ns)
-        state.messages += 1
-        if verified:
-            state.checksums_checked += 1
-        if scanner.is_snapshot:  # a fresh snapshot ends any resync episode
-            state.stale = False
-            state.stale_reason = ""
-            state._resync_attempt = 0
-            state._resync_due_ns = None
-        if state.channel == "book" and state.book.is_crossed():
-            # Kraken's book is never crossed; a crossed one passed the top-10 checksum by luck
-            # or is corrupt beyond the checksum window (pitfall 14).
-            return self._invalid(state, "book is crossed", recv_ts_ns)
-        return [
-            BookChanged(
-                state.key, state.symbol, state.book, recv_ts_ns, scanner.is_snapshot, verified
-            )
-        ]
+        return self._invalid(state, str(exc), recv_ts_ns)
 
     def _create_book(self, state: BookState, scanner: Any) -> Any:
         if state.protocol == "v1":
