@@ -66,6 +66,13 @@ ctypedef struct Undo:
     int64_t qty
     int64_t timestamp_ns
 
+# The day of the last timestamp parsed: "YYYY-MM-DD" and its midnight in seconds. Timestamps
+# of a stream share a day, so its validation and calendar arithmetic are done once.
+ctypedef struct DayCache:
+    char text[10]
+    int64_t seconds
+    bint valid
+
 ctypedef struct State:
     Order** chunks          # order pool: fixed chunks, so slots never move and slack is small
     Py_ssize_t chunk_count
@@ -111,6 +118,7 @@ cdef class L3BookCore:
     cdef Parsed* _parsed        # the message being applied, reused
     cdef Py_ssize_t _parsed_capacity
     cdef list _keep             # bytes objects backing Key.text while a message is applied
+    cdef DayCache _day
 
     cdef Py_ssize_t _ladder_capacity(self)
     cdef int _reserve(self, Py_ssize_t count) except -1

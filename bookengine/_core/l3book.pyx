@@ -72,6 +72,17 @@ from bookengine.numbers import check_scale, mantissa_text
 
 cnp.import_array()
 
+cdef extern from *:
+    """
+    #if defined(__GNUC__)
+    #define be_prefetch(address) __builtin_prefetch(address)
+    #else
+    #define be_prefetch(address) ((void)(address))
+    #endif
+    """
+    void be_prefetch(const void* address) noexcept nogil
+
+
 cdef enum:
     NIL = -1
     SIDE_BID = 0
@@ -102,6 +113,7 @@ cdef enum:
 
 cdef uint32_t EMPTY_ENTRY = 0xFFFFFFFF
 cdef int64_t INT64_MAX = 0x7FFFFFFFFFFFFFFF
+cdef int64_t DAY_CACHE_NS = 9000000000000000000  # days cached: midnight within +-this
 cdef signed char BASE36[256]
 cdef char DIGITS36[36]
 cdef int LO_POSITIONS[12]
@@ -152,30 +164,34 @@ cdef inline uint32_t id_hash(uint32_t hi, uint64_t lo) noexcept nogil:
     return mix_hash(lo ^ (<uint64_t>hi * <uint64_t>0x9E3779B97F4A7C15))
 
 
+cdef inline int64_t base36_run(const unsigned char* s, int count) noexcept nogil:
+    """``count`` base-36 symbols as a number; negative when one is not [0-9A-Z]."""
+    cdef int64_t value = 0
+    cdef int bad = 0, digit, i
+    for i in range(count):
+        digit = BASE36[s[i]]
+        bad |= digit
+        value = value * 36 + digit
+    return -1 if bad < 0 else value
+
+
 cdef void make_key(const char* s, Py_ssize_t n, Key* key) noexcept nogil:
     """Pack an order id (UTF-8 bytes) into a lookup key."""
-    cdef uint64_t lo = 0, hi = 0, h
-    cdef int i, value
-    cdef bint kraken = n == 19 and s[6] == c'-' and s[12] == c'-'
+    cdef const unsigned char* u = <const unsigned char*>s
+    cdef int64_t a = -1, b = -1, c = -1, d = -1
+    cdef uint64_t lo, h
+    cdef Py_ssize_t i
     key.text = NULL
     key.length = 0
-    if kraken:
-        for i in range(12):
-            value = BASE36[<unsigned char>s[LO_POSITIONS[i]]]
-            if value < 0:
-                kraken = False
-                break
-            lo = lo * 36 + <uint64_t>value
-    if kraken:
-        for i in range(5):
-            value = BASE36[<unsigned char>s[HI_POSITIONS[i]]]
-            if value < 0:
-                kraken = False
-                break
-            hi = hi * 36 + <uint64_t>value
-    if kraken:  # 36**12 < 2**63 and 36**5 < 2**26: both parts fit
-        key.lo = lo
-        key.hi = <uint32_t>((ID_KRAKEN << ID_SHIFT) | hi)
+    if n == 19 and s[6] == c'-' and s[12] == c'-':
+        # "OXXXXX-XXXXX-XXXXXX": symbols 0-5 | 7-11 and 13 | 14-18, Horner in pieces
+        a = base36_run(u, 6)
+        b = base36_run(u + 7, 5)
+        c = base36_run(u + 13, 1)
+        d = base36_run(u + 14, 5)
+    if (a | b | c | d) >= 0:  # 36**12 < 2**63 and 36**5 < 2**26: both parts fit
+        key.lo = <uint64_t>((a * 60466176 + b) * 36 + c)  # 36**5 = 60466176
+        key.hi = <uint32_t>((ID_KRAKEN << ID_SHIFT) | d)
     elif n <= 8:
         lo = 0
         memcpy(&lo, s, n)
@@ -184,7 +200,7 @@ cdef void make_key(const char* s, Py_ssize_t n, Key* key) noexcept nogil:
     else:
         h = 0xCBF29CE484222325  # FNV-1a 64
         for i in range(n):
-            h = (h ^ <unsigned char>s[i]) * <uint64_t>0x100000001B3
+            h = (h ^ u[i]) * <uint64_t>0x100000001B3
         key.lo = 0
         key.hi = <uint32_t>((ID_LONG << ID_SHIFT) | (h & ID_PAYLOAD))
         key.text = s
@@ -240,6 +256,134 @@ cdef inline bint plain_ascii(const char* s, Py_ssize_t n) noexcept nogil:
         if not (0x20 <= <unsigned char>s[i] < 0x7F) or s[i] == c'\\':
             return False
     return True
+
+
+# -- numbers and timestamps: fast paths -------------------------------------------------------
+# The scanner's general parsers (scan.parse_mantissa, scan.parse_rfc3339_ns) define the rules;
+# these accept only the common shapes, give exactly the same values there, and defer every
+# other input to the general parsers (which also produce the errors).
+
+cdef inline bint fast_mantissa(const char* s, Py_ssize_t n, int scale,
+                               int64_t* out) noexcept nogil:
+    """Plain ``D+(.D+)?`` with at most ``scale`` decimals and 18 - ``scale`` integer digits.
+
+    Those bounds keep every value under 10**18 (no overflow check needed). False: not handled
+    here (the general parser decides).
+    """
+    cdef Py_ssize_t i = 0, point
+    cdef uint64_t value = 0
+    cdef unsigned int digit
+    while i < n:
+        digit = <unsigned char>s[i] - 48
+        if digit > 9:
+            break
+        value = value * 10 + digit  # may wrap on a long run: refused just below
+        i += 1
+    if i == 0 or i + scale > 18:
+        return False
+    if i == n:
+        out[0] = <int64_t>value * POW10[scale]
+        return True
+    if s[i] != c'.':
+        return False
+    i += 1
+    point = i
+    while i < n:
+        digit = <unsigned char>s[i] - 48
+        if digit > 9:
+            return False
+        value = value * 10 + digit
+        i += 1
+    if i == point or i - point > scale:
+        return False
+    out[0] = <int64_t>value * POW10[scale - (i - point)]
+    return True
+
+
+cdef inline int two_digits(const char* s) noexcept nogil:
+    """Two ASCII digits as 0..99, or -1."""
+    cdef unsigned int a = <unsigned char>s[0] - 48, b = <unsigned char>s[1] - 48
+    if a > 9 or b > 9:
+        return -1
+    return <int>(a * 10 + b)
+
+
+cdef inline bint fast_timestamp(DayCache* day, const char* s, Py_ssize_t n,
+                                int64_t* out) noexcept nogil:
+    """``YYYY-MM-DDTHH:MM:SS(.f{1,9})?Z`` on the cached day; False: not handled here."""
+    cdef int hour, minute, second
+    cdef Py_ssize_t i
+    cdef int64_t nanos = 0
+    cdef unsigned int digit
+    if (not day.valid or n < 20 or n > 30 or s[10] != c'T' or s[n - 1] != c'Z'
+            or memcmp(s, day.text, 10) != 0 or s[13] != c':' or s[16] != c':'):
+        return False
+    hour = two_digits(s + 11)
+    minute = two_digits(s + 14)
+    second = two_digits(s + 17)
+    if hour < 0 or hour > 23 or minute < 0 or minute > 59 or second < 0 or second > 60:
+        return False
+    if n > 20:
+        if s[19] != c'.' or n == 21:
+            return False
+        for i in range(20, n - 1):
+            digit = <unsigned char>s[i] - 48
+            if digit > 9:
+                return False
+            nanos = nanos * 10 + digit
+        nanos *= POW10[30 - n]  # 9 - (n - 21) digits missing
+    out[0] = (day.seconds + hour * 3600 + minute * 60 + second) * 1000000000 + nanos
+    return True
+
+
+cdef void remember_day(DayCache* day, const char* s, Py_ssize_t n) noexcept nogil:
+    """After the general parser accepted ``s``: cache its day when fast_timestamp could use it."""
+    cdef char midnight[20]
+    cdef int64_t ns
+    if n < 20 or s[10] != c'T':
+        return
+    memcpy(midnight, s, 10)
+    memcpy(midnight + 10, b"T00:00:00Z", 10)
+    # Far from the ends of int64 nanoseconds (1677..2262), so no time of the day can overflow.
+    if parse_rfc3339_ns(midnight, 20, &ns) == 0 and -DAY_CACHE_NS < ns < DAY_CACHE_NS:
+        memcpy(day.text, s, 10)
+        day.seconds = ns // 1000000000
+        day.valid = True
+
+
+cdef inline int parse_timestamp(DayCache* day, const char* s, Py_ssize_t n,
+                                int64_t* out) noexcept nogil:
+    """RFC 3339 text -> ns since the epoch, as scan.parse_rfc3339_ns (0 ok, -1 bad)."""
+    if fast_timestamp(day, s, n, out):
+        return 0
+    if parse_rfc3339_ns(s, n, out) < 0:
+        return -1
+    remember_day(day, s, n)
+    return 0
+
+
+def _parse_numbers(texts, int scale):
+    """Each number text at ``scale`` as the book parses it: the mantissa, or None when the
+    fast path defers to the scanner's parser (for tests)."""
+    cdef bytes raw
+    cdef int64_t value
+    result = []
+    for raw in texts:
+        result.append(value if fast_mantissa(raw, len(raw), scale, &value) else None)
+    return result
+
+
+def _parse_timestamps(texts):
+    """Timestamp texts in order as the book parses them (one day cache): ns, or None when the
+    text is not RFC 3339 (for tests)."""
+    cdef DayCache day
+    cdef bytes raw
+    cdef int64_t value
+    day.valid = False
+    result = []
+    for raw in texts:
+        result.append(value if parse_timestamp(&day, raw, len(raw), &value) == 0 else None)
+    return result
 
 
 # -- the state: pool, levels, ladders, index, undo log -------------------------------------------
@@ -903,6 +1047,7 @@ cdef class L3BookCore:
         cdef const char* text
         cdef const char* data = scanner.data
         cdef bint is_snapshot = scanner.is_snapshot
+        cdef State* state = self._state
         self._reserve(scanner.bid_list.count + scanner.ask_list.count)
         for side in range(2):
             entries = &scanner.bid_list if side == SIDE_BID else &scanner.ask_list
@@ -916,6 +1061,9 @@ cdef class L3BookCore:
                 text = data + e.order_id.start
                 length = e.order_id.length
                 make_key(text, length, &p.key)
+                # Deep books do not fit the core's caches: start loading the id's bucket now,
+                # while the rest of the message is parsed.
+                be_prefetch(&state.table[table_home(state, p.key.hash)])
                 # A Kraken-shaped id is plain ASCII. Any other id that is not (JSON escapes,
                 # UTF-8) is keyed by its decoded text, as the reference sees it.
                 if (p.key.hi >> ID_SHIFT) != ID_KRAKEN and not plain_ascii(text, length):
@@ -924,15 +1072,20 @@ cdef class L3BookCore:
                         self._keep = []
                     self._keep.append(raw)
                     make_key(PyBytes_AS_STRING(raw), PyBytes_GET_SIZE(raw), &p.key)
-                if (parse_mantissa(data + e.price.start, e.price.length, self._price_precision,
-                                   &p.price) != NUM_OK
-                        or parse_mantissa(data + e.qty.start, e.qty.length,
-                                          self._qty_precision, &p.qty) != NUM_OK):
-                    self._entry_error(scanner, side, i)
+                if not fast_mantissa(data + e.price.start, e.price.length,
+                                     self._price_precision, &p.price):
+                    if parse_mantissa(data + e.price.start, e.price.length,
+                                      self._price_precision, &p.price) != NUM_OK:
+                        self._entry_error(scanner, side, i)
+                if not fast_mantissa(data + e.qty.start, e.qty.length, self._qty_precision,
+                                     &p.qty):
+                    if parse_mantissa(data + e.qty.start, e.qty.length, self._qty_precision,
+                                      &p.qty) != NUM_OK:
+                        self._entry_error(scanner, side, i)
                 p.has_timestamp = e.timestamp.length > 0
                 p.timestamp_ns = -1
-                if p.has_timestamp and parse_rfc3339_ns(
-                        data + e.timestamp.start, e.timestamp.length, &p.timestamp_ns) < 0:
+                if p.has_timestamp and parse_timestamp(&self._day, data + e.timestamp.start,
+                                                       e.timestamp.length, &p.timestamp_ns) < 0:
                     self._entry_error(scanner, side, i)
                 if is_snapshot and e.event != EVENT_ADD:
                     self._entry_error(scanner, side, i)
@@ -1023,8 +1176,10 @@ cdef class L3BookCore:
                 self._parsed_capacity = 0
         if is_snapshot:
             self._needs_resync = False
-        state_truncate(s, SIDE_BID, self.depth)
-        state_truncate(s, SIDE_ASK, self.depth)
+        if ladder_len(&s.ladders[SIDE_BID]) > self.depth:
+            state_truncate(s, SIDE_BID, self.depth)
+        if ladder_len(&s.ladders[SIDE_ASK]) > self.depth:
+            state_truncate(s, SIDE_ASK, self.depth)
         if checksum < 0:
             return False
         computed = self._checksum()
@@ -1053,28 +1208,24 @@ cdef class L3BookCore:
             if li != NIL and p.qty > INT64_MAX - s.levels[li].qty:
                 raise _ref._overflow_error(self._where(p),
                                            mantissa_text(p.price, self._price_precision))
-            table_reserve(s, 1)
-            block = NULL
+            if (s.order_count + 1) * 4 > s.table_capacity * 3:
+                table_reserve(s, 1)
+            if li == NIL:
+                li = level_create(s, p.side, p.price)  # undo-logged: a failure below is undone
+            oi = slot_alloc(s)
+            o = order_at(s, oi)
+            o.id_hi = p.key.hi
+            o.id_lo = p.key.lo
             if (p.key.hi >> ID_SHIFT) == ID_LONG:
                 block = <uint32_t*>malloc(sizeof(uint32_t) + p.key.length)
                 if block == NULL:
+                    o.id_hi = 0  # not a heap id: slot_free must not free id_lo
+                    slot_free(s, oi)
                     raise MemoryError()
                 block[0] = <uint32_t>p.key.length
                 memcpy(block + 1, p.key.text, p.key.length)
-            try:
-                if li == NIL:
-                    li = level_create(s, p.side, p.price)
-                oi = slot_alloc(s)
-            except BaseException:
-                free(block)
-                raise
-            o = order_at(s, oi)
-            o.id_hi = p.key.hi
-            if block != NULL:
                 o.id_lo = <uint64_t><size_t>block
                 s.long_id_bytes += sizeof(uint32_t) + p.key.length
-            else:
-                o.id_lo = p.key.lo
             o.qty = p.qty
             o.timestamp_ns = p.timestamp_ns
             lv = &s.levels[li]
