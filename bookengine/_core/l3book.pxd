@@ -73,6 +73,18 @@ ctypedef struct DayCache:
     int64_t seconds
     bint valid
 
+# One side's share of the L3 checksum: the digits of its top 10 levels, contiguous (the
+# PCLMUL CRC needs long runs), which level sits at each position and where its bytes start.
+# The asks block's CRC is kept; the bids block is hashed on from it. The two blocks live apart,
+# so a change on one side neither moves nor copies the other's bytes.
+ctypedef struct CkBlock:
+    char* text
+    Py_ssize_t capacity
+    Py_ssize_t count        # levels in the block; -1 when unknown (rebuilt on the next call)
+    int32_t levels[10]
+    Py_ssize_t offsets[11]  # byte offset of each position; offsets[count] = bytes
+    uint32_t crc            # CRC-32 of the asks block (unused for the bids block)
+
 ctypedef struct State:
     Order** chunks          # order pool: fixed chunks, so slots never move and slack is small
     Py_ssize_t chunk_count
@@ -92,19 +104,10 @@ ctypedef struct State:
     Py_ssize_t undo_count
     Py_ssize_t undo_capacity
     bint logging            # False while a snapshot is built aside (it is dropped whole)
-    # Checksum cache. The hashed text is kept as two contiguous blocks (top-10 asks, then
-    # top-10 bids: SIMD CRC needs long runs), with the CRC after the asks block, the final
-    # CRC and which level sat at each of the (up to 20) positions. A message re-hashes only
-    # the blocks whose levels changed, nothing when the top 10 per side are untouched.
-    char* ck_text
-    Py_ssize_t ck_capacity
-    Py_ssize_t ck_split     # bytes of the asks block
-    Py_ssize_t ck_asks      # ask levels in it
-    uint32_t ck_crc_asks
+    # Checksum cache: the hashed text of the top 10 asks, then of the top 10 bids (see
+    # CkBlock), and the final CRC. Nothing is re-hashed when the top 10 per side are untouched.
+    CkBlock ck[2]           # [0] asks, [1] bids
     uint32_t ck_crc
-    int32_t crc_levels[20]
-    Py_ssize_t ck_offsets[21]  # byte offset of each position in ck_text
-    Py_ssize_t crc_count
 
 
 cdef class L3BookCore:

@@ -40,7 +40,7 @@ from libc.stdint cimport int8_t, int32_t, int64_t, uint32_t, uint64_t
 from libc.stdlib cimport calloc, free, malloc, realloc
 from libc.string cimport memcmp, memcpy, memmove
 
-from bookengine._core.checksum cimport crc32_update, write_digits
+from bookengine._core.checksum cimport crc32_update, digit_count, write_digits
 from bookengine._core.ladder cimport (
     Ladder,
     ladder_find,
@@ -439,7 +439,8 @@ cdef void state_free(State* s) noexcept:
     ladder_free(&s.ladders[1])
     free(s.table)
     free(s.undo)
-    free(s.ck_text)
+    free(s.ck[0].text)
+    free(s.ck[1].text)
     free(s)
 
 
@@ -823,14 +824,6 @@ cdef int level_render(State* s, Level* lv) except -1:
     return 0
 
 
-cdef inline int digit_count(int64_t value) noexcept nogil:
-    """How many digits write_digits writes for ``value`` >= 0 (none for 0)."""
-    cdef int n = 0
-    while n < 19 and value >= POW10[n]:
-        n += 1
-    return n
-
-
 # Incremental upkeep of a level's checksum digits for the common cases at the touch: an add
 # at the back, a fill or cancel at the front, a change at either end. Each is O(1) (the text
 # keeps a start offset, so dropping the front moves nothing). Any other change leaves the
@@ -854,7 +847,11 @@ cdef void text_push_back(Level* lv, int64_t qty) noexcept nogil:
             lv.text = grown
             lv.text_capacity = capacity
     out = lv.text + lv.text_start + lv.text_length
-    lv.text_length += write_digits(write_digits(out, lv.price), qty) - out
+    if lv.text_length > 0:  # the text starts with the price digits: copy them
+        memcpy(out, lv.text + lv.text_start, lv.price_length)
+        lv.text_length += write_digits(out + lv.price_length, qty) - out
+    else:
+        lv.text_length += write_digits(write_digits(out, lv.price), qty) - out
 
 
 cdef inline void text_pop_front(Level* lv, int64_t qty) noexcept nogil:
@@ -893,6 +890,46 @@ cdef void repair_after_unlink(Level* lv, Py_ssize_t text_length, bint head, bint
         text_pop_front(lv, qty)
     else:
         text_pop_back(lv, qty)
+
+
+cdef int ck_block_update(State* s, CkBlock* block, Ladder* ladder) except -1:
+    """Bring one side's checksum block up to date; 1 when its bytes changed, else 0.
+
+    Every change to a level's queue sets ``changed``, and so does recycling a level: the same
+    level at the same position, unchanged, means the same bytes as last time. The bytes from
+    the first position that differs on are copied again (rendering stale levels).
+    """
+    cdef Py_ssize_t n = min(<Py_ssize_t>CHECKSUM_LEVELS, ladder_len(ladder)), first = 0, i
+    cdef Py_ssize_t offset, capacity
+    cdef int32_t li
+    cdef Level* lv
+    cdef char* grown
+    while (first < n and first < block.count and block.levels[first] == ladder_qty(ladder, first)
+           and not s.levels[block.levels[first]].changed):
+        first += 1
+    if first == n and n == block.count:
+        return 0
+    block.count = -1  # until every position is written (a failure below leaves no stale CRC)
+    offset = block.offsets[first]
+    for i in range(first, n):
+        li = <int32_t>ladder_qty(ladder, i)
+        lv = &s.levels[li]
+        if lv.text_length < 0:
+            level_render(s, lv)
+        if offset + lv.text_length > block.capacity:
+            capacity = max(2 * block.capacity, offset + lv.text_length + 256)
+            grown = <char*>realloc(block.text, capacity)
+            if grown == NULL:
+                raise MemoryError()
+            block.text = grown
+            block.capacity = capacity
+        memcpy(block.text + offset, lv.text + lv.text_start, lv.text_length)
+        offset += lv.text_length
+        lv.changed = False
+        block.levels[i] = li
+        block.offsets[i + 1] = offset
+    block.count = n
+    return 1
 
 
 # -- the book ----------------------------------------------------------------------------------
@@ -1329,57 +1366,14 @@ cdef class L3BookCore:
 
     cdef int64_t _checksum(self) except -1:
         cdef State* s = self._state
-        cdef int32_t order[2 * CHECKSUM_LEVELS]
-        cdef Py_ssize_t i, n = 0, asks = 0, first = 0, needed, split
-        cdef char* out
-        cdef char* grown
-        cdef Ladder* ladder
-        cdef Level* lv
-        cdef int k
-        for k in range(2):  # asks, then bids
-            ladder = &s.ladders[SIDE_ASK if k == 0 else SIDE_BID]
-            for i in range(min(<Py_ssize_t>CHECKSUM_LEVELS, ladder_len(ladder))):
-                order[n] = <int32_t>ladder_qty(ladder, i)
-                n += 1
-            if k == 0:
-                asks = n
-        # Every change to a level's queue sets ``changed``, and so does recycling a level:
-        # same level at the same position, unchanged = the same bytes as last time.
-        while (first < n and first < s.crc_count and s.crc_levels[first] == order[first]
-               and not s.levels[order[first]].changed):
-            first += 1
-        if first == n and n == s.crc_count:
-            return s.ck_crc
-        # Positions before ``first`` hold the same bytes at the same offsets: copy (and
-        # render) from ``first`` on, then re-hash from the start of the first changed block:
-        # the asks block when one of its levels (or their count) changed, else the bids.
-        needed = s.ck_offsets[first]
-        for i in range(first, n):
-            lv = &s.levels[order[i]]
-            if lv.text_length < 0:
-                level_render(s, lv)
-            needed += lv.text_length
-        if needed > s.ck_capacity:
-            grown = <char*>realloc(s.ck_text, needed + 256)
-            if grown == NULL:
-                raise MemoryError()
-            s.ck_text = grown
-            s.ck_capacity = needed + 256
-        out = s.ck_text + s.ck_offsets[first]
-        for i in range(first, n):
-            lv = &s.levels[order[i]]
-            memcpy(out, lv.text + lv.text_start, lv.text_length)
-            out += lv.text_length
-            lv.changed = False
-            s.crc_levels[i] = order[i]
-            s.ck_offsets[i + 1] = out - s.ck_text
-        split = s.ck_offsets[asks]
-        if first < asks or asks != s.ck_asks:
-            s.ck_crc_asks = crc32_update(0, <const unsigned char*>s.ck_text, split)
-        s.ck_crc = crc32_update(s.ck_crc_asks, <const unsigned char*>s.ck_text + split,
-                                s.ck_offsets[n] - split)
-        s.ck_asks = asks
-        s.crc_count = n
+        cdef bint asks_changed = ck_block_update(s, &s.ck[0], &s.ladders[SIDE_ASK])
+        cdef bint bids_changed = ck_block_update(s, &s.ck[1], &s.ladders[SIDE_BID])
+        if asks_changed:
+            s.ck[0].crc = crc32_update(0, <const unsigned char*>s.ck[0].text,
+                                       s.ck[0].offsets[s.ck[0].count])
+        if asks_changed or bids_changed:
+            s.ck_crc = crc32_update(s.ck[0].crc, <const unsigned char*>s.ck[1].text,
+                                    s.ck[1].offsets[s.ck[1].count])
         return s.ck_crc
 
     def checksum(self):
@@ -1626,7 +1620,7 @@ cdef class L3BookCore:
         of ids that are not Kraken-shaped, ``scratch`` the undo log and parse buffer.
         """
         cdef State* s = self._state
-        cdef Py_ssize_t i, text = 0
+        cdef Py_ssize_t i, text = s.ck[0].capacity + s.ck[1].capacity
         for i in range(s.level_top):
             text += s.levels[i].text_capacity
         stats = {
