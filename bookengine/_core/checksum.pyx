@@ -10,7 +10,7 @@ with no system zlib: runs of 64 bytes or more are folded with carry-less multipl
 each book compiles them into its own render loops.
 """
 
-from libc.stdint cimport int64_t, uint32_t, uint64_t
+from libc.stdint cimport uint32_t
 from libc.string cimport memcpy
 
 cdef extern from *:
