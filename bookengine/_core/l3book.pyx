@@ -79,8 +79,47 @@ cdef extern from *:
     #else
     #define be_prefetch(address) ((void)(address))
     #endif
+
+    /* The last `keep` (1..8) of the 8 bytes at s as a decimal number, into *out; 0 when one
+       of them is not an ASCII digit. Eight digits at a time (SWAR: validate, then combine
+       pairs, quads and halves by multiplication); the bytes before the kept ones are read
+       but count as '0'. */
+    #include <stdint.h>
+    #include <string.h>
+    static inline int be_digits8(const char *s, int keep, uint64_t *out) {
+    #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        uint64_t x, low;
+        memcpy(&x, s, 8);
+        if (keep < 8) {
+            low = (UINT64_C(1) << (8 * (8 - keep))) - 1;  /* the leading bytes */
+            x = (x & ~low) | (UINT64_C(0x3030303030303030) & low);
+        }
+        if (((x & UINT64_C(0xF0F0F0F0F0F0F0F0))
+             | (((x + UINT64_C(0x0606060606060606)) & UINT64_C(0xF0F0F0F0F0F0F0F0)) >> 4))
+                != UINT64_C(0x3333333333333333))
+            return 0;
+        x -= UINT64_C(0x3030303030303030);
+        x = x * 10 + (x >> 8);
+        x = (((x & UINT64_C(0x000000FF000000FF)) * (100 + (UINT64_C(1000000) << 32)))
+             + (((x >> 16) & UINT64_C(0x000000FF000000FF)) * (1 + (UINT64_C(10000) << 32))))
+            >> 32;
+        *out = x;
+        return 1;
+    #else
+        uint64_t value = 0;
+        int i;
+        for (i = 8 - keep; i < 8; i++) {
+            if ((unsigned char)(s[i] - '0') > 9)
+                return 0;
+            value = value * 10 + (uint64_t)(s[i] - '0');
+        }
+        *out = value;
+        return 1;
+    #endif
+    }
     """
     void be_prefetch(const void* address) noexcept nogil
+    bint be_digits8(const char* s, int keep, uint64_t* out) noexcept nogil
 
 
 cdef enum:
@@ -271,7 +310,7 @@ cdef inline bint fast_mantissa(const char* s, Py_ssize_t n, int scale,
     here (the general parser decides).
     """
     cdef Py_ssize_t i = 0, point
-    cdef uint64_t value = 0
+    cdef uint64_t value = 0, fraction
     cdef unsigned int digit
     while i < n:
         digit = <unsigned char>s[i] - 48
@@ -288,6 +327,12 @@ cdef inline bint fast_mantissa(const char* s, Py_ssize_t n, int scale,
         return False
     i += 1
     point = i
+    if 0 < n - point <= 8 and n >= 8:  # the fraction is the tail of the span's last 8 bytes
+        if n - point > scale or not be_digits8(s + n - 8, <int>(n - point), &fraction):
+            return False
+        out[0] = <int64_t>(value * <uint64_t>POW10[n - point] + fraction) * POW10[
+            scale - (n - point)]
+        return True
     while i < n:
         digit = <unsigned char>s[i] - 48
         if digit > 9:
@@ -312,8 +357,8 @@ cdef inline bint fast_timestamp(DayCache* day, const char* s, Py_ssize_t n,
                                 int64_t* out) noexcept nogil:
     """``YYYY-MM-DDTHH:MM:SS(.f{1,9})?Z`` on the cached day; False: not handled here."""
     cdef int hour, minute, second
-    cdef Py_ssize_t i
     cdef int64_t nanos = 0
+    cdef uint64_t fraction
     cdef unsigned int digit
     if (not day.valid or n < 20 or n > 30 or s[10] != c'T' or s[n - 1] != c'Z'
             or memcmp(s, day.text, 10) != 0 or s[13] != c':' or s[16] != c':'):
@@ -323,15 +368,18 @@ cdef inline bint fast_timestamp(DayCache* day, const char* s, Py_ssize_t n,
     second = two_digits(s + 17)
     if hour < 0 or hour > 23 or minute < 0 or minute > 59 or second < 0 or second > 60:
         return False
-    if n > 20:
+    if n > 20:  # ".f{1,9}" from s[19] to the 'Z'
         if s[19] != c'.' or n == 21:
             return False
-        for i in range(20, n - 1):
-            digit = <unsigned char>s[i] - 48
-            if digit > 9:
+        if n == 30:
+            digit = <unsigned char>s[20] - 48
+            if digit > 9 or not be_digits8(s + 21, 8, &fraction):
                 return False
-            nanos = nanos * 10 + digit
-        nanos *= POW10[30 - n]  # 9 - (n - 21) digits missing
+            nanos = digit * 100000000 + <int64_t>fraction
+        else:
+            if not be_digits8(s + n - 9, <int>(n - 21), &fraction):
+                return False
+            nanos = <int64_t>fraction * POW10[30 - n]  # 9 - (n - 21) digits missing
     out[0] = (day.seconds + hour * 3600 + minute * 60 + second) * 1000000000 + nanos
     return True
 

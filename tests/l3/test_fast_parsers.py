@@ -92,6 +92,20 @@ def test_other_numbers_are_deferred(text: bytes, scale: int) -> None:
     assert fast_number(text, scale) is None
 
 
+@pytest.mark.parametrize("bad", [b"/", b":", b".", b"\x00", b"\xff", b"a", b" ", b"\xb0"])
+def test_a_non_digit_anywhere_in_a_fraction_is_refused(bad: bytes) -> None:
+    """Fractions of 1 to 8 digits are read 8 bytes at a time: each position is checked."""
+    for whole in (b"0", b"1234567"):
+        for digits in range(1, 9):
+            fraction = b"123456789"[:digits]
+            for position in range(digits):
+                text = whole + b"." + fraction[:position] + bad + fraction[position + 1 :]
+                assert fast_number(text, 8) is None, text
+            assert fast_number(whole + b"." + fraction, 8) == scan_number(
+                whole + b"." + fraction, 8
+            )
+
+
 number_texts = st.builds(
     lambda whole, point, fraction: whole + (b"." + fraction if point else b""),
     st.binary(max_size=21).map(lambda raw: bytes(48 + b % 10 for b in raw)),
@@ -152,6 +166,19 @@ def test_a_stream_of_timestamps_agrees() -> None:
     expected = [scan_timestamp(text) for text in texts]
     assert fast_timestamps(texts) == expected
     assert expected[1] is not None and expected[9] is None
+
+
+@pytest.mark.parametrize("bad", [b"/", b":", b".", b"\x00", b"\xff", b"a", b"Z"])
+def test_a_non_digit_anywhere_in_a_timestamp_fraction_is_refused(bad: bytes) -> None:
+    day = b"2024-01-08T12:26:39"
+    for digits in range(1, 10):
+        fraction = b"123456789"[:digits]
+        texts = [day + b"." + fraction + b"Z"]  # fills the day cache
+        for position in range(digits):
+            texts.append(day + b"." + fraction[:position] + bad + fraction[position + 1 :] + b"Z")
+        assert fast_timestamps(texts) == [scan_timestamp(text) for text in texts]
+        assert fast_timestamps(texts)[0] is not None
+        assert fast_timestamps(texts)[1:] == [None] * digits
 
 
 timestamp_parts = st.tuples(
