@@ -30,7 +30,7 @@ ctypedef struct Level:
     Py_ssize_t text_length  # -1 when stale (re-rendered when next hashed)
     Py_ssize_t text_capacity
     int32_t price_length    # digits of the price: a segment is price digits + qty digits
-    bint changed            # since the checksum last hashed this level
+    int32_t ck_pos          # position in its side's checksum block, -1 when not in it
 
 # Order-id hash table entry: open addressing, linear probing, backward-shift deletion.
 ctypedef struct TableEntry:
@@ -76,11 +76,15 @@ ctypedef struct DayCache:
 # One side's share of the L3 checksum: the digits of its top 10 levels, contiguous (the
 # PCLMUL CRC needs long runs), which level sits at each position and where its bytes start.
 # The asks block's CRC is kept; the bids block is hashed on from it. The two blocks live apart,
-# so a change on one side neither moves nor copies the other's bytes.
+# so a change on one side neither moves nor copies the other's bytes. ``first`` is kept up to
+# date by every change: a change to a level in the block (Level.ck_pos) or a level entering
+# or leaving the side's top 10 lowers it to that position, so the checksum knows where the
+# bytes start to differ without looking at any level.
 ctypedef struct CkBlock:
     char* text
     Py_ssize_t capacity
     Py_ssize_t count        # levels in the block; -1 when unknown (rebuilt on the next call)
+    Py_ssize_t first        # first position that may differ; >= count when none
     int32_t levels[10]
     Py_ssize_t offsets[11]  # byte offset of each position; offsets[count] = bytes
     uint32_t crc            # CRC-32 of the asks block (unused for the bids block)
@@ -106,7 +110,7 @@ ctypedef struct State:
     bint logging            # False while a snapshot is built aside (it is dropped whole)
     # Checksum cache: the hashed text of the top 10 asks, then of the top 10 bids (see
     # CkBlock), and the final CRC. Nothing is re-hashed when the top 10 per side are untouched.
-    CkBlock ck[2]           # [0] asks, [1] bids
+    CkBlock ck[2]           # per side: ck[SIDE_ASK] is hashed first, then ck[SIDE_BID]
     uint32_t ck_crc
 
 

@@ -566,7 +566,7 @@ cdef int32_t level_alloc(State* s, int side, int64_t price) except -2:
     # deep levels cost neither the memory nor the upkeep.
     lv.text_length = -1
     lv.price_length = digit_count(price)
-    lv.changed = True
+    lv.ck_pos = -1  # level_create reports its rank to the checksum
     return li
 
 
@@ -590,6 +590,20 @@ cdef inline int32_t level_find(State* s, int side, int64_t price) noexcept nogil
     return NIL
 
 
+cdef inline void ck_touch(State* s, Level* lv) noexcept nogil:
+    """The level's digits changed: its checksum block differs from its position on."""
+    cdef CkBlock* block = &s.ck[lv.side]
+    if 0 <= lv.ck_pos < block.first:
+        block.first = lv.ck_pos
+
+
+cdef inline void ck_rank_changed(State* s, int side, Py_ssize_t rank) noexcept nogil:
+    """A level entered or left the side at ``rank`` (0 = best): positions from there move."""
+    cdef CkBlock* block = &s.ck[side]
+    if 0 <= rank < block.first:
+        block.first = rank
+
+
 cdef inline void link_tail(State* s, int32_t li, int32_t oi) noexcept nogil:
     cdef Level* lv = &s.levels[li]
     cdef Order* o = order_at(s, oi)
@@ -604,7 +618,7 @@ cdef inline void link_tail(State* s, int32_t li, int32_t oi) noexcept nogil:
     lv.count += 1
     lv.qty += o.qty
     lv.text_length = -1  # the event path may repair it (text_push_back); undo does not
-    lv.changed = True
+    ck_touch(s, lv)
 
 
 cdef inline void unlink(State* s, int32_t oi) noexcept nogil:
@@ -621,7 +635,7 @@ cdef inline void unlink(State* s, int32_t oi) noexcept nogil:
     lv.count -= 1
     lv.qty -= o.qty
     lv.text_length = -1  # the event path may repair it (text_pop_*); undo does not
-    lv.changed = True
+    ck_touch(s, lv)
 
 
 cdef inline void relink(State* s, int32_t oi, int32_t prev, int32_t next,
@@ -643,7 +657,7 @@ cdef inline void relink(State* s, int32_t oi, int32_t prev, int32_t next,
     lv.count += 1
     lv.qty += o.qty
     lv.text_length = -1  # the event path may repair it (text_push_back); undo does not
-    lv.changed = True
+    ck_touch(s, lv)
 
 
 cdef inline Py_ssize_t table_home(State* s, uint32_t hash) noexcept nogil:
@@ -759,11 +773,13 @@ cdef inline void undo_push(State* s, int32_t op, int32_t slot, int32_t prev, int
 
 cdef int32_t level_create(State* s, int side, int64_t price) except -2:
     cdef int32_t li = level_alloc(s, side, price)
+    cdef Py_ssize_t rank
     try:
-        ladder_set(&s.ladders[side], side_key(side, price), li)
+        rank = ladder_set(&s.ladders[side], side_key(side, price), li)
     except BaseException:
         level_free(s, li)
         raise
+    ck_rank_changed(s, side, rank)
     undo_push(s, OP_LEVEL_NEW, li, NIL, NIL, NIL, 0, 0)
     return li
 
@@ -772,7 +788,8 @@ cdef void level_drop_if_empty(State* s, int32_t li) noexcept nogil:
     # An emptied level leaves its ladder now but is only freed at commit (undo puts it back).
     cdef Level* lv = &s.levels[li]
     if lv.count == 0:
-        ladder_remove(&s.ladders[lv.side], side_key(lv.side, lv.price))
+        ck_rank_changed(s, lv.side, ladder_remove(&s.ladders[lv.side],
+                                                  side_key(lv.side, lv.price)))
         undo_push(s, OP_LEVEL_GONE, li, NIL, NIL, NIL, 0, 0)
 
 
@@ -781,6 +798,9 @@ cdef int state_rollback(State* s) except -1:
     cdef Undo* u
     cdef Order* o
     cdef Level* lv
+    if s.undo_count:  # rare: the checksum blocks are simply rebuilt
+        s.ck[SIDE_BID].first = 0
+        s.ck[SIDE_ASK].first = 0
     for k in range(s.undo_count - 1, -1, -1):
         u = &s.undo[k]
         if u.op == OP_LEVEL_NEW or u.op == OP_LEVEL_GONE:
@@ -808,7 +828,6 @@ cdef int state_rollback(State* s) except -1:
             lv = &s.levels[o.level]
             lv.qty += u.qty - o.qty
             lv.text_length = -1
-            lv.changed = True
             o.qty = u.qty
             o.timestamp_ns = u.timestamp_ns
     s.undo_count = 0
@@ -833,6 +852,7 @@ cdef void state_truncate(State* s, int side, Py_ssize_t depth) noexcept nogil:
     cdef Order* o
     if ladder.hi - ladder.lo <= depth:
         return
+    ck_rank_changed(s, side, depth)  # the levels ranked from depth on leave
     for at in range(ladder.lo, ladder.hi - depth):
         li = <int32_t>ladder.qtys[at]
         oi = s.levels[li].head
@@ -943,21 +963,24 @@ cdef void repair_after_unlink(Level* lv, Py_ssize_t text_length, bint head, bint
 cdef int ck_block_update(State* s, CkBlock* block, Ladder* ladder) except -1:
     """Bring one side's checksum block up to date; 1 when its bytes changed, else 0.
 
-    Every change to a level's queue sets ``changed``, and so does recycling a level: the same
-    level at the same position, unchanged, means the same bytes as last time. The bytes from
-    the first position that differs on are copied again (rendering stale levels).
+    The bytes from ``block.first`` on are copied again (rendering stale levels); the levels
+    that leave those positions lose their ``ck_pos``, the ones written there get it.
     """
-    cdef Py_ssize_t n = min(<Py_ssize_t>CHECKSUM_LEVELS, ladder_len(ladder)), first = 0, i
-    cdef Py_ssize_t offset, capacity
+    cdef Py_ssize_t n = min(<Py_ssize_t>CHECKSUM_LEVELS, ladder_len(ladder))
+    cdef Py_ssize_t first = block.first, old = block.count, i, offset, capacity
     cdef int32_t li
     cdef Level* lv
     cdef char* grown
-    while (first < n and first < block.count and block.levels[first] == ladder_qty(ladder, first)
-           and not s.levels[block.levels[first]].changed):
-        first += 1
-    if first == n and n == block.count:
+    if old < 0:  # unknown after a failure: rebuild, forgetting every position
+        old = CHECKSUM_LEVELS
+        first = 0
+    first = min(first, old)
+    if first >= n and n == old:
+        block.first = CHECKSUM_LEVELS
         return 0
-    block.count = -1  # until every position is written (a failure below leaves no stale CRC)
+    for i in range(first, old):
+        s.levels[block.levels[i]].ck_pos = -1
+    block.count = -1  # until every position is written (a failure leaves no stale CRC)
     offset = block.offsets[first]
     for i in range(first, n):
         li = <int32_t>ladder_qty(ladder, i)
@@ -973,10 +996,11 @@ cdef int ck_block_update(State* s, CkBlock* block, Ladder* ladder) except -1:
             block.capacity = capacity
         memcpy(block.text + offset, lv.text + lv.text_start, lv.text_length)
         offset += lv.text_length
-        lv.changed = False
+        lv.ck_pos = <int32_t>i
         block.levels[i] = li
         block.offsets[i + 1] = offset
     block.count = n
+    block.first = CHECKSUM_LEVELS
     return 1
 
 
@@ -1345,7 +1369,7 @@ cdef class L3BookCore:
                                            mantissa_text(p.price, self._price_precision))
             undo_push(s, OP_SETQTY, oi, NIL, NIL, NIL, o.qty, o.timestamp_ns)
             lv.qty += p.qty - o.qty
-            lv.changed = True
+            ck_touch(s, lv)
             if text_length >= 0 and head:
                 text_set_front(lv, qty, p.qty)
             elif text_length >= 0 and tail:
@@ -1414,14 +1438,15 @@ cdef class L3BookCore:
 
     cdef int64_t _checksum(self) except -1:
         cdef State* s = self._state
-        cdef bint asks_changed = ck_block_update(s, &s.ck[0], &s.ladders[SIDE_ASK])
-        cdef bint bids_changed = ck_block_update(s, &s.ck[1], &s.ladders[SIDE_BID])
+        cdef CkBlock* asks = &s.ck[SIDE_ASK]
+        cdef CkBlock* bids = &s.ck[SIDE_BID]
+        cdef bint asks_changed = ck_block_update(s, asks, &s.ladders[SIDE_ASK])
+        cdef bint bids_changed = ck_block_update(s, bids, &s.ladders[SIDE_BID])
         if asks_changed:
-            s.ck[0].crc = crc32_update(0, <const unsigned char*>s.ck[0].text,
-                                       s.ck[0].offsets[s.ck[0].count])
+            asks.crc = crc32_update(0, <const unsigned char*>asks.text, asks.offsets[asks.count])
         if asks_changed or bids_changed:
-            s.ck_crc = crc32_update(s.ck[0].crc, <const unsigned char*>s.ck[1].text,
-                                    s.ck[1].offsets[s.ck[1].count])
+            s.ck_crc = crc32_update(asks.crc, <const unsigned char*>bids.text,
+                                    bids.offsets[bids.count])
         return s.ck_crc
 
     def checksum(self):
@@ -1700,6 +1725,7 @@ cdef class L3BookCore:
         cdef Level* lv
         cdef Order* o
         cdef Key key
+        cdef CkBlock* block
         assert s.undo_count == 0
         for side in range(2):
             ladder = &s.ladders[side]
@@ -1741,6 +1767,19 @@ cdef class L3BookCore:
                             == _render(s, lv)), "checksum digits out of date"
                 seen += count
         assert seen == s.order_count
+        for side in range(2):
+            # Positions before ``first`` are trusted by the checksum: the same level must sit
+            # there, and know its position (or a change to it would go unnoticed).
+            block = &s.ck[side]
+            ladder = &s.ladders[side]
+            if block.count >= 0:
+                for at in range(min(block.first, block.count)):
+                    assert at < ladder_len(ladder), "checksum block longer than its side"
+                    li = block.levels[at]
+                    assert <int32_t>ladder_qty(ladder, at) == li, "checksum block out of order"
+                    assert s.levels[li].ck_pos == at, "level lost its checksum position"
+                if block.first >= CHECKSUM_LEVELS:  # nothing changed since the last hash
+                    assert min(<Py_ssize_t>CHECKSUM_LEVELS, ladder_len(ladder)) == block.count
         assert self._checksum() == _fresh_checksum(s), "checksum cache out of date"
         for i in range(s.table_capacity):
             if s.table[i].slot != EMPTY_ENTRY:
