@@ -56,3 +56,16 @@ def test_fold_is_used_when_the_cpu_has_it() -> None:
     from bookengine._core import checksum
 
     assert checksum.clmul_available()
+
+
+def test_digits_are_the_decimal_text_without_leading_zeros() -> None:
+    """Every digit count, both sides of each power of ten, up to int64's largest value."""
+    from bookengine._core import checksum
+
+    values = [0, 1, 9, 2**63 - 1, *range(0, 1000)]
+    for power in range(1, 19):
+        values += [10**power - 1, 10**power, 10**power + 1]
+    rng = random.Random(7)
+    values += [rng.randrange(2**63) >> rng.randrange(63) for _ in range(2000)]
+    for value in values:
+        assert checksum.digits(value) == (str(value).encode() if value else b""), value

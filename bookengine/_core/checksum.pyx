@@ -6,10 +6,11 @@ the mantissa (nothing for 0): that *is* "render at precision, drop '.', strip le
 The CRC is standard CRC-32 (reflected 0xEDB88320, init and final xor 0xFFFFFFFF), as zlib's,
 with no system zlib: runs of 64 bytes or more are folded with carry-less multiplication
 (PCLMULQDQ) when the CPU has it, everything else goes through slicing-by-8 tables. Both books
-(L2 and L3) hash through ``crc32_update``.
+(L2 and L3) hash through ``crc32_update``. The digit writers are inline C in checksum.pxd, so
+each book compiles them into its own render loops.
 """
 
-from libc.stdint cimport int64_t, uint32_t, uint64_t
+from libc.stdint cimport uint32_t
 from libc.string cimport memcpy
 
 cdef extern from *:
@@ -98,7 +99,6 @@ cdef extern from *:
 
 
 cdef uint32_t TABLE[8][256]
-cdef char PAIRS[200]
 
 
 cdef void _build_tables() noexcept:
@@ -112,9 +112,6 @@ cdef void _build_tables() noexcept:
     for i in range(256):
         for j in range(1, 8):
             TABLE[j][i] = (TABLE[j - 1][i] >> 8) ^ TABLE[0][TABLE[j - 1][i] & 0xFF]
-    for i in range(100):
-        PAIRS[2 * i] = <char>(48 + i // 10)
-        PAIRS[2 * i + 1] = <char>(48 + i % 10)
 
 
 _build_tables()
@@ -157,26 +154,6 @@ cdef uint32_t crc32_tables(uint32_t crc, const unsigned char* data, size_t lengt
         data += 1
         length -= 1
     return ~crc
-
-
-cdef char* write_digits(char* out, int64_t value) noexcept nogil:
-    """Write the decimal digits of ``value`` >= 0 (nothing for 0); return the end."""
-    cdef char buffer[20]
-    cdef int i = 20, n
-    cdef uint64_t v = <uint64_t>value
-    while v >= 100:
-        i -= 2
-        memcpy(buffer + i, PAIRS + 2 * (v % 100), 2)
-        v //= 100
-    if v >= 10:
-        i -= 2
-        memcpy(buffer + i, PAIRS + 2 * v, 2)
-    elif v > 0:
-        i -= 1
-        buffer[i] = <char>(48 + v)
-    n = 20 - i
-    memcpy(out, buffer + i, n)
-    return out + n
 
 
 def crc32(data, uint32_t value=0, bint fold=True):

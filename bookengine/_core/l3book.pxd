@@ -30,7 +30,7 @@ ctypedef struct Level:
     Py_ssize_t text_length  # -1 when stale (re-rendered when next hashed)
     Py_ssize_t text_capacity
     int32_t price_length    # digits of the price: a segment is price digits + qty digits
-    bint changed            # since the checksum last hashed this level
+    int32_t ck_pos          # position in its side's checksum block, -1 when not in it
 
 # Order-id hash table entry: open addressing, linear probing, backward-shift deletion.
 ctypedef struct TableEntry:
@@ -66,6 +66,29 @@ ctypedef struct Undo:
     int64_t qty
     int64_t timestamp_ns
 
+# The day of the last timestamp parsed: "YYYY-MM-DD" and its midnight in seconds. Timestamps
+# of a stream share a day, so its validation and calendar arithmetic are done once.
+ctypedef struct DayCache:
+    char text[10]
+    int64_t seconds
+    bint valid
+
+# One side's share of the L3 checksum: the digits of its top 10 levels, contiguous (the
+# PCLMUL CRC needs long runs), which level sits at each position and where its bytes start.
+# The asks block's CRC is kept; the bids block is hashed on from it. The two blocks live apart,
+# so a change on one side neither moves nor copies the other's bytes. ``first`` is kept up to
+# date by every change: a change to a level in the block (Level.ck_pos) or a level entering
+# or leaving the side's top 10 lowers it to that position, so the checksum knows where the
+# bytes start to differ without looking at any level.
+ctypedef struct CkBlock:
+    char* text
+    Py_ssize_t capacity
+    Py_ssize_t count        # levels in the block; -1 when unknown (rebuilt on the next call)
+    Py_ssize_t first        # first position that may differ; >= count when none
+    int32_t levels[10]
+    Py_ssize_t offsets[11]  # byte offset of each position; offsets[count] = bytes
+    uint32_t crc            # CRC-32 of the asks block (unused for the bids block)
+
 ctypedef struct State:
     Order** chunks          # order pool: fixed chunks, so slots never move and slack is small
     Py_ssize_t chunk_count
@@ -85,19 +108,10 @@ ctypedef struct State:
     Py_ssize_t undo_count
     Py_ssize_t undo_capacity
     bint logging            # False while a snapshot is built aside (it is dropped whole)
-    # Checksum cache. The hashed text is kept as two contiguous blocks (top-10 asks, then
-    # top-10 bids: SIMD CRC needs long runs), with the CRC after the asks block, the final
-    # CRC and which level sat at each of the (up to 20) positions. A message re-hashes only
-    # the blocks whose levels changed, nothing when the top 10 per side are untouched.
-    char* ck_text
-    Py_ssize_t ck_capacity
-    Py_ssize_t ck_split     # bytes of the asks block
-    Py_ssize_t ck_asks      # ask levels in it
-    uint32_t ck_crc_asks
+    # Checksum cache: the hashed text of the top 10 asks, then of the top 10 bids (see
+    # CkBlock), and the final CRC. Nothing is re-hashed when the top 10 per side are untouched.
+    CkBlock ck[2]           # per side: ck[SIDE_ASK] is hashed first, then ck[SIDE_BID]
     uint32_t ck_crc
-    int32_t crc_levels[20]
-    Py_ssize_t ck_offsets[21]  # byte offset of each position in ck_text
-    Py_ssize_t crc_count
 
 
 cdef class L3BookCore:
@@ -111,6 +125,7 @@ cdef class L3BookCore:
     cdef Parsed* _parsed        # the message being applied, reused
     cdef Py_ssize_t _parsed_capacity
     cdef list _keep             # bytes objects backing Key.text while a message is applied
+    cdef DayCache _day
 
     cdef object apply_fast(self, FrameScanner scanner)
     cdef Py_ssize_t _ladder_capacity(self)

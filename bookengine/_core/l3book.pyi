@@ -9,6 +9,9 @@ import numpy.typing as npt
 from bookengine._core.scan import FrameScanner
 from bookengine._reference.l3book import OrderInfo, QueuePosition
 
+def _parse_numbers(texts: Sequence[bytes], scale: int) -> list[int | None]: ...
+def _parse_timestamps(texts: Sequence[bytes]) -> list[int | None]: ...
+
 class L3BookCore:
     """One symbol's order-by-order book (Kraken ``level3``) at the subscribed depth."""
 

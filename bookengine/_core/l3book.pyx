@@ -40,7 +40,7 @@ from libc.stdint cimport int8_t, int32_t, int64_t, uint32_t, uint64_t
 from libc.stdlib cimport calloc, free, malloc, realloc
 from libc.string cimport memcmp, memcpy, memmove
 
-from bookengine._core.checksum cimport crc32_update, write_digits
+from bookengine._core.checksum cimport crc32_update, digit_count, write_digits
 from bookengine._core.ladder cimport (
     Ladder,
     ladder_find,
@@ -72,6 +72,56 @@ from bookengine.numbers import check_scale, mantissa_text
 
 cnp.import_array()
 
+cdef extern from *:
+    """
+    #if defined(__GNUC__)
+    #define be_prefetch(address) __builtin_prefetch(address)
+    #else
+    #define be_prefetch(address) ((void)(address))
+    #endif
+
+    /* The last `keep` (1..8) of the 8 bytes at s as a decimal number, into *out; 0 when one
+       of them is not an ASCII digit. Eight digits at a time (SWAR: validate, then combine
+       pairs, quads and halves by multiplication); the bytes before the kept ones are read
+       but count as '0'. */
+    #include <stdint.h>
+    #include <string.h>
+    static inline int be_digits8(const char *s, int keep, uint64_t *out) {
+    #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        uint64_t x, low;
+        memcpy(&x, s, 8);
+        if (keep < 8) {
+            low = (UINT64_C(1) << (8 * (8 - keep))) - 1;  /* the leading bytes */
+            x = (x & ~low) | (UINT64_C(0x3030303030303030) & low);
+        }
+        if (((x & UINT64_C(0xF0F0F0F0F0F0F0F0))
+             | (((x + UINT64_C(0x0606060606060606)) & UINT64_C(0xF0F0F0F0F0F0F0F0)) >> 4))
+                != UINT64_C(0x3333333333333333))
+            return 0;
+        x -= UINT64_C(0x3030303030303030);
+        x = x * 10 + (x >> 8);
+        x = (((x & UINT64_C(0x000000FF000000FF)) * (100 + (UINT64_C(1000000) << 32)))
+             + (((x >> 16) & UINT64_C(0x000000FF000000FF)) * (1 + (UINT64_C(10000) << 32))))
+            >> 32;
+        *out = x;
+        return 1;
+    #else
+        uint64_t value = 0;
+        int i;
+        for (i = 8 - keep; i < 8; i++) {
+            if ((unsigned char)(s[i] - '0') > 9)
+                return 0;
+            value = value * 10 + (uint64_t)(s[i] - '0');
+        }
+        *out = value;
+        return 1;
+    #endif
+    }
+    """
+    void be_prefetch(const void* address) noexcept nogil
+    bint be_digits8(const char* s, int keep, uint64_t* out) noexcept nogil
+
+
 cdef enum:
     NIL = -1
     SIDE_BID = 0
@@ -102,6 +152,7 @@ cdef enum:
 
 cdef uint32_t EMPTY_ENTRY = 0xFFFFFFFF
 cdef int64_t INT64_MAX = 0x7FFFFFFFFFFFFFFF
+cdef int64_t DAY_CACHE_NS = 9000000000000000000  # days cached: midnight within +-this
 cdef signed char BASE36[256]
 cdef char DIGITS36[36]
 cdef int LO_POSITIONS[12]
@@ -152,30 +203,34 @@ cdef inline uint32_t id_hash(uint32_t hi, uint64_t lo) noexcept nogil:
     return mix_hash(lo ^ (<uint64_t>hi * <uint64_t>0x9E3779B97F4A7C15))
 
 
+cdef inline int64_t base36_run(const unsigned char* s, int count) noexcept nogil:
+    """``count`` base-36 symbols as a number; negative when one is not [0-9A-Z]."""
+    cdef int64_t value = 0
+    cdef int bad = 0, digit, i
+    for i in range(count):
+        digit = BASE36[s[i]]
+        bad |= digit
+        value = value * 36 + digit
+    return -1 if bad < 0 else value
+
+
 cdef void make_key(const char* s, Py_ssize_t n, Key* key) noexcept nogil:
     """Pack an order id (UTF-8 bytes) into a lookup key."""
-    cdef uint64_t lo = 0, hi = 0, h
-    cdef int i, value
-    cdef bint kraken = n == 19 and s[6] == c'-' and s[12] == c'-'
+    cdef const unsigned char* u = <const unsigned char*>s
+    cdef int64_t a = -1, b = -1, c = -1, d = -1
+    cdef uint64_t lo, h
+    cdef Py_ssize_t i
     key.text = NULL
     key.length = 0
-    if kraken:
-        for i in range(12):
-            value = BASE36[<unsigned char>s[LO_POSITIONS[i]]]
-            if value < 0:
-                kraken = False
-                break
-            lo = lo * 36 + <uint64_t>value
-    if kraken:
-        for i in range(5):
-            value = BASE36[<unsigned char>s[HI_POSITIONS[i]]]
-            if value < 0:
-                kraken = False
-                break
-            hi = hi * 36 + <uint64_t>value
-    if kraken:  # 36**12 < 2**63 and 36**5 < 2**26: both parts fit
-        key.lo = lo
-        key.hi = <uint32_t>((ID_KRAKEN << ID_SHIFT) | hi)
+    if n == 19 and s[6] == c'-' and s[12] == c'-':
+        # "OXXXXX-XXXXX-XXXXXX": symbols 0-5 | 7-11 and 13 | 14-18, Horner in pieces
+        a = base36_run(u, 6)
+        b = base36_run(u + 7, 5)
+        c = base36_run(u + 13, 1)
+        d = base36_run(u + 14, 5)
+    if (a | b | c | d) >= 0:  # 36**12 < 2**63 and 36**5 < 2**26: both parts fit
+        key.lo = <uint64_t>((a * 60466176 + b) * 36 + c)  # 36**5 = 60466176
+        key.hi = <uint32_t>((ID_KRAKEN << ID_SHIFT) | d)
     elif n <= 8:
         lo = 0
         memcpy(&lo, s, n)
@@ -184,7 +239,7 @@ cdef void make_key(const char* s, Py_ssize_t n, Key* key) noexcept nogil:
     else:
         h = 0xCBF29CE484222325  # FNV-1a 64
         for i in range(n):
-            h = (h ^ <unsigned char>s[i]) * <uint64_t>0x100000001B3
+            h = (h ^ u[i]) * <uint64_t>0x100000001B3
         key.lo = 0
         key.hi = <uint32_t>((ID_LONG << ID_SHIFT) | (h & ID_PAYLOAD))
         key.text = s
@@ -242,6 +297,143 @@ cdef inline bint plain_ascii(const char* s, Py_ssize_t n) noexcept nogil:
     return True
 
 
+# -- numbers and timestamps: fast paths -------------------------------------------------------
+# The scanner's general parsers (scan.parse_mantissa, scan.parse_rfc3339_ns) define the rules;
+# these accept only the common shapes, give exactly the same values there, and defer every
+# other input to the general parsers (which also produce the errors).
+
+cdef inline bint fast_mantissa(const char* s, Py_ssize_t n, int scale,
+                               int64_t* out) noexcept nogil:
+    """Plain ``D+(.D+)?`` with at most ``scale`` decimals and 18 - ``scale`` integer digits.
+
+    Those bounds keep every value under 10**18 (no overflow check needed). False: not handled
+    here (the general parser decides).
+    """
+    cdef Py_ssize_t i = 0, point
+    cdef uint64_t value = 0, fraction
+    cdef unsigned int digit
+    while i < n:
+        digit = <unsigned char>s[i] - 48
+        if digit > 9:
+            break
+        value = value * 10 + digit  # may wrap on a long run: refused just below
+        i += 1
+    if i == 0 or i + scale > 18:
+        return False
+    if i == n:
+        out[0] = <int64_t>value * POW10[scale]
+        return True
+    if s[i] != c'.':
+        return False
+    i += 1
+    point = i
+    if 0 < n - point <= 8 and n >= 8:  # the fraction is the tail of the span's last 8 bytes
+        if n - point > scale or not be_digits8(s + n - 8, <int>(n - point), &fraction):
+            return False
+        out[0] = <int64_t>(value * <uint64_t>POW10[n - point] + fraction) * POW10[
+            scale - (n - point)]
+        return True
+    while i < n:
+        digit = <unsigned char>s[i] - 48
+        if digit > 9:
+            return False
+        value = value * 10 + digit
+        i += 1
+    if i == point or i - point > scale:
+        return False
+    out[0] = <int64_t>value * POW10[scale - (i - point)]
+    return True
+
+
+cdef inline int two_digits(const char* s) noexcept nogil:
+    """Two ASCII digits as 0..99, or -1."""
+    cdef unsigned int a = <unsigned char>s[0] - 48, b = <unsigned char>s[1] - 48
+    if a > 9 or b > 9:
+        return -1
+    return <int>(a * 10 + b)
+
+
+cdef inline bint fast_timestamp(DayCache* day, const char* s, Py_ssize_t n,
+                                int64_t* out) noexcept nogil:
+    """``YYYY-MM-DDTHH:MM:SS(.f{1,9})?Z`` on the cached day; False: not handled here."""
+    cdef int hour, minute, second
+    cdef int64_t nanos = 0
+    cdef uint64_t fraction
+    cdef unsigned int digit
+    if (not day.valid or n < 20 or n > 30 or s[10] != c'T' or s[n - 1] != c'Z'
+            or memcmp(s, day.text, 10) != 0 or s[13] != c':' or s[16] != c':'):
+        return False
+    hour = two_digits(s + 11)
+    minute = two_digits(s + 14)
+    second = two_digits(s + 17)
+    if hour < 0 or hour > 23 or minute < 0 or minute > 59 or second < 0 or second > 60:
+        return False
+    if n > 20:  # ".f{1,9}" from s[19] to the 'Z'
+        if s[19] != c'.' or n == 21:
+            return False
+        if n == 30:
+            digit = <unsigned char>s[20] - 48
+            if digit > 9 or not be_digits8(s + 21, 8, &fraction):
+                return False
+            nanos = digit * 100000000 + <int64_t>fraction
+        else:
+            if not be_digits8(s + n - 9, <int>(n - 21), &fraction):
+                return False
+            nanos = <int64_t>fraction * POW10[30 - n]  # 9 - (n - 21) digits missing
+    out[0] = (day.seconds + hour * 3600 + minute * 60 + second) * 1000000000 + nanos
+    return True
+
+
+cdef void remember_day(DayCache* day, const char* s, Py_ssize_t n) noexcept nogil:
+    """After the general parser accepted ``s``: cache its day when fast_timestamp could use it."""
+    cdef char midnight[20]
+    cdef int64_t ns
+    if n < 20 or s[10] != c'T':
+        return
+    memcpy(midnight, s, 10)
+    memcpy(midnight + 10, b"T00:00:00Z", 10)
+    # Far from the ends of int64 nanoseconds (1677..2262), so no time of the day can overflow.
+    if parse_rfc3339_ns(midnight, 20, &ns) == 0 and -DAY_CACHE_NS < ns < DAY_CACHE_NS:
+        memcpy(day.text, s, 10)
+        day.seconds = ns // 1000000000
+        day.valid = True
+
+
+cdef inline int parse_timestamp(DayCache* day, const char* s, Py_ssize_t n,
+                                int64_t* out) noexcept nogil:
+    """RFC 3339 text -> ns since the epoch, as scan.parse_rfc3339_ns (0 ok, -1 bad)."""
+    if fast_timestamp(day, s, n, out):
+        return 0
+    if parse_rfc3339_ns(s, n, out) < 0:
+        return -1
+    remember_day(day, s, n)
+    return 0
+
+
+def _parse_numbers(texts, int scale):
+    """Each number text at ``scale`` as the book parses it: the mantissa, or None when the
+    fast path defers to the scanner's parser (for tests)."""
+    cdef bytes raw
+    cdef int64_t value
+    result = []
+    for raw in texts:
+        result.append(value if fast_mantissa(raw, len(raw), scale, &value) else None)
+    return result
+
+
+def _parse_timestamps(texts):
+    """Timestamp texts in order as the book parses them (one day cache): ns, or None when the
+    text is not RFC 3339 (for tests)."""
+    cdef DayCache day
+    cdef bytes raw
+    cdef int64_t value
+    day.valid = False
+    result = []
+    for raw in texts:
+        result.append(value if parse_timestamp(&day, raw, len(raw), &value) == 0 else None)
+    return result
+
+
 # -- the state: pool, levels, ladders, index, undo log -------------------------------------------
 
 cdef inline Order* order_at(State* s, int32_t i) noexcept nogil:
@@ -295,7 +487,8 @@ cdef void state_free(State* s) noexcept:
     ladder_free(&s.ladders[1])
     free(s.table)
     free(s.undo)
-    free(s.ck_text)
+    free(s.ck[0].text)
+    free(s.ck[1].text)
     free(s)
 
 
@@ -373,7 +566,7 @@ cdef int32_t level_alloc(State* s, int side, int64_t price) except -2:
     # deep levels cost neither the memory nor the upkeep.
     lv.text_length = -1
     lv.price_length = digit_count(price)
-    lv.changed = True
+    lv.ck_pos = -1  # level_create reports its rank to the checksum
     return li
 
 
@@ -397,6 +590,20 @@ cdef inline int32_t level_find(State* s, int side, int64_t price) noexcept nogil
     return NIL
 
 
+cdef inline void ck_touch(State* s, Level* lv) noexcept nogil:
+    """The level's digits changed: its checksum block differs from its position on."""
+    cdef CkBlock* block = &s.ck[lv.side]
+    if 0 <= lv.ck_pos < block.first:
+        block.first = lv.ck_pos
+
+
+cdef inline void ck_rank_changed(State* s, int side, Py_ssize_t rank) noexcept nogil:
+    """A level entered or left the side at ``rank`` (0 = best): positions from there move."""
+    cdef CkBlock* block = &s.ck[side]
+    if 0 <= rank < block.first:
+        block.first = rank
+
+
 cdef inline void link_tail(State* s, int32_t li, int32_t oi) noexcept nogil:
     cdef Level* lv = &s.levels[li]
     cdef Order* o = order_at(s, oi)
@@ -411,7 +618,7 @@ cdef inline void link_tail(State* s, int32_t li, int32_t oi) noexcept nogil:
     lv.count += 1
     lv.qty += o.qty
     lv.text_length = -1  # the event path may repair it (text_push_back); undo does not
-    lv.changed = True
+    ck_touch(s, lv)
 
 
 cdef inline void unlink(State* s, int32_t oi) noexcept nogil:
@@ -428,7 +635,7 @@ cdef inline void unlink(State* s, int32_t oi) noexcept nogil:
     lv.count -= 1
     lv.qty -= o.qty
     lv.text_length = -1  # the event path may repair it (text_pop_*); undo does not
-    lv.changed = True
+    ck_touch(s, lv)
 
 
 cdef inline void relink(State* s, int32_t oi, int32_t prev, int32_t next,
@@ -450,7 +657,7 @@ cdef inline void relink(State* s, int32_t oi, int32_t prev, int32_t next,
     lv.count += 1
     lv.qty += o.qty
     lv.text_length = -1  # the event path may repair it (text_push_back); undo does not
-    lv.changed = True
+    ck_touch(s, lv)
 
 
 cdef inline Py_ssize_t table_home(State* s, uint32_t hash) noexcept nogil:
@@ -566,11 +773,13 @@ cdef inline void undo_push(State* s, int32_t op, int32_t slot, int32_t prev, int
 
 cdef int32_t level_create(State* s, int side, int64_t price) except -2:
     cdef int32_t li = level_alloc(s, side, price)
+    cdef Py_ssize_t rank
     try:
-        ladder_set(&s.ladders[side], side_key(side, price), li)
+        rank = ladder_set(&s.ladders[side], side_key(side, price), li)
     except BaseException:
         level_free(s, li)
         raise
+    ck_rank_changed(s, side, rank)
     undo_push(s, OP_LEVEL_NEW, li, NIL, NIL, NIL, 0, 0)
     return li
 
@@ -579,7 +788,8 @@ cdef void level_drop_if_empty(State* s, int32_t li) noexcept nogil:
     # An emptied level leaves its ladder now but is only freed at commit (undo puts it back).
     cdef Level* lv = &s.levels[li]
     if lv.count == 0:
-        ladder_remove(&s.ladders[lv.side], side_key(lv.side, lv.price))
+        ck_rank_changed(s, lv.side, ladder_remove(&s.ladders[lv.side],
+                                                  side_key(lv.side, lv.price)))
         undo_push(s, OP_LEVEL_GONE, li, NIL, NIL, NIL, 0, 0)
 
 
@@ -588,6 +798,9 @@ cdef int state_rollback(State* s) except -1:
     cdef Undo* u
     cdef Order* o
     cdef Level* lv
+    if s.undo_count:  # rare: the checksum blocks are simply rebuilt
+        s.ck[SIDE_BID].first = 0
+        s.ck[SIDE_ASK].first = 0
     for k in range(s.undo_count - 1, -1, -1):
         u = &s.undo[k]
         if u.op == OP_LEVEL_NEW or u.op == OP_LEVEL_GONE:
@@ -615,7 +828,6 @@ cdef int state_rollback(State* s) except -1:
             lv = &s.levels[o.level]
             lv.qty += u.qty - o.qty
             lv.text_length = -1
-            lv.changed = True
             o.qty = u.qty
             o.timestamp_ns = u.timestamp_ns
     s.undo_count = 0
@@ -640,6 +852,7 @@ cdef void state_truncate(State* s, int side, Py_ssize_t depth) noexcept nogil:
     cdef Order* o
     if ladder.hi - ladder.lo <= depth:
         return
+    ck_rank_changed(s, side, depth)  # the levels ranked from depth on leave
     for at in range(ladder.lo, ladder.hi - depth):
         li = <int32_t>ladder.qtys[at]
         oi = s.levels[li].head
@@ -679,14 +892,6 @@ cdef int level_render(State* s, Level* lv) except -1:
     return 0
 
 
-cdef inline int digit_count(int64_t value) noexcept nogil:
-    """How many digits write_digits writes for ``value`` >= 0 (none for 0)."""
-    cdef int n = 0
-    while n < 19 and value >= POW10[n]:
-        n += 1
-    return n
-
-
 # Incremental upkeep of a level's checksum digits for the common cases at the touch: an add
 # at the back, a fill or cancel at the front, a change at either end. Each is O(1) (the text
 # keeps a start offset, so dropping the front moves nothing). Any other change leaves the
@@ -710,7 +915,11 @@ cdef void text_push_back(Level* lv, int64_t qty) noexcept nogil:
             lv.text = grown
             lv.text_capacity = capacity
     out = lv.text + lv.text_start + lv.text_length
-    lv.text_length += write_digits(write_digits(out, lv.price), qty) - out
+    if lv.text_length > 0:  # the text starts with the price digits: copy them
+        memcpy(out, lv.text + lv.text_start, lv.price_length)
+        lv.text_length += write_digits(out + lv.price_length, qty) - out
+    else:
+        lv.text_length += write_digits(write_digits(out, lv.price), qty) - out
 
 
 cdef inline void text_pop_front(Level* lv, int64_t qty) noexcept nogil:
@@ -749,6 +958,50 @@ cdef void repair_after_unlink(Level* lv, Py_ssize_t text_length, bint head, bint
         text_pop_front(lv, qty)
     else:
         text_pop_back(lv, qty)
+
+
+cdef int ck_block_update(State* s, CkBlock* block, Ladder* ladder) except -1:
+    """Bring one side's checksum block up to date; 1 when its bytes changed, else 0.
+
+    The bytes from ``block.first`` on are copied again (rendering stale levels); the levels
+    that leave those positions lose their ``ck_pos``, the ones written there get it.
+    """
+    cdef Py_ssize_t n = min(<Py_ssize_t>CHECKSUM_LEVELS, ladder_len(ladder))
+    cdef Py_ssize_t first = block.first, old = block.count, i, offset, capacity
+    cdef int32_t li
+    cdef Level* lv
+    cdef char* grown
+    if old < 0:  # unknown after a failure: rebuild, forgetting every position
+        old = CHECKSUM_LEVELS
+        first = 0
+    first = min(first, old)
+    if first >= n and n == old:
+        block.first = CHECKSUM_LEVELS
+        return 0
+    for i in range(first, old):
+        s.levels[block.levels[i]].ck_pos = -1
+    block.count = -1  # until every position is written (a failure leaves no stale CRC)
+    offset = block.offsets[first]
+    for i in range(first, n):
+        li = <int32_t>ladder_qty(ladder, i)
+        lv = &s.levels[li]
+        if lv.text_length < 0:
+            level_render(s, lv)
+        if offset + lv.text_length > block.capacity:
+            capacity = max(2 * block.capacity, offset + lv.text_length + 256)
+            grown = <char*>realloc(block.text, capacity)
+            if grown == NULL:
+                raise MemoryError()
+            block.text = grown
+            block.capacity = capacity
+        memcpy(block.text + offset, lv.text + lv.text_start, lv.text_length)
+        offset += lv.text_length
+        lv.ck_pos = <int32_t>i
+        block.levels[i] = li
+        block.offsets[i + 1] = offset
+    block.count = n
+    block.first = CHECKSUM_LEVELS
+    return 1
 
 
 # -- the book ----------------------------------------------------------------------------------
@@ -907,6 +1160,7 @@ cdef class L3BookCore:
         cdef const char* text
         cdef const char* data = scanner.data
         cdef bint is_snapshot = scanner.is_snapshot
+        cdef State* state = self._state
         self._reserve(scanner.bid_list.count + scanner.ask_list.count)
         for side in range(2):
             entries = &scanner.bid_list if side == SIDE_BID else &scanner.ask_list
@@ -920,6 +1174,9 @@ cdef class L3BookCore:
                 text = data + e.order_id.start
                 length = e.order_id.length
                 make_key(text, length, &p.key)
+                # Deep books do not fit the core's caches: start loading the id's bucket now,
+                # while the rest of the message is parsed.
+                be_prefetch(&state.table[table_home(state, p.key.hash)])
                 # A Kraken-shaped id is plain ASCII. Any other id that is not (JSON escapes,
                 # UTF-8) is keyed by its decoded text, as the reference sees it.
                 if (p.key.hi >> ID_SHIFT) != ID_KRAKEN and not plain_ascii(text, length):
@@ -928,15 +1185,20 @@ cdef class L3BookCore:
                         self._keep = []
                     self._keep.append(raw)
                     make_key(PyBytes_AS_STRING(raw), PyBytes_GET_SIZE(raw), &p.key)
-                if (parse_mantissa(data + e.price.start, e.price.length, self._price_precision,
-                                   &p.price) != NUM_OK
-                        or parse_mantissa(data + e.qty.start, e.qty.length,
-                                          self._qty_precision, &p.qty) != NUM_OK):
-                    self._entry_error(scanner, side, i)
+                if not fast_mantissa(data + e.price.start, e.price.length,
+                                     self._price_precision, &p.price):
+                    if parse_mantissa(data + e.price.start, e.price.length,
+                                      self._price_precision, &p.price) != NUM_OK:
+                        self._entry_error(scanner, side, i)
+                if not fast_mantissa(data + e.qty.start, e.qty.length, self._qty_precision,
+                                     &p.qty):
+                    if parse_mantissa(data + e.qty.start, e.qty.length, self._qty_precision,
+                                      &p.qty) != NUM_OK:
+                        self._entry_error(scanner, side, i)
                 p.has_timestamp = e.timestamp.length > 0
                 p.timestamp_ns = -1
-                if p.has_timestamp and parse_rfc3339_ns(
-                        data + e.timestamp.start, e.timestamp.length, &p.timestamp_ns) < 0:
+                if p.has_timestamp and parse_timestamp(&self._day, data + e.timestamp.start,
+                                                       e.timestamp.length, &p.timestamp_ns) < 0:
                     self._entry_error(scanner, side, i)
                 if is_snapshot and e.event != EVENT_ADD:
                     self._entry_error(scanner, side, i)
@@ -1027,8 +1289,10 @@ cdef class L3BookCore:
                 self._parsed_capacity = 0
         if is_snapshot:
             self._needs_resync = False
-        state_truncate(s, SIDE_BID, self.depth)
-        state_truncate(s, SIDE_ASK, self.depth)
+        if ladder_len(&s.ladders[SIDE_BID]) > self.depth:
+            state_truncate(s, SIDE_BID, self.depth)
+        if ladder_len(&s.ladders[SIDE_ASK]) > self.depth:
+            state_truncate(s, SIDE_ASK, self.depth)
         if checksum < 0:
             return False
         computed = self._checksum()
@@ -1057,28 +1321,24 @@ cdef class L3BookCore:
             if li != NIL and p.qty > INT64_MAX - s.levels[li].qty:
                 raise _ref._overflow_error(self._where(p),
                                            mantissa_text(p.price, self._price_precision))
-            table_reserve(s, 1)
-            block = NULL
+            if (s.order_count + 1) * 4 > s.table_capacity * 3:
+                table_reserve(s, 1)
+            if li == NIL:
+                li = level_create(s, p.side, p.price)  # undo-logged: a failure below is undone
+            oi = slot_alloc(s)
+            o = order_at(s, oi)
+            o.id_hi = p.key.hi
+            o.id_lo = p.key.lo
             if (p.key.hi >> ID_SHIFT) == ID_LONG:
                 block = <uint32_t*>malloc(sizeof(uint32_t) + p.key.length)
                 if block == NULL:
+                    o.id_hi = 0  # not a heap id: slot_free must not free id_lo
+                    slot_free(s, oi)
                     raise MemoryError()
                 block[0] = <uint32_t>p.key.length
                 memcpy(block + 1, p.key.text, p.key.length)
-            try:
-                if li == NIL:
-                    li = level_create(s, p.side, p.price)
-                oi = slot_alloc(s)
-            except BaseException:
-                free(block)
-                raise
-            o = order_at(s, oi)
-            o.id_hi = p.key.hi
-            if block != NULL:
                 o.id_lo = <uint64_t><size_t>block
                 s.long_id_bytes += sizeof(uint32_t) + p.key.length
-            else:
-                o.id_lo = p.key.lo
             o.qty = p.qty
             o.timestamp_ns = p.timestamp_ns
             lv = &s.levels[li]
@@ -1113,7 +1373,7 @@ cdef class L3BookCore:
                                            mantissa_text(p.price, self._price_precision))
             undo_push(s, OP_SETQTY, oi, NIL, NIL, NIL, o.qty, o.timestamp_ns)
             lv.qty += p.qty - o.qty
-            lv.changed = True
+            ck_touch(s, lv)
             if text_length >= 0 and head:
                 text_set_front(lv, qty, p.qty)
             elif text_length >= 0 and tail:
@@ -1182,57 +1442,15 @@ cdef class L3BookCore:
 
     cdef int64_t _checksum(self) except -1:
         cdef State* s = self._state
-        cdef int32_t order[2 * CHECKSUM_LEVELS]
-        cdef Py_ssize_t i, n = 0, asks = 0, first = 0, needed, split
-        cdef char* out
-        cdef char* grown
-        cdef Ladder* ladder
-        cdef Level* lv
-        cdef int k
-        for k in range(2):  # asks, then bids
-            ladder = &s.ladders[SIDE_ASK if k == 0 else SIDE_BID]
-            for i in range(min(<Py_ssize_t>CHECKSUM_LEVELS, ladder_len(ladder))):
-                order[n] = <int32_t>ladder_qty(ladder, i)
-                n += 1
-            if k == 0:
-                asks = n
-        # Every change to a level's queue sets ``changed``, and so does recycling a level:
-        # same level at the same position, unchanged = the same bytes as last time.
-        while (first < n and first < s.crc_count and s.crc_levels[first] == order[first]
-               and not s.levels[order[first]].changed):
-            first += 1
-        if first == n and n == s.crc_count:
-            return s.ck_crc
-        # Positions before ``first`` hold the same bytes at the same offsets: copy (and
-        # render) from ``first`` on, then re-hash from the start of the first changed block:
-        # the asks block when one of its levels (or their count) changed, else the bids.
-        needed = s.ck_offsets[first]
-        for i in range(first, n):
-            lv = &s.levels[order[i]]
-            if lv.text_length < 0:
-                level_render(s, lv)
-            needed += lv.text_length
-        if needed > s.ck_capacity:
-            grown = <char*>realloc(s.ck_text, needed + 256)
-            if grown == NULL:
-                raise MemoryError()
-            s.ck_text = grown
-            s.ck_capacity = needed + 256
-        out = s.ck_text + s.ck_offsets[first]
-        for i in range(first, n):
-            lv = &s.levels[order[i]]
-            memcpy(out, lv.text + lv.text_start, lv.text_length)
-            out += lv.text_length
-            lv.changed = False
-            s.crc_levels[i] = order[i]
-            s.ck_offsets[i + 1] = out - s.ck_text
-        split = s.ck_offsets[asks]
-        if first < asks or asks != s.ck_asks:
-            s.ck_crc_asks = crc32_update(0, <const unsigned char*>s.ck_text, split)
-        s.ck_crc = crc32_update(s.ck_crc_asks, <const unsigned char*>s.ck_text + split,
-                                s.ck_offsets[n] - split)
-        s.ck_asks = asks
-        s.crc_count = n
+        cdef CkBlock* asks = &s.ck[SIDE_ASK]
+        cdef CkBlock* bids = &s.ck[SIDE_BID]
+        cdef bint asks_changed = ck_block_update(s, asks, &s.ladders[SIDE_ASK])
+        cdef bint bids_changed = ck_block_update(s, bids, &s.ladders[SIDE_BID])
+        if asks_changed:
+            asks.crc = crc32_update(0, <const unsigned char*>asks.text, asks.offsets[asks.count])
+        if asks_changed or bids_changed:
+            s.ck_crc = crc32_update(asks.crc, <const unsigned char*>bids.text,
+                                    bids.offsets[bids.count])
         return s.ck_crc
 
     def checksum(self):
@@ -1479,7 +1697,7 @@ cdef class L3BookCore:
         of ids that are not Kraken-shaped, ``scratch`` the undo log and parse buffer.
         """
         cdef State* s = self._state
-        cdef Py_ssize_t i, text = 0
+        cdef Py_ssize_t i, text = s.ck[0].capacity + s.ck[1].capacity
         for i in range(s.level_top):
             text += s.levels[i].text_capacity
         stats = {
@@ -1511,6 +1729,7 @@ cdef class L3BookCore:
         cdef Level* lv
         cdef Order* o
         cdef Key key
+        cdef CkBlock* block
         assert s.undo_count == 0
         for side in range(2):
             ladder = &s.ladders[side]
@@ -1552,6 +1771,19 @@ cdef class L3BookCore:
                             == _render(s, lv)), "checksum digits out of date"
                 seen += count
         assert seen == s.order_count
+        for side in range(2):
+            # Positions before ``first`` are trusted by the checksum: the same level must sit
+            # there, and know its position (or a change to it would go unnoticed).
+            block = &s.ck[side]
+            ladder = &s.ladders[side]
+            if block.count >= 0:
+                for at in range(min(block.first, block.count)):
+                    assert at < ladder_len(ladder), "checksum block longer than its side"
+                    li = block.levels[at]
+                    assert <int32_t>ladder_qty(ladder, at) == li, "checksum block out of order"
+                    assert s.levels[li].ck_pos == at, "level lost its checksum position"
+                if block.first >= CHECKSUM_LEVELS:  # nothing changed since the last hash
+                    assert min(<Py_ssize_t>CHECKSUM_LEVELS, ladder_len(ladder)) == block.count
         assert self._checksum() == _fresh_checksum(s), "checksum cache out of date"
         for i in range(s.table_capacity):
             if s.table[i].slot != EMPTY_ENTRY:
