@@ -663,7 +663,19 @@ cdef int take_entries(Cursor* c, EntryList* entries, bint level3, bint snapshot)
                 return 0
             seen = 0
             while True:
-                if take(c, '"order_id":"', 12):
+                # Kraken's order first: event, order_id, limit_price, order_qty, timestamp.
+                if take(c, '"event":"', 9):
+                    key = F_EVENT
+                    ok = True
+                    if take(c, 'add"', 4):
+                        entry.event = EVENT_ADD
+                    elif take(c, 'delete"', 7):
+                        entry.event = EVENT_DELETE
+                    elif take(c, 'modify"', 7):
+                        entry.event = EVENT_MODIFY
+                    else:
+                        ok = False
+                elif take(c, '"order_id":"', 12):
                     key = F_ORDER_ID
                     ok = take_plain_string(c, &entry.order_id) and entry.order_id.length > 0
                 elif take(c, '"limit_price":', 14):
@@ -675,17 +687,6 @@ cdef int take_entries(Cursor* c, EntryList* entries, bint level3, bint snapshot)
                 elif take(c, '"timestamp":"', 13):
                     key = F_TIMESTAMP
                     ok = take_plain_string(c, &entry.timestamp)
-                elif take(c, '"event":"', 9):
-                    key = F_EVENT
-                    ok = True
-                    if take(c, 'add"', 4):
-                        entry.event = EVENT_ADD
-                    elif take(c, 'delete"', 7):
-                        entry.event = EVENT_DELETE
-                    elif take(c, 'modify"', 7):
-                        entry.event = EVENT_MODIFY
-                    else:
-                        ok = False
                 else:
                     return 0
                 if not ok or seen & key:
