@@ -135,6 +135,7 @@ cdef class L3BookCore:
     cdef int _entry_error(self, FrameScanner scanner, int side, Py_ssize_t i) except -1
     cdef int _parse_python(self, bint is_snapshot, object bids, object asks) except -1
     cdef object _apply_parsed(self, bint is_snapshot, Py_ssize_t count, long long checksum)
+    cdef void _release_scratch(self)
     cdef int _apply_event(self, State* s, Parsed* p) except -1
     cdef int _check_not_crossed(self, State* s, Py_ssize_t count) except -1
     cdef str _where(self, Parsed* p)

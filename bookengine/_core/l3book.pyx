@@ -834,6 +834,12 @@ cdef int state_rollback(State* s) except -1:
     return 0
 
 
+cdef inline bint state_crossed(State* s) noexcept nogil:
+    """Best bid >= best ask (both sides non-empty)."""
+    return (ladder_len(&s.ladders[SIDE_BID]) > 0 and ladder_len(&s.ladders[SIDE_ASK]) > 0
+            and ladder_key(&s.ladders[SIDE_BID], 0) >= -ladder_key(&s.ladders[SIDE_ASK], 0))
+
+
 cdef void state_commit(State* s) noexcept nogil:
     cdef Py_ssize_t k
     for k in range(s.undo_count):
@@ -1103,12 +1109,7 @@ cdef class L3BookCore:
 
     cdef object apply_fast(self, FrameScanner scanner):
         """``apply_scanned`` for a level3 frame already routed to this book (no routing check)."""
-        try:
-            self._parse_scanned(scanner)
-        except BaseException:
-            self._needs_resync = True
-            self._keep = None
-            raise
+        self._parse_scanned(scanner)  # on error: needs_resync set, book untouched
         return self._apply_parsed(scanner.is_snapshot,
                                   scanner.bid_list.count + scanner.ask_list.count,
                                   scanner.checksum)
@@ -1146,6 +1147,7 @@ cdef class L3BookCore:
         if count > self._parsed_capacity:
             grown = <Parsed*>realloc(self._parsed, count * sizeof(Parsed))
             if grown == NULL:
+                self._needs_resync = True
                 raise MemoryError()
             self._parsed = grown
             self._parsed_capacity = count
@@ -1180,10 +1182,15 @@ cdef class L3BookCore:
                 # A Kraken-shaped id is plain ASCII. Any other id that is not (JSON escapes,
                 # UTF-8) is keyed by its decoded text, as the reference sees it.
                 if (p.key.hi >> ID_SHIFT) != ID_KRAKEN and not plain_ascii(text, length):
-                    raw = self._id_bytes(scanner, side, i)
-                    if self._keep is None:
-                        self._keep = []
-                    self._keep.append(raw)
+                    try:
+                        raw = self._id_bytes(scanner, side, i)
+                        if self._keep is None:
+                            self._keep = []
+                        self._keep.append(raw)
+                    except BaseException:
+                        self._needs_resync = True
+                        self._keep = None
+                        raise
                     make_key(PyBytes_AS_STRING(raw), PyBytes_GET_SIZE(raw), &p.key)
                 if not fast_mantissa(data + e.price.start, e.price.length,
                                      self._price_precision, &p.price):
@@ -1219,6 +1226,8 @@ cdef class L3BookCore:
         # Slow path: let the reference parser name the problem, in its words.
         cdef EntryList* entries = &scanner.bid_list if side == SIDE_BID else &scanner.ask_list
         cdef Entry* e = &entries.items[i]
+        self._needs_resync = True
+        self._keep = None
         _ref._parse_fields(
             self.symbol, side, i, scanner.span_str(e.order_id), scanner.span_str(e.price),
             scanner.span_str(e.qty),
@@ -1250,45 +1259,38 @@ cdef class L3BookCore:
         return len(events)
 
     cdef object _apply_parsed(self, bint is_snapshot, Py_ssize_t count, long long checksum):
-        cdef State* s
+        cdef State* s = NULL
         cdef Py_ssize_t k
         cdef int64_t computed
+        # One try for the message: the failure path undoes it (a refused snapshot is built
+        # aside and dropped whole, so it keeps no journal).
         try:
             if is_snapshot:
                 s = state_new(self._ladder_capacity())
-                s.logging = False  # a refused snapshot is dropped whole: no journal needed
-                try:
-                    table_reserve(s, count)
-                    for k in range(count):
-                        self._apply_event(s, &self._parsed[k])
-                    self._check_not_crossed(s, count)
-                except BaseException:
-                    state_free(s)
-                    raise
-                s.logging = True
-                state_free(self._state)
-                self._state = s
+                s.logging = False
+                table_reserve(s, count)
             else:
                 s = self._state
-                try:
-                    for k in range(count):
-                        self._apply_event(s, &self._parsed[k])
-                    self._check_not_crossed(s, count)
-                except BaseException:
-                    state_rollback(s)
-                    raise
-                state_commit(s)
+            for k in range(count):
+                self._apply_event(s, &self._parsed[k])
+            if state_crossed(s):
+                self._check_not_crossed(s, count)
         except BaseException:
             self._needs_resync = True
+            self._release_scratch()
+            if is_snapshot:
+                state_free(s)
+            else:
+                state_rollback(s)
             raise
-        finally:
-            self._keep = None
-            if self._parsed_capacity > KEEP_PARSED:  # one huge snapshot: give the scratch back
-                free(self._parsed)
-                self._parsed = NULL
-                self._parsed_capacity = 0
+        self._release_scratch()
         if is_snapshot:
+            s.logging = True
+            state_free(self._state)
+            self._state = s
             self._needs_resync = False
+        else:
+            state_commit(s)
         if ladder_len(&s.ladders[SIDE_BID]) > self.depth:
             state_truncate(s, SIDE_BID, self.depth)
         if ladder_len(&s.ladders[SIDE_ASK]) > self.depth:
@@ -1300,6 +1302,15 @@ cdef class L3BookCore:
             self._needs_resync = True
             raise ChecksumError(self.symbol, checksum, computed)
         return True
+
+    cdef inline void _release_scratch(self):
+        """After a message: drop the kept id bytes; give back the scratch of a huge snapshot."""
+        if self._keep is not None:
+            self._keep = None
+        if self._parsed_capacity > KEEP_PARSED:
+            free(self._parsed)
+            self._parsed = NULL
+            self._parsed_capacity = 0
 
     cdef int _apply_event(self, State* s, Parsed* p) except -1:
         cdef int32_t oi, li, target
