@@ -671,7 +671,8 @@ cdef inline Py_ssize_t table_next(State* s, Py_ssize_t i) noexcept nogil:
     return 0 if i == s.table_capacity else i
 
 
-cdef inline int32_t table_find(State* s, Key* key) noexcept nogil:
+cdef inline int32_t table_find_at(State* s, Key* key, Py_ssize_t* at) noexcept nogil:
+    """The slot of ``key``'s order (NIL when absent); ``at`` gets its index entry."""
     cdef Py_ssize_t i = table_home(s, key.hash)
     cdef TableEntry* entry
     while True:
@@ -679,8 +680,14 @@ cdef inline int32_t table_find(State* s, Key* key) noexcept nogil:
         if entry.slot == EMPTY_ENTRY:
             return NIL
         if entry.hash == key.hash and key_matches(order_at(s, <int32_t>entry.slot), key):
+            at[0] = i
             return <int32_t>entry.slot
         i = table_next(s, i)
+
+
+cdef inline int32_t table_find(State* s, Key* key) noexcept nogil:
+    cdef Py_ssize_t at
+    return table_find_at(s, key, &at)
 
 
 cdef int table_reserve(State* s, Py_ssize_t extra) except -1:
@@ -723,9 +730,15 @@ cdef inline void table_put(State* s, uint32_t hash, int32_t slot) noexcept nogil
 
 
 cdef void table_delete(State* s, uint32_t hash, int32_t slot) noexcept nogil:
-    cdef Py_ssize_t i = table_home(s, hash), j, home
+    cdef Py_ssize_t i = table_home(s, hash)
     while s.table[i].slot != <uint32_t>slot:
         i = table_next(s, i)
+    table_delete_at(s, i)
+
+
+cdef void table_delete_at(State* s, Py_ssize_t i) noexcept nogil:
+    """Remove index entry ``i``."""
+    cdef Py_ssize_t j, home
     # Backward shift: pull later entries of the probe run into the hole unless their home
     # lies cyclically in (hole, j]; lookups then never need tombstones.
     j = i
@@ -784,13 +797,16 @@ cdef int32_t level_create(State* s, int side, int64_t price) except -2:
     return li
 
 
-cdef void level_drop_if_empty(State* s, int32_t li) noexcept nogil:
+cdef inline void level_drop_if_empty(State* s, int32_t li) noexcept nogil:
+    if s.levels[li].count == 0:
+        level_drop(s, li)
+
+
+cdef void level_drop(State* s, int32_t li) noexcept nogil:
     # An emptied level leaves its ladder now but is only freed at commit (undo puts it back).
     cdef Level* lv = &s.levels[li]
-    if lv.count == 0:
-        ck_rank_changed(s, lv.side, ladder_remove(&s.ladders[lv.side],
-                                                  side_key(lv.side, lv.price)))
-        undo_push(s, OP_LEVEL_GONE, li, NIL, NIL, NIL, 0, 0)
+    ck_rank_changed(s, lv.side, ladder_remove(&s.ladders[lv.side], side_key(lv.side, lv.price)))
+    undo_push(s, OP_LEVEL_GONE, li, NIL, NIL, NIL, 0, 0)
 
 
 cdef int state_rollback(State* s) except -1:
@@ -1314,6 +1330,7 @@ cdef class L3BookCore:
 
     cdef int _apply_event(self, State* s, Parsed* p) except -1:
         cdef int32_t oi, li, target
+        cdef Py_ssize_t at = 0
         cdef Order* o
         cdef Level* lv
         cdef uint32_t* block
@@ -1321,7 +1338,7 @@ cdef class L3BookCore:
         cdef bint head, tail
         cdef int64_t qty
         undo_reserve(s, 4)  # an event logs at most 4 steps; no allocation after a change
-        oi = table_find(s, &p.key)
+        oi = table_find_at(s, &p.key, &at)
         if p.event == EVENT_ADD:
             if p.qty == 0:
                 raise _ref._zero_add_error(self._where(p))
@@ -1375,7 +1392,7 @@ cdef class L3BookCore:
             unlink(s, oi)
             repair_after_unlink(lv, text_length, head, tail, qty)
             level_drop_if_empty(s, li)
-            table_delete(s, p.key.hash, oi)
+            table_delete_at(s, at)  # the index has not changed since the look-up
             undo_push(s, OP_UNINDEX, oi, NIL, NIL, NIL, 0, 0)
             return 0
         if lv.price == p.price:  # a fill or a size change: the order keeps its place
