@@ -215,6 +215,7 @@ STAGES = [
 def callgrind_child(depth: int, messages: int) -> None:
     """The loop that ``--callgrind`` counts: one apply_lines call over the whole stream."""
     from bookengine._core.router import BookRouter
+    from bookengine._core.scan import BOOK
 
     frames = gen_l2.load_frames(depth, messages)
     impl = bookengine.implementation("cython")
@@ -225,7 +226,7 @@ def callgrind_child(depth: int, messages: int) -> None:
     router = BookRouter()
     router.add(SYMBOL, book)
     _, reason = router.apply_lines(b"\n".join(frames[1:]) + b"\n")
-    counts = router.take_counts()[SYMBOL]
+    counts = router.take_counts()[(BOOK, SYMBOL)]
     assert reason == 0 and counts[0] == counts[1] == len(frames) - 1, (reason, counts)
 
 

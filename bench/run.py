@@ -88,14 +88,20 @@ def print_live(runs: list[dict[str, Any]]) -> None:
     print("\nlive path against `bookengine sim` (its own process)")
     print(
         f"{'phase':<11} {'msg/s':>9} {'proc p50':>9} {'proc p99':>9} {'deliv p50':>10} "
-        f"{'deliv p99':>10} {'mismatch':>8}"
+        f"{'deliv p99':>10} {'socket p50':>11} {'socket p99':>11} {'CPU/msg':>9} {'mismatch':>8}"
     )
     for r in runs:
         print(
             f"{r['phase']:<11} {r['messages_per_s']:>9.0f} {r['processing_p50_us']:>7.1f}µs "
             f"{r['processing_p99_us']:>7.1f}µs {r['delivery_p50_us']:>8.1f}µs "
-            f"{r['delivery_p99_us']:>8.1f}µs {r['mismatches']:>8}"
+            f"{r['delivery_p99_us']:>8.1f}µs {r.get('socket_p50_us', 0):>9.1f}µs "
+            f"{r.get('socket_p99_us', 0):>9.1f}µs {r.get('cpu_us_per_msg', 0):>7.1f}µs "
+            f"{r['mismatches']:>8}"
         )
+    print(
+        "proc: ws.recv returned -> session done; deliv: ws.recv returned -> the consumer has "
+        "the event; socket: bytes read from the socket -> the consumer has the event"
+    )
 
 
 def _l2_rate(l2: dict[str, Any], depth: int, name: str) -> float | None:
