@@ -843,6 +843,7 @@ class KrakenFeed:
         self.connections: list[_Connection] = []
         self._tasks: list[asyncio.Task[None]] = []
         self.mailbox: _Mailbox
+        self._token_lock = asyncio.Lock()
         self._puller: _Connection | None = None
 
     def __repr__(self) -> str:  # never show credentials
@@ -852,18 +853,26 @@ class KrakenFeed:
         )
 
     async def token(self) -> str:
-        """A fresh level3 WebSocket token (REST ``GetWebSocketsToken``)."""
+        """A fresh level3 WebSocket token (REST ``GetWebSocketsToken``).
+
+        One request at a time per feed: Kraken wants each request's nonce above the last one
+        it *received* for the key, so two connections fetching at once (level3 and executions)
+        could arrive out of nonce order and be refused.
+        """
         from .auth import TokenError, fetch_token
 
         assert self._api_key is not None and self._api_secret is not None
         try:
-            return await asyncio.to_thread(
-                fetch_token, self.rest_url, self._api_key, self._api_secret
-            )
+            async with self._token_lock:
+                return await asyncio.to_thread(
+                    fetch_token, self.rest_url, self._api_key, self._api_secret
+                )
         except ValueError as exc:  # a secret that is not base64 never becomes valid
             raise FeedError(f"level3 credentials unusable: {exc}") from None
         except TokenError as exc:
-            if exc.errors:  # Kraken said no (EAPI:Invalid key...): retrying will not help
+            # Kraken said no (EAPI:Invalid key...): retrying will not help, except for a
+            # nonce another client of the same key overtook (a later one will do).
+            if exc.errors and any("nonce" not in error.lower() for error in exc.errors):
                 raise FeedError(f"level3 token refused: {exc}") from None
             raise OSError(str(exc)) from None  # network trouble: reconnect as usual
 
@@ -907,6 +916,7 @@ class KrakenFeed:
     async def __aenter__(self) -> KrakenFeed:
         self.mailbox = _Mailbox(self.metrics)
         self.instruments_ready = asyncio.Event()
+        self._token_lock = asyncio.Lock()
         if self.protocol == "v1":
             self.instruments_ready.set()  # v1 books take their scale from the wire
         self._build()

@@ -344,6 +344,28 @@ def test_bad_level3_credentials_fail_clearly() -> None:
     run(main())
 
 
+def test_concurrent_token_requests_all_succeed() -> None:
+    """Connections that need a token (level3, executions) fetch it at the same time on
+    connect. Kraken refuses a nonce not above the last one it received for the key, so
+    requests overtaking each other on the way would fail; the feed sends one at a time."""
+
+    async def main() -> None:
+        async with Simulator(seed=15, rate=0) as sim:
+            feed = KrakenFeed(
+                level3=["BTC/USD"],
+                url=sim.url_v2,
+                level3_url=sim.url_level3,
+                rest_url=sim.rest_url,
+                api_key=sim.api_key,
+                api_secret=sim.api_secret,
+                **FAST,
+            )
+            tokens = await asyncio.gather(*(feed.token() for _ in range(12)))
+            assert len(set(tokens)) == 12 and all(tokens)
+
+    run(main())
+
+
 def test_summary_is_json_shaped_like_replay() -> None:
     async def main() -> None:
         async with Simulator(seed=14, rate=300) as sim, _feed(sim) as feed:
