@@ -582,11 +582,33 @@ cdef void level_free(State* s, int32_t li) noexcept nogil:
 
 
 cdef inline int32_t level_find(State* s, int side, int64_t price) noexcept nogil:
+    """The level at ``price`` on ``side``, or NIL.
+
+    Most events land a few levels from the touch (the ladder's top end): gallop down from
+    it (1, 2, 4 ... levels), then bisect what is left, so a level at rank r costs about
+    2 log2(r) probes and touches few cache lines of a deep ladder.
+    """
     cdef Ladder* ladder = &s.ladders[side]
+    cdef const int64_t* keys = ladder.keys
     cdef int64_t key = side_key(side, price)
-    cdef Py_ssize_t at = ladder_find(ladder, key)
-    if at < ladder.hi and ladder.keys[at] == key:
-        return <int32_t>ladder.qtys[at]
+    cdef Py_ssize_t lo = ladder.lo, hi = ladder.hi, step = 1, probe, mid
+    while True:  # keys[hi:] > key throughout
+        probe = hi - step
+        if probe <= lo:
+            break
+        if keys[probe] <= key:
+            lo = probe
+            break
+        hi = probe
+        step *= 2
+    while lo < hi:  # the first key >= key in [lo, hi]
+        mid = (lo + hi) >> 1
+        if keys[mid] < key:
+            lo = mid + 1
+        else:
+            hi = mid
+    if lo < ladder.hi and keys[lo] == key:
+        return <int32_t>ladder.qtys[lo]
     return NIL
 
 

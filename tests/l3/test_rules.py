@@ -441,3 +441,26 @@ def test_clear(impl: Implementation) -> None:
     book._check()
     book.apply_update([o("A1", "100.0", "1", "add")], [])
     assert len(book) == 1
+
+
+@pytest.mark.parametrize("levels", [1, 2, 3, 7, 8, 9, 64, 300])
+def test_every_level_is_found_at_every_rank(impl: Implementation, levels: int) -> None:
+    """Level look-ups (galloping from the touch in the compiled core) find every level of a
+    deep side and nothing between, above or below them."""
+    book = new_book(impl, depth=1000)
+    bids = [o(f"B{i}", f"{1000 - 2 * i}.0", "1") for i in range(levels)]
+    asks = [o(f"A{i}", f"{1001 + 2 * i}.0", str(i + 1)) for i in range(levels)]
+    book.apply_snapshot(bids, asks)
+    for i in range(levels):
+        assert book.qty_at("bid", (1000 - 2 * i) * 10) == 100_000_000
+        assert book.qty_at("bid", (999 - 2 * i) * 10) == 0
+        assert book.qty_at("ask", (1001 + 2 * i) * 10) == (i + 1) * 100_000_000
+        assert book.qty_at("ask", (1002 + 2 * i) * 10) == 0
+        assert book.level_orders("ask", (1001 + 2 * i) * 10)[0][0] == f"A{i}"
+    assert book.qty_at("bid", 10_010) == book.qty_at("bid", 1) == 0
+    assert book.qty_at("ask", 10_000) == book.qty_at("ask", 10**9) == 0
+    # an add at each rank joins the existing level
+    for i in range(levels):
+        book.apply_update([o(f"C{i}", f"{1000 - 2 * i}.0", "1", "add")], [])
+        assert book.qty_at("bid", (1000 - 2 * i) * 10) == 200_000_000
+    book._check()
