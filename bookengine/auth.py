@@ -99,6 +99,9 @@ def verify(
 
 _nonce_lock = threading.Lock()
 _last_nonce = 0
+_request_lock = threading.Lock()
+"""Held from a request's nonce to its answer: Kraken wants each nonce above the last one it
+*received* for the key, so two requests of this process must not overtake each other."""
 
 
 def next_nonce() -> int:
@@ -128,9 +131,18 @@ def fetch_token(
     Returns:
         The token string; use it within 15 minutes in a level3 subscribe.
 
+    Requests of this process go one at a time (see ``_request_lock``).
+
     Raises:
         TokenError: Kraken answered with errors, or the answer was not a token.
     """
+    with _request_lock:
+        return _fetch_token(rest_url, api_key, api_secret, nonce, timeout)
+
+
+def _fetch_token(
+    rest_url: str, api_key: str, api_secret: str, nonce: int | None, timeout: float
+) -> str:
     nonce_value = next_nonce() if nonce is None else nonce
     body = urllib.parse.urlencode({"nonce": nonce_value}).encode("ascii")
     headers = {

@@ -843,7 +843,6 @@ class KrakenFeed:
         self.connections: list[_Connection] = []
         self._tasks: list[asyncio.Task[None]] = []
         self.mailbox: _Mailbox
-        self._token_lock = asyncio.Lock()
         self._puller: _Connection | None = None
 
     def __repr__(self) -> str:  # never show credentials
@@ -855,18 +854,16 @@ class KrakenFeed:
     async def token(self) -> str:
         """A fresh level3 WebSocket token (REST ``GetWebSocketsToken``).
 
-        One request at a time per feed: Kraken wants each request's nonce above the last one
-        it *received* for the key, so two connections fetching at once (level3 and executions)
-        could arrive out of nonce order and be refused.
+        Connections fetch theirs at the same time on connect; ``fetch_token`` sends one request
+        at a time so their nonces reach Kraken in order.
         """
         from .auth import TokenError, fetch_token
 
         assert self._api_key is not None and self._api_secret is not None
         try:
-            async with self._token_lock:
-                return await asyncio.to_thread(
-                    fetch_token, self.rest_url, self._api_key, self._api_secret
-                )
+            return await asyncio.to_thread(
+                fetch_token, self.rest_url, self._api_key, self._api_secret
+            )
         except ValueError as exc:  # a secret that is not base64 never becomes valid
             raise FeedError(f"level3 credentials unusable: {exc}") from None
         except TokenError as exc:
@@ -916,7 +913,6 @@ class KrakenFeed:
     async def __aenter__(self) -> KrakenFeed:
         self.mailbox = _Mailbox(self.metrics)
         self.instruments_ready = asyncio.Event()
-        self._token_lock = asyncio.Lock()
         if self.protocol == "v1":
             self.instruments_ready.set()  # v1 books take their scale from the wire
         self._build()

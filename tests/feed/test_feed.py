@@ -347,10 +347,10 @@ def test_bad_level3_credentials_fail_clearly() -> None:
 def test_concurrent_token_requests_all_succeed() -> None:
     """Connections that need a token (level3, executions) fetch it at the same time on
     connect. Kraken refuses a nonce not above the last one it received for the key, so
-    requests overtaking each other on the way would fail; the feed sends one at a time."""
+    requests overtaking each other on the way would fail; fetch_token sends one at a time."""
 
     async def main() -> None:
-        async with Simulator(seed=15, rate=0) as sim:
+        async with Simulator(seed=15, rate=50) as sim:
             feed = KrakenFeed(
                 level3=["BTC/USD"],
                 url=sim.url_v2,
