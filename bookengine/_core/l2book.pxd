@@ -26,8 +26,7 @@ cdef class L2BookCore:
     cdef Ladder _asks      # key = -price
     cdef int64_t* _scratch  # parsed (price, qty) pairs of the message being applied
     cdef Py_ssize_t _scratch_capacity
-    cdef uint32_t _last_checksum  # of the current top 10, while _checksum_valid
-    cdef bint _checksum_valid
+    cdef uint32_t _last_checksum  # of the top 10 as last hashed (current unless a side is dirty)
     cdef Window _bid_windows[2]  # previous and current top 10 per side, alternating
     cdef Window _ask_windows[2]
     cdef int _bid_window         # which of the two is current

@@ -274,6 +274,7 @@ cdef class L2BookCore:
         cdef int64_t* level = self._scratch
         cdef bint whole = is_snapshot or self.depth < CHECKSUM_LEVELS
         cdef bint bids_changed = whole, asks_changed = whole
+        cdef uint32_t computed
         if is_snapshot:
             ladder_clear(&self._bids)
             ladder_clear(&self._asks)
@@ -293,18 +294,13 @@ cdef class L2BookCore:
             level += 2
         ladder_truncate(&self._bids, self.depth)
         ladder_truncate(&self._asks, self.depth)
-        if bids_changed or asks_changed:
-            self._bids_dirty |= bids_changed
-            self._asks_dirty |= asks_changed
-            self._checksum_valid = False
+        self._bids_dirty |= bids_changed
+        self._asks_dirty |= asks_changed
         if checksum < 0:
             return False
-        # Changes below the top 10 cannot move Kraken's checksum: reuse the last one.
-        if not self._checksum_valid:
-            self._last_checksum = self._checksum()
-            self._checksum_valid = True
-        if self._last_checksum != checksum:
-            raise ChecksumError(self.symbol, checksum, self._last_checksum)
+        computed = self._checksum()
+        if computed != checksum:
+            raise ChecksumError(self.symbol, checksum, computed)
         return True
 
     cdef bint crossed(self) noexcept nogil:
@@ -320,7 +316,6 @@ cdef class L2BookCore:
         """Empty both sides (precisions are kept)."""
         ladder_clear(&self._bids)
         ladder_clear(&self._asks)
-        self._checksum_valid = False
         self._bids_dirty = self._asks_dirty = True
         self._bid_windows[0].count = self._bid_windows[1].count = 0
         self._ask_windows[0].count = self._ask_windows[1].count = 0
@@ -328,9 +323,12 @@ cdef class L2BookCore:
     # -- checksum ----------------------------------------------------------------------------
 
     cdef uint32_t _checksum(self) noexcept nogil:
-        # Asks first, then bids: a side whose top 10 did not change keeps its rendered window,
-        # and unchanged asks keep their CRC, which the bids continue.
+        # Changes below the top 10 cannot move Kraken's checksum: with no side dirty the last
+        # one stands. Asks first, then bids: a side whose top 10 did not change keeps its
+        # rendered window, and unchanged asks keep their CRC, which the bids continue.
         cdef Window* fresh
+        if not (self._asks_dirty or self._bids_dirty):
+            return self._last_checksum
         if self._asks_dirty:
             self._ask_window ^= 1  # the window just written becomes "previous" next time
             fresh = &self._ask_windows[self._ask_window]
@@ -343,14 +341,13 @@ cdef class L2BookCore:
             render_window(&self._bid_windows[self._bid_window ^ 1], fresh, &self._bids, 1)
             self._bids_dirty = False
         fresh = &self._bid_windows[self._bid_window]
-        return crc32_update(self._ask_crc, <const unsigned char*>fresh.text, fresh.text_length)
+        self._last_checksum = crc32_update(self._ask_crc, <const unsigned char*>fresh.text,
+                                           fresh.text_length)
+        return self._last_checksum
 
     def checksum(self):
         """Kraken CRC32 of the current book (top 10 asks ascending, then top 10 bids)."""
-        if not self._checksum_valid:
-            self._last_checksum = self._checksum()
-            self._checksum_valid = True
-        return self._last_checksum
+        return self._checksum()
 
     # -- queries -----------------------------------------------------------------------------
 
