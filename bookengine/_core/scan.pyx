@@ -624,18 +624,19 @@ cdef inline bint take_number(Cursor* c, Span* span) noexcept nogil:
 
 
 cdef inline bint take_checksum(Cursor* c, long long* checksum) noexcept nogil:
-    """An unsigned 32-bit integer written as a JSON number."""
-    cdef Span span
+    """An unsigned 32-bit integer as JSON writes it: 1 to 10 digits, no leading zero.
+
+    Anything after the digits ('.', 'e', an 11th digit...) is left for the caller, whose next
+    literal then fails, so such a checksum goes to the generic walk.
+    """
+    cdef const char* p = c.p
     cdef uint64_t value = 0
-    cdef Py_ssize_t i
-    if not (c.p < c.end and is_digit(c.p[0])) or scan_number(c, &span) < 0 or span.length > 10:
+    while p < c.end and is_digit(p[0]) and p - c.p <= 10:
+        value = value * 10 + <uint64_t>(p[0] - c'0')
+        p += 1
+    if p == c.p or p - c.p > 10 or (c.p[0] == c'0' and p - c.p > 1) or value >> 32:
         return False
-    for i in range(span.length):
-        if not is_digit(c.start[span.start + i]):
-            return False
-        value = value * 10 + <uint64_t>(c.start[span.start + i] - c'0')
-    if value >> 32:
-        return False
+    c.p = p
     checksum[0] = <long long>value
     return True
 
