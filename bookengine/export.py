@@ -32,7 +32,7 @@ import argparse
 import bisect
 import json
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -480,13 +480,7 @@ def collect(
         collector.scales = (pp, qp)
         ts = record.recv_ts_ns
         if old_orders is not None:
-            for side, price, qty, order_id in zip(
-                old_orders["side"].tolist(),
-                old_orders["price"].tolist(),
-                old_orders["qty"].tolist(),
-                old_orders["order_id"].tolist(),
-                strict=True,
-            ):
+            for side, price, qty, order_id in _rows(old_orders, "side", "price", "qty", "order_id"):
                 collector.row(
                     ts, -1, message, side, "delete", "reset", order_id, price, 0, price, qty
                 )
@@ -573,18 +567,17 @@ def collect(
     return l3_out, trades_out
 
 
+def _rows(columns: Mapping[str, Any], *names: str) -> Iterator[tuple[Any, ...]]:
+    """The named columns row by row, as Python values (one ``tolist`` per column)."""
+    return zip(*(columns[name].tolist() for name in names), strict=True)
+
+
 def _match_executions(events: L3Events, trades: Trades, window_ns: int) -> None:
     """Mark reductions that match a trade (same resting side, price and size; nearest time)."""
     by_key: dict[tuple[int, int, int], list[tuple[int, int]]] = {}
     tc = trades.columns
     for index, (side, price, qty, ts) in enumerate(
-        zip(
-            tc["side"].tolist(),
-            tc["price"].tolist(),
-            tc["qty"].tolist(),
-            tc["exchange_ts_ns"].tolist(),
-            strict=True,
-        )
+        _rows(tc, "side", "price", "qty", "exchange_ts_ns")
     ):
         resting = 1 if side == "buy" else 0  # a buy taker lifts asks
         by_key.setdefault((resting, price, qty), []).append((ts, index))
@@ -594,17 +587,17 @@ def _match_executions(events: L3Events, trades: Trades, window_ns: int) -> None:
     c = events.columns
     trade_ids = tc["trade_id"]
     for row, (event, origin, side, prev_price, prev_qty, price, qty, ts, recv) in enumerate(
-        zip(
-            c["event"].tolist(),
-            c["origin"].tolist(),
-            c["side"].tolist(),
-            c["prev_price"].tolist(),
-            c["prev_qty"].tolist(),
-            c["price"].tolist(),
-            c["qty"].tolist(),
-            c["exchange_ts_ns"].tolist(),
-            c["recv_ts_ns"].tolist(),
-            strict=True,
+        _rows(
+            c,
+            "event",
+            "origin",
+            "side",
+            "prev_price",
+            "prev_qty",
+            "price",
+            "qty",
+            "exchange_ts_ns",
+            "recv_ts_ns",
         )
     ):
         if origin != "wire" or prev_qty <= 0:
@@ -806,17 +799,17 @@ def l3_lobster(
             prev_qty,
             execution,
         ) in enumerate(
-            zip(
-                c["recv_ts_ns"].tolist(),
-                c["event"].tolist(),
-                c["side"].tolist(),
-                c["order_id"].tolist(),
-                c["price"].tolist(),
-                c["qty"].tolist(),
-                c["prev_price"].tolist(),
-                c["prev_qty"].tolist(),
-                c["execution"].tolist(),
-                strict=True,
+            _rows(
+                c,
+                "recv_ts_ns",
+                "event",
+                "side",
+                "order_id",
+                "price",
+                "qty",
+                "prev_price",
+                "prev_qty",
+                "execution",
             )
         ):
             lobster_id = ids.setdefault(order_id, len(ids) + 1)
