@@ -668,13 +668,10 @@ class _Connection:
                 self._schedule_away_check()
 
     def _count(self, event: FeedEvent) -> None:
-        """Metrics of an event other than BookChanged."""
+        """Metrics of an event other than BookChanged (counted inline by the frame processor)."""
         feed = self.feed
         metrics = feed.metrics
-        if isinstance(event, BookChanged):
-            metrics.messages += 1
-            metrics.checksums_verified += event.checksum_verified
-        elif isinstance(event, ChecksumMismatch):
+        if isinstance(event, ChecksumMismatch):
             metrics.messages += 1
             metrics.mismatches += 1
         elif isinstance(event, ResyncRequested):
