@@ -290,8 +290,9 @@ class KrakenSession:
             if router is not None:
                 pos, reason = router.apply_lines(data, pos)
                 line += router.lines
+                if router.lines:
+                    self._merge_router_counts()  # before anything reads the session's counts
                 if reason != _STOP_HANDOFF:
-                    self._merge_router_counts()
                     if reason != _STOP_END:
                         events = self._fast_path_failure(reason, router.failure)
                         if on_events is not None:
@@ -301,7 +302,6 @@ class KrakenSession:
             end = size if end < 0 else end
             raw = data[pos:end]
             pos = end + 1
-            self._merge_router_counts()
             if on_line is not None:
                 on_line(line, raw[:-1] if raw.endswith(b"\r") else raw)
                 self._sync_router()
@@ -314,7 +314,6 @@ class KrakenSession:
                     if on_events is not None and events:
                         on_events(line, events)
             line += 1
-        self._merge_router_counts()
         return line - first_line
 
     def _merge_router_counts(self) -> None:
