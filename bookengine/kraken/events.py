@@ -7,7 +7,11 @@ out by reference: read them before the next frame is received, or copy what you 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
+
+MAKER_SIDE = {"buy": "ask", "sell": "bid"}
+"""Taker side of a trade -> the book side (``"bid"``/``"ask"``) whose resting order traded."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,6 +175,87 @@ class BadFrame:
 
 
 @dataclass(frozen=True, slots=True)
+class Trade:
+    """One public trade of the ``trade`` channel, exact (Kraken Spot WebSocket v2).
+
+    ``{"channel": "trade", "type": "update"|"snapshot", "data": [{"symbol", "side", "price",
+    "qty", "ord_type", "trade_id", "timestamp"}]}``: ``side`` is the *taker's* side, so a
+    ``buy`` took liquidity from the asks.
+    """
+
+    symbol: str
+    side: str
+    """The taker's side, ``"buy"`` or ``"sell"``."""
+    price: int
+    """Price mantissa (scale: the symbol's price precision)."""
+    qty: int
+    """Quantity mantissa (scale: the symbol's qty precision)."""
+    trade_id: int
+    """Kraken's trade id; -1 when absent."""
+    timestamp_ns: int
+    """Engine time of the trade, ns since the epoch; -1 when absent."""
+    recv_ts_ns: int
+    ord_type: str = ""
+    """The taker order's type, ``"market"`` or ``"limit"`` ("" when absent)."""
+
+    @property
+    def book_side(self) -> str:
+        """``"bid"`` or ``"ask"``: the side of the book the resting (maker) order was on."""
+        return MAKER_SIDE[self.side]
+
+
+@dataclass(frozen=True, slots=True)
+class Trades:
+    """The trades of one ``trade`` frame of one symbol (one event per frame, never per trade).
+
+    Trades of a symbol whose precision is not known cannot be made exact: such a frame gives
+    no event (the session counts it in ``trades_unpriced``).
+    """
+
+    symbol: str
+    trades: tuple[Trade, ...]
+    price_precision: int
+    qty_precision: int
+    recv_ts_ns: int
+    is_snapshot: bool
+    """Kraken replays the last 50 trades on subscribe: history, not news."""
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionReport:
+    """One record of the private ``executions`` channel (one own order after one event)."""
+
+    order_id: str
+    exec_type: str
+    """``pending_new``, ``new``, ``trade``, ``filled``, ``canceled``, ``expired``, ``amended``..."""
+    order_status: str
+    symbol: str | None
+    side: str | None
+    """``"buy"`` or ``"sell"`` (None when the record omits it)."""
+    order_type: str | None
+    """``limit``, ``market``... (None when the record omits it)."""
+    order_qty: Decimal | None
+    limit_price: Decimal | None
+    cum_qty: Decimal | None
+    last_qty: Decimal | None
+    last_price: Decimal | None
+    trade_id: int | None
+    liquidity_ind: str | None
+    timestamp_ns: int
+    recv_ts_ns: int
+    is_snapshot: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Executions:
+    """The records of one private ``executions`` frame (own orders; exact decimals)."""
+
+    reports: tuple[ExecutionReport, ...]
+    recv_ts_ns: int
+    is_snapshot: bool
+
+
+@dataclass(frozen=True, slots=True)
 class ConnectionOpened:
     """The feed connected (or reconnected) and is subscribing; books rebuild from snapshots."""
 
@@ -198,6 +283,8 @@ Event = (
     | Pong
     | InstrumentsUpdated
     | BadFrame
+    | Trades
+    | Executions
     | ConnectionOpened
     | ConnectionLost
 )

@@ -31,12 +31,15 @@ from .events import (
     BookInvalid,
     ChecksumMismatch,
     Event,
+    Executions,
     InstrumentsUpdated,
     Pong,
     RequestFailed,
     ResyncRequested,
     Subscribed,
     SystemStatus,
+    Trade,
+    Trades,
     Unsubscribed,
     new_book_changed,
 )
@@ -178,6 +181,8 @@ class KrakenSession:
         """Frames applied by the compiled fast path of :meth:`receive_buffer` (in ``frames``)."""
         self.bad_frames = 0
         """Frames that were malformed or could not be applied to their book."""
+        self.trades_unpriced = 0
+        """Trades skipped because their symbol's precision is not known (cannot be exact)."""
         self.last_recv_ts_ns = -1
         self._scanner = self.impl.FrameScanner()
         self._router: Any = None
@@ -533,7 +538,7 @@ class KrakenSession:
         try:
             if isinstance(message, dict):
                 if "channel" in message:
-                    return self._receive_channel(message)
+                    return self._receive_channel(message, frame, recv_ts_ns)
                 if "method" in message:
                     return self._receive_response(message, recv_ts_ns)
                 if "event" in message:
@@ -546,7 +551,9 @@ class KrakenSession:
         self.bad_frames += 1
         return [BadFrame("not a Kraken message", recv_ts_ns)]
 
-    def _receive_channel(self, message: dict[str, Any]) -> list[Event]:
+    def _receive_channel(
+        self, message: dict[str, Any], frame: bytes | str, recv_ts_ns: int
+    ) -> list[Event]:
         channel = message["channel"]
         if channel == "instrument":
             symbols = self.instruments.apply_message(message)
@@ -558,7 +565,33 @@ class KrakenSession:
             data = message["data"][0]
             connection_id = data.get("connection_id")
             return [self._status(str(data["system"]), str(data.get("version", "")), connection_id)]
-        return []  # heartbeat, trade, ticker...: nothing for the books
+        # Numbers must stay text to become exact: decode these two from the frame again.
+        if channel == "trade":
+            return self._trades(frame, message.get("type") == "snapshot", recv_ts_ns)
+        if channel == "executions":
+            reports = frames.decode_executions(frame, recv_ts_ns)
+            return [Executions(tuple(reports), recv_ts_ns, message.get("type") == "snapshot")]
+        return []  # heartbeat, ticker...: nothing for the books
+
+    def _trades(self, frame: bytes | str, is_snapshot: bool, recv_ts_ns: int) -> list[Event]:
+        by_symbol: dict[str, list[Trade]] = {}
+        for trade in frames.decode_trades(
+            frame, recv_ts_ns, self._trade_precision, include_snapshot=True
+        ):
+            by_symbol.setdefault(trade.symbol, []).append(trade)
+        events: list[Event] = []
+        for symbol, trades in by_symbol.items():
+            precision = self._trade_precision(symbol)
+            assert precision is not None  # decode_trades skips symbols without one
+            events.append(Trades(symbol, tuple(trades), *precision, recv_ts_ns, is_snapshot))
+        return events
+
+    def _trade_precision(self, symbol: str) -> tuple[int, int] | None:
+        instrument = self.instruments.get(symbol)
+        if instrument is None:
+            self.trades_unpriced += 1
+            return None
+        return instrument.price_precision, instrument.qty_precision
 
     def _check_precision(self, symbol: str) -> list[Event]:
         # A precision change invalidates every mantissa of that symbol's v2 books.
