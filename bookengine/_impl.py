@@ -21,6 +21,8 @@ class Implementation:
     name: str
     """``"cython"`` or ``"python"``."""
     FrameScanner: type[Any]
+    BookRouter: type[Any]
+    """The line reader (see :mod:`bookengine._core.router`)."""
     L2Book: type[Any]
     L3Book: type[Any]
 
@@ -31,11 +33,12 @@ def _with_display(name: str, core: type[Any]) -> type[Any]:
 
 
 def _reference() -> Implementation:
-    from ._reference import l2book, l3book, scan
+    from ._reference import l2book, l3book, router, scan
 
     return Implementation(
         "python",
         scan.FrameScanner,
+        router.BookRouter,
         _with_display("L2Book", l2book.L2BookCore),
         _with_display("L3Book", l3book.L3BookCore),
     )
@@ -46,9 +49,11 @@ def _compiled() -> Implementation:
     scan = importlib.import_module("bookengine._core.scan")
     l2book = importlib.import_module("bookengine._core.l2book")
     l3book = importlib.import_module("bookengine._core.l3book")
+    router = importlib.import_module("bookengine._core.router")
     return Implementation(
         "cython",
         scan.FrameScanner,
+        router.BookRouter,
         _with_display("L2Book", l2book.L2BookCore),
         _with_display("L3Book", l3book.L3BookCore),
     )

@@ -285,7 +285,114 @@ def parse_checkpoint(record: CaptureRecord) -> tuple[dict[str, Any], bytes]:
     return meta, frame
 
 
+# -- line formats ----------------------------------------------------------------------------
+
+LINES_KRAKEN, LINES_TARDIS, LINES_CRYPTOFEED = 0, 1, 2
+"""Line formats (the same numbers as :mod:`bookengine.kraken.codes`, which the reader uses)."""
+LINE_FORMAT_NAMES = {
+    LINES_KRAKEN: "bookengine",
+    LINES_TARDIS: "tardis.dev",
+    LINES_CRYPTOFEED: "cryptofeed",
+}
+FORMATS_ACCEPTED = (
+    "bookengine (a raw frame, or recv_ts<TAB>frame, one a line), tardis.dev raw data feed "
+    "('2023-07-30T15:30:00.0292860Z <frame>'), cryptofeed raw recording "
+    "('<url> <-> <unix time>' header, '<unix time>: <frame>' lines)"
+)
+_TARDIS_LINE = re.compile(rb"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{7}Z ")
+_CRYPTOFEED_HEADER = re.compile(rb"\S+ <-> \d+(?:\.\d+)?")
+_CRYPTOFEED_SENT = re.compile(rb"\S+ <- \d+(?:\.\d+)?: ")
+_CRYPTOFEED_LINE = re.compile(rb"\d+(?:\.\d+)?: ")
+
+
+def detect_line_format(line: bytes, path: str = "", number: int = 1) -> int:
+    """The line format of a capture, from its first non-blank line.
+
+    Raises:
+        CaptureError: the line is in none of the formats read here (names the line and them).
+    """
+    line = line.rstrip(b"\r")
+    if _TARDIS_LINE.match(line):
+        return LINES_TARDIS
+    if _CRYPTOFEED_HEADER.fullmatch(line) or _CRYPTOFEED_SENT.match(line):
+        return LINES_CRYPTOFEED
+    if _CRYPTOFEED_LINE.match(line) and line.partition(b": ")[2][:1] in (b"{", b"["):
+        return LINES_CRYPTOFEED
+    head = line.partition(b"\t")[0]
+    if line[:1] in (b"{", b"[", b"#") or (b"\t" in line and head and head[:1].isdigit()):
+        return LINES_KRAKEN
+    raise CaptureError(
+        f"{path}:{number}: not a capture line in any format read here: {line[:60]!r}; "
+        f"accepted: {FORMATS_ACCEPTED}"
+    )
+
+
+def foreign_line_kind(line_format: int, line: bytes) -> str:
+    """What a line the reader handed back is, in a foreign format.
+
+    ``"disconnect"`` (tardis.dev: a blank line), ``"header"`` and ``"sent"`` (cryptofeed's
+    connection header and sent requests), or ``"bad"``.
+    """
+    if line_format == LINES_TARDIS:
+        return "disconnect" if not line.strip() else "bad"
+    if _CRYPTOFEED_HEADER.fullmatch(line):
+        return "header"
+    if _CRYPTOFEED_SENT.match(line):
+        return "sent"
+    return "bad"
+
+
 # -- reading ---------------------------------------------------------------------------------
+
+
+def expand_inputs(paths: Iterable[str | Path]) -> list[Path]:
+    """Capture paths with folders expanded: every capture file inside, in time order.
+
+    Files of a folder are ordered by their first receive time where it can be read cheaply
+    (the header's start time, or the first line's time), then by name; a file given by name
+    is kept where it was given.
+    """
+    out: list[Path] = []
+    for item in paths:
+        path = Path(item)
+        if not path.is_dir():
+            out.append(path)
+            continue
+        files = [
+            p
+            for p in sorted(path.rglob("*"))
+            if p.is_file() and not p.name.startswith(".") and _is_capture_name(p.name)
+        ]
+        out.extend(sorted(files, key=lambda p: (_first_time(p), str(p))))
+    return out
+
+
+def _is_capture_name(name: str) -> bool:
+    for compressed in _COMPRESSED:
+        if name.endswith(compressed):
+            name = name[: -len(compressed)]
+    return name.endswith(_CAPTURE_SUFFIXES)
+
+
+def _first_time(path: Path) -> int:
+    """The receive time of a capture's first timed line (-1 when none in its first lines)."""
+    report = CaptureReport()
+    try:
+        for chunk in _decoded_chunks(path, report, _Progress()):
+            for line in chunk.split(b"\n")[:32]:
+                if line.startswith(HEADER_PREFIX):
+                    try:
+                        return CaptureHeader.parse(line).started_ns
+                    except CaptureError:
+                        continue
+                head = line.partition(b"\t")[0] if b"\t" in line else line[:28]
+                with contextlib.suppress(CaptureError):
+                    if head[:1].isdigit():
+                        return parse_recv_ts(head.split(b": ")[0].split(b" ")[0])
+            break
+    except CaptureError:
+        return -1
+    return -1
 
 
 class _Progress:
@@ -411,6 +518,36 @@ def _is_json_container(text: bytes) -> bool:
         return False
 
 
+def _detect(body: bytes, path: str) -> int:
+    """The line format of a file from its first lines (the first recognisable of five)."""
+    error: CaptureError | None = None
+    checked = 0
+    for number, line in enumerate(body.split(b"\n", 64)[:64], 1):
+        if not line.strip():
+            continue
+        try:
+            return detect_line_format(line, path, number)
+        except CaptureError as exc:
+            error = error or exc
+        checked += 1
+        if checked == 5:
+            break
+    if error is not None:
+        raise error
+    return LINES_KRAKEN
+
+
+def _drop_lines(body: bytes, count: int) -> tuple[bytes, int]:
+    """``body`` without its first ``count`` lines (all when it has fewer), and how many went."""
+    pos = 0
+    for dropped in range(count):
+        end = body.find(b"\n", pos)
+        if end < 0:
+            return b"", dropped
+        pos = end + 1
+    return body[pos:], count
+
+
 class CaptureReader:
     """Iterate the lines of captures, in order, as :class:`CaptureRecord`.
 
@@ -448,9 +585,9 @@ class CaptureReader:
         unknown = self.kinds - {"frame", "sent", "header", "checkpoint", "torn", "raw"}
         if unknown:
             raise ValueError(f"unknown record kinds {sorted(unknown)}")
-        if "raw" in self.kinds and start is not None:
-            raise ValueError("a raw read starts at the first line")
         self.start = start
+        self.line_format = LINES_KRAKEN
+        """Line format of the file being read (``"raw"`` reads: detected from its first lines)."""
         self.report = CaptureReport()
         self.file_index = -1
         """Index in :attr:`paths` of the file being read."""
@@ -491,6 +628,8 @@ class CaptureReader:
         rest = b""
         notes_before = len(report.notes)
         raw = "raw" in kinds
+        detected = not raw
+        self.line_format = LINES_KRAKEN
         for chunk in _decoded_chunks(path, report, self._progress):
             if raw:
                 # Whole lines only: up to the chunk's last newline, one copy.
@@ -500,6 +639,14 @@ class CaptureReader:
                     continue
                 body = rest + chunk[:cut] if rest or cut < len(chunk) else chunk
                 rest = chunk[cut:]
+                if not detected:
+                    self.line_format = _detect(body, name)
+                    detected = True
+                if skip > number:
+                    body, dropped = _drop_lines(body, skip - number)
+                    number += dropped
+                    if not body:
+                        continue
                 yield CaptureRecord(name, number + 1, -1, body, "raw")
                 number += _count_lines(body)
                 continue
@@ -534,10 +681,15 @@ class CaptureReader:
                     yield CaptureRecord(name, number, recv_ts_ns, line)
         stream_notes = report.notes[notes_before:]
         del report.notes[notes_before:]
+        if raw and not detected and rest.strip():
+            self.line_format = _detect(rest, name)
         if rest and number >= skip:
             number += 1
             line = rest[:-1] if rest.endswith(b"\r") else rest
-            if line.strip():
+            if raw and self.line_format != LINES_KRAKEN:
+                # Other tools' lines carry no JSON test of completeness: read the line as is.
+                yield CaptureRecord(name, number, -1, line + b"\n", "raw")
+            elif line.strip():
                 if _complete(line):
                     # A whole item that merely lacks its newline (a hand-made file): read it.
                     yield from self._read_one(name, number, line)

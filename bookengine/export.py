@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import bisect
 import json
+import re
 import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -42,7 +43,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ._impl import implementation
-from .capture import CaptureRecord, parse_checkpoint
+from .capture import CaptureReader, CaptureRecord, parse_checkpoint
 from .errors import BookError, UnknownSymbolError
 from .instruments import Instruments
 from .kraken.events import BookChanged, ChecksumMismatch
@@ -403,27 +404,40 @@ def collect(
     wanted = replayer.symbols
     message = -1
     session = replayer.session
-    for record in replayer._stream(label="export"):
-        session = replayer.session
+    session = replayer.session = replayer._new_session()
+
+    def apply(record: CaptureRecord) -> list[Any]:
+        # Transitional: frame by frame until the collectors read the session's events.
+        if record.kind == "checkpoint":
+            return replayer._apply_checkpoint(record, session)
+        return session.receive(record.frame, record.recv_ts_ns)
+
+    last = -1
+    for record in CaptureReader(replayer.paths, kinds=("frame", "checkpoint")):
+        if record.recv_ts_ns < 0 <= last:
+            record = CaptureRecord(record.path, record.line, last, record.frame, record.kind)
+        last = record.recv_ts_ns
+        if wanted is not None and record.kind == "frame" and not _wanted(record.frame, wanted):
+            continue
         frame = record.frame
         if record.kind == "checkpoint":
             meta, frame = parse_checkpoint(record)
             if meta.get("kind") != "book" or meta.get("channel") != "level3":
-                replayer._apply(record)
+                apply(record)
                 continue
         elif trades and b'"trade"' in frame[:40]:  # confirmed by the JSON decode
             _trade_rows(record, session.instruments, wanted, trade_tables)
-            replayer._apply(record)
+            apply(record)
             continue
         if not l3 or b'"level3"' not in frame[:32]:
-            replayer._apply(record)
+            apply(record)
             continue
         try:
             kind = scanner.scan(frame)
         except BookError:
             kind = -1
         if kind != KIND_LEVEL3:
-            replayer._apply(record)
+            apply(record)
             continue
         key = f"level3:{scanner.symbol}"
         state = session.books.get(key)
@@ -467,7 +481,7 @@ def collect(
         parsed = [
             (side_index, entry) for side_index, entries in enumerate(sides) for entry in entries
         ]
-        events = replayer._apply(record)
+        events = apply(record)
         applied = any(
             isinstance(event, BookChanged | ChecksumMismatch) and event.key == key
             for event in events
@@ -565,6 +579,11 @@ def collect(
         if table is not None:
             _match_executions(events_table, table, match_window_ns)
     return l3_out, trades_out
+
+
+def _wanted(frame: bytes, symbols: frozenset[str]) -> bool:
+    match = re.search(rb'"symbol":\s*"([^"]*)"', frame[:200])
+    return match is None or match.group(1).decode("utf-8", "replace") in symbols
 
 
 def _rows(columns: Mapping[str, Any], *names: str) -> Iterator[tuple[Any, ...]]:

@@ -105,3 +105,12 @@ class Instruments:
 
     def symbols(self) -> Iterable[str]:
         return self._by_symbol.keys()
+
+    def copy(self) -> Instruments:
+        """An independent copy (a replay's session may learn more without touching this one)."""
+        out = Instruments()
+        for symbol in self.symbols():
+            item = self.get(symbol)
+            assert item is not None
+            out.set(symbol, item.price_precision, item.qty_precision, item.status)
+        return out

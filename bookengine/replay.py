@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
@@ -33,17 +32,22 @@ import numpy as np
 import numpy.typing as npt
 
 from .capture import (
+    LINE_FORMAT_NAMES,
+    LINES_KRAKEN,
     CaptureHeader,
     CaptureNote,
     CaptureReader,
     CaptureRecord,
     book_snapshot_frame,
+    expand_inputs,
+    foreign_line_kind,
     instrument_frame,
     parse_checkpoint,
     subscribe_ack_frame,
 )
 from .errors import CaptureError
 from .instruments import Instruments
+from .kraken.codes import STOP_LINE, STOP_TIME
 from .kraken.events import (
     BadFrame,
     BookChanged,
@@ -52,7 +56,7 @@ from .kraken.events import (
     Event,
     Subscribed,
 )
-from .kraken.session import BookState, KrakenSession
+from .kraken.session import INT64_MAX, BookState, KrakenSession
 
 SECOND_NS = 1_000_000_000
 
@@ -71,6 +75,8 @@ class ReplayResult:
     checkpoints_applied: int = 0
     """``#checkpoint`` books used to seed a segment replayed without its predecessors."""
     headers: list[CaptureHeader] = field(default_factory=list)
+    skipped: int = 0
+    """Data frames of other symbols skipped by a ``symbols`` filter (not in ``frames``)."""
 
     @property
     def checksum_mismatches(self) -> int:
@@ -101,15 +107,20 @@ class ReplayResult:
 def replay_events(
     paths: Iterable[str | Path], session: KrakenSession
 ) -> Iterator[tuple[CaptureRecord, list[Event]]]:
-    """Feed each capture frame to ``session``; yield the line and the events it produced.
+    """Feed each capture frame to ``session.receive``; yield the line and its events.
 
-    Headers, sent requests and torn final lines are skipped; checkpoints seed books the
-    session does not hold yet (see :class:`Replayer`).
+    Transitional: the analytics' wrapped session still needs ``receive`` per frame; it goes
+    once analytics read the session's events (see :class:`Replayer`).
     """
     replayer = Replayer(paths, progress=False)
-    replayer.session = session
-    for record in replayer._stream():
-        yield record, replayer._apply(record)
+    last = -1
+    for record in CaptureReader(replayer.paths, kinds=("frame", "checkpoint")):
+        ts = record.recv_ts_ns if record.recv_ts_ns >= 0 else last
+        last = ts
+        if record.kind == "checkpoint":
+            yield record, replayer._apply_checkpoint(record, session)
+        else:
+            yield record, session.receive(record.frame, ts)
 
 
 def replay(
@@ -211,24 +222,6 @@ class _ProgressBar:
 
     def close(self) -> None:
         self._draw(time.monotonic(), final=True)
-
-
-_DATA_CHANNEL = re.compile(rb'\{\s*"channel"\s*:\s*"(?:book|level3|trade)"')
-_SYMBOL = re.compile(rb'"symbol"\s*:\s*"([^"]*)"')
-
-
-def _book_symbol(frame: bytes) -> str | None:
-    """The symbol of a book/level3/trade data frame, cheaply; None when unsure."""
-    if frame[:1] == b"{":
-        if _DATA_CHANNEL.match(frame) is None:
-            return None
-        match = _SYMBOL.search(frame)
-        return None if match is None else match.group(1).decode("utf-8", "replace")
-    if frame[:1] == b"[" and frame.endswith(b'"]') and b'"book-' in frame:
-        end = len(frame) - 2
-        start = frame.rfind(b'"', 0, end)
-        return frame[start + 1 : end].decode("utf-8", "replace") if start > 0 else None
-    return None
 
 
 # -- samples -----------------------------------------------------------------------------------
@@ -357,23 +350,202 @@ class _SampleBuilder:
         )
 
 
-# -- the replayer ------------------------------------------------------------------------------
+# -- the one loop over captures ----------------------------------------------------------------
 
 
-@dataclass
-class _Cursor:
-    """A session part-way through the captures (for ``book_at``)."""
+class _Pass:
+    """One pass over the captures through one session: the only loop over capture lines.
 
-    session: KrakenSession
-    records: Iterator[CaptureRecord]
-    reader: CaptureReader
-    time_ns: int
-    """Receive time of the last applied record (-1 before any)."""
-    position: tuple[int, int]
-    """(file index, line) of the last applied record."""
-    pending: CaptureRecord | None = None
-    pending_file: int = 0
-    subscriptions: dict[tuple[str, str], int | None] = field(default_factory=dict)
+    The capture reader hands over whole lines per chunk; the session's line reader reads them
+    (books, trades, heartbeats in compiled code) until a stop; what stops here is what only
+    the capture layer knows (headers, checkpoints, sent requests, other tools' header lines and
+    disconnects). Every view of :class:`Replayer` (``run``, ``records``, ``events``,
+    ``sample``, ``snapshots``, ``book_at``) and the exporters and analytics drive one of these.
+    """
+
+    def __init__(
+        self,
+        replayer: Replayer,
+        session: KrakenSession,
+        *,
+        emit: bool,
+        trades: bool,
+        main: bool,
+        start: tuple[int, int] | None = None,
+        label: str = "replay",
+    ) -> None:
+        self.replayer = replayer
+        self.session = session
+        self.emit = emit
+        self.trades = trades
+        self.main = main
+        """Count and report problems (the Replayer's own pass; not a ``book_at`` cursor)."""
+        self.reader = CaptureReader(
+            replayer.paths, kinds=("raw", "frame", "checkpoint", "torn"), start=start
+        )
+        self._records = iter(self.reader)
+        self._data = b""
+        self._pos = 0
+        self._line = 1
+        self._path = ""
+        self._format = LINES_KRAKEN
+        self._pending: CaptureRecord | None = None
+        self._notes_seen = 0
+        self._synthetic = 0  # frames of checkpoints: not the capture's own
+        self.time_ns = -1
+        """Latest receive time read so far (-1 before any)."""
+        self.done = False
+        self.subscriptions: dict[tuple[str, str], int | None] = {}
+        self.checkpoints_applied = 0
+        self.bad = 0
+        self.bar = _ProgressBar(self.reader, label) if main and replayer.progress else None
+
+    @property
+    def frames(self) -> int:
+        """Received frames read so far (checkpoints' synthetic frames not included)."""
+        return self.session.frames - self._synthetic
+
+    @property
+    def position(self) -> tuple[int, int]:
+        """(file index, line) of the last line consumed."""
+        return self.reader.file_index, self._line - 1
+
+    def steps(self, until_ns: int = INT64_MAX) -> Iterator[tuple[CaptureRecord, list[Event]]]:
+        """Read until the next line was received after ``until_ns``, or to the end.
+
+        Yields each line that produced events (as a :class:`CaptureRecord` without its frame:
+        the line's file, number and receive time) with those events.
+        """
+        session = self.session
+        try:
+            while True:
+                if self._pending is not None:
+                    record = self._pending
+                    if record.recv_ts_ns > until_ns:
+                        return
+                    self._pending = None
+                    events = self._apply_record(record)
+                    if events:
+                        yield self._emit(record.line, events)
+                    continue
+                if self._pos >= len(self._data):
+                    if not self._next_chunk():
+                        self.done = True
+                        return
+                    continue
+                pos, stop, lines, events = session.receive_lines(
+                    self._data,
+                    self._pos,
+                    line_format=self._format,
+                    until_ns=until_ns,
+                    emit=self.emit,
+                    trades=self.trades,
+                )
+                self._pos = pos
+                self._line += lines
+                if session.last_recv_ts_ns > self.time_ns:
+                    self.time_ns = session.last_recv_ts_ns
+                if stop == STOP_TIME:
+                    return
+                if stop == STOP_LINE:
+                    start, end = session.line_span
+                    events.extend(self._other_line(self._data[start:end], self._line - 1))
+                if events:
+                    yield self._emit(self._line - 1, events)
+        finally:
+            if self.done and self.bar is not None:
+                self.bar.close()
+                self.bar = None
+
+    def _next_chunk(self) -> bool:
+        record = next(self._records, None)
+        self._report_notes()
+        if record is None:
+            return False
+        if self.bar is not None:
+            self.bar.frames = self.frames
+            self.bar.tick()
+        if record.kind == "raw":
+            self._data, self._pos, self._line = record.frame, 0, record.line
+            self._path = record.path
+            self._format = self.reader.line_format
+        elif record.kind != "torn":
+            # A final line without its newline that parses whole: the Python path.
+            self._path = record.path
+            self._pending = self._with_time(record)
+        return True
+
+    def _with_time(self, record: CaptureRecord) -> CaptureRecord:
+        # A line without a receive time takes the previous line's.
+        if record.recv_ts_ns >= 0 or self.session.last_recv_ts_ns < 0:
+            return record
+        return CaptureRecord(
+            record.path, record.line, self.session.last_recv_ts_ns, record.frame, record.kind
+        )
+
+    def _other_line(self, line: bytes, number: int) -> list[Event]:
+        """A line the session's reader handed back as not a received frame in this format."""
+        if self._format != LINES_KRAKEN:
+            kind = foreign_line_kind(self._format, line)
+            if kind == "disconnect":
+                return self.session.disconnected(self.session.last_recv_ts_ns)
+            if kind == "sent":
+                self.reader.report.sent += 1
+            elif kind == "bad":
+                self.session.frames += 1
+                self.session.bad_frames += 1
+                name = LINE_FORMAT_NAMES[self._format]
+                return [BadFrame(f"not a {name} capture line: {line[:60]!r}", -1)]
+            return []
+        events: list[Event] = []
+        for record in self.reader.read_line(self._path, number, line):
+            record = self._with_time(record)
+            if record.kind == "frame" and record.recv_ts_ns > self.time_ns >= 0:
+                # Another time form (epoch seconds, RFC 3339): applied in time order.
+                self._pending = record
+                continue
+            events.extend(self._apply_record(record))
+        return events
+
+    def _apply_record(self, record: CaptureRecord) -> list[Event]:
+        session = self.session
+        if record.kind == "checkpoint":
+            before = session.frames
+            events = self.replayer._apply_checkpoint(record, session)
+            self._synthetic += session.frames - before
+            if any(isinstance(event, BookChanged) for event in events):
+                self.checkpoints_applied += 1
+            if not self.emit:
+                events = [e for e in events if not isinstance(e, BookChanged)]
+            return events
+        carry = session.last_recv_ts_ns
+        events = session.receive(record.frame, record.recv_ts_ns)
+        if record.recv_ts_ns < 0:
+            session.resume_time(carry)
+        elif record.recv_ts_ns > self.time_ns:
+            self.time_ns = record.recv_ts_ns
+        return events
+
+    def _emit(self, line: int, events: list[Event]) -> tuple[CaptureRecord, list[Event]]:
+        record = CaptureRecord(self._path, line, self.session.last_recv_ts_ns, b"")
+        for event in events:
+            if isinstance(event, Subscribed):
+                self.subscriptions[(event.channel, event.symbol)] = event.depth
+        if self.main:
+            self.bad += self.replayer._report(record, events)
+        return record, events
+
+    def _report_notes(self) -> None:
+        notes = self.reader.report.notes
+        if len(notes) > self._notes_seen:
+            if self.main:
+                self.replayer._report_notes(notes[self._notes_seen :])
+            self._notes_seen = len(notes)
+
+    def finish(self) -> None:
+        """Read to the end."""
+        for _ in self.steps():
+            pass
 
 
 @dataclass
@@ -389,11 +561,14 @@ class Replayer:
     """Replay captures through a :class:`KrakenSession`: events, books in time, samples.
 
     Args:
-        paths: capture files, replayed in the order given (segments of one recording in
-            segment order, e.g. ``find_segments(base)``).
+        paths: capture files or folders (all captures inside), replayed in the order given
+            (segments of one recording in segment order, e.g. ``find_segments(base)``). Our own
+            captures, tardis.dev raw data-feed slices and cryptofeed raw recordings are
+            recognised by their lines.
         instruments, precisions, depth, implementation_name: as for :func:`replay`.
-        symbols: only these symbols' book, level3 and trade frames reach the session (the
-            others are skipped before scanning); None: all.
+        symbols: only these symbols' book, level3 and trade frames are read (the others are
+            skipped by the line reader before scanning, so a filter makes replay faster);
+            None: all.
         on_problem: called with the line and a message for every bad frame, invalid book
             message, checksum mismatch, torn line, truncated or damaged stream.
         progress: a progress bar on stderr; None: only when stderr is a terminal.
@@ -403,6 +578,9 @@ class Replayer:
 
     Receive times: a frame without a timestamp takes the time of the frame before it; the
     capture's times are expected to be non-decreasing (they are when recorded by one client).
+
+    Every view (``run``, ``records``, ``events``, ``aevents``, ``sample``, ``snapshots``,
+    ``book_at``) is one pass of the same loop (:class:`_Pass`) over the session's line reader.
     """
 
     def __init__(
@@ -418,7 +596,7 @@ class Replayer:
         progress: bool | None = None,
         checkpoint_every_s: float | None = 60.0,
     ) -> None:
-        self.paths = [Path(p) for p in paths]
+        self.paths = list(expand_inputs(paths))
         self._instruments = instruments
         self.precisions = dict(precisions or {})
         self.depth = depth
@@ -431,119 +609,60 @@ class Replayer:
         )
         self.session: KrakenSession = self._new_session()
         """The session of the latest full pass (``run``, ``events``, ``sample``...)."""
-        self.reader: CaptureReader | None = None
-        self.frames = 0
-        self.bad = 0
-        self.checkpoints_applied = 0
-        self._subscriptions: dict[tuple[str, str], int | None] = {}
-        self._cursor: _Cursor | None = None
+        self._pass: _Pass | None = None
+        self._cursor: _Pass | None = None
         self._checkpoints: list[_Checkpoint] = []
 
+    @property
+    def reader(self) -> CaptureReader | None:
+        """The capture reader of the latest full pass."""
+        return None if self._pass is None else self._pass.reader
+
+    @property
+    def frames(self) -> int:
+        return 0 if self._pass is None else self._pass.frames
+
+    @property
+    def bad(self) -> int:
+        return 0 if self._pass is None else self._pass.bad
+
+    @property
+    def checkpoints_applied(self) -> int:
+        return 0 if self._pass is None else self._pass.checkpoints_applied
+
     def _new_session(self) -> KrakenSession:
-        instruments = Instruments()
-        if self._instruments is not None:
-            for symbol in self._instruments.symbols():
-                item = self._instruments.get(symbol)
-                assert item is not None
-                instruments.set(symbol, item.price_precision, item.qty_precision, item.status)
-        return KrakenSession(
-            instruments=instruments,
+        session = KrakenSession(
+            instruments=self._instruments.copy() if self._instruments is not None else None,
             precisions=self.precisions,
             depth=self.depth,
             implementation_name=self.implementation_name,
         )
+        if self.symbols is not None:
+            session.set_symbols(self.symbols)
+        return session
 
-    # -- the loop ------------------------------------------------------------------------------
+    def new_pass(self, *, emit: bool, trades: bool, label: str = "replay") -> _Pass:
+        """A fresh session and the one loop over the captures through it (the main pass)."""
+        self.session = self._new_session()
+        self._pass = _Pass(self, self.session, emit=emit, trades=trades, main=True, label=label)
+        return self._pass
 
-    def _stream(
-        self, reader: CaptureReader | None = None, label: str = "replay"
-    ) -> Iterator[CaptureRecord]:
-        """Records to apply, in order: frames (filtered by symbol) and checkpoints.
-
-        Torn lines are reported here; sent requests and headers never come out.
-        """
-        if reader is None:
-            reader = CaptureReader(self.paths, kinds=("frame", "checkpoint", "torn"))
-            self.reader = reader
-            self.frames = self.bad = self.checkpoints_applied = 0
-            self._subscriptions = {}
-        bar = _ProgressBar(reader, label) if self.progress else None
-        wanted = self.symbols
-        notes_seen = 0
-        last_ts = -1
-        try:
-            for record in reader:
-                notes = reader.report.notes
-                if len(notes) > notes_seen:
-                    self._report_notes(notes[notes_seen:], record.path)
-                    notes_seen = len(notes)
-                if record.kind == "torn":
-                    continue
-                if bar is not None:
-                    bar.tick()
-                if record.recv_ts_ns < 0 and last_ts >= 0:
-                    record = CaptureRecord(
-                        record.path, record.line, last_ts, record.frame, record.kind
-                    )
-                last_ts = record.recv_ts_ns
-                if wanted is not None and record.kind == "frame":
-                    symbol = _book_symbol(record.frame)
-                    if symbol is not None and symbol not in wanted:
-                        continue
-                yield record
-            notes = reader.report.notes
-            if len(notes) > notes_seen:
-                self._report_notes(notes[notes_seen:], "")
-        finally:
-            if bar is not None:
-                bar.close()
-
-    def _report_notes(self, notes: Sequence[CaptureNote], _: str) -> None:
+    def _report_notes(self, notes: Sequence[CaptureNote]) -> None:
         if self.on_problem is None:
             return
         for note in notes:
             self.on_problem(CaptureRecord(note.path, note.line, -1, b"", note.kind), note.message)
 
-    def _apply(
-        self,
-        record: CaptureRecord,
-        session: KrakenSession | None = None,
-        subscriptions: dict[tuple[str, str], int | None] | None = None,
-    ) -> list[Event]:
-        """Feed one record to the session; count and report problems (main pass only)."""
-        if session is not None:  # a book_at cursor: same frames, no counting or reporting
-            if record.kind == "checkpoint":
-                return self._apply_checkpoint(record, session)
-            events = session.receive(record.frame, record.recv_ts_ns)
-            for event in events:
-                if isinstance(event, Subscribed) and subscriptions is not None:
-                    subscriptions[(event.channel, event.symbol)] = event.depth
-            return events
-        session = self.session
-        if record.kind == "checkpoint":
-            events = self._apply_checkpoint(record, session)
-            if any(isinstance(event, BookChanged) for event in events):
-                self.checkpoints_applied += 1
-            return events
-        self.frames += 1
-        events = session.receive(record.frame, record.recv_ts_ns)
-        self._report(record, events)
-        return events
-
-    def _report(self, record: CaptureRecord, events: Sequence[Event]) -> None:
-        """Count bad frames and report problems of the main pass."""
-        subs = self._subscriptions
+    def _report(self, record: CaptureRecord, events: Sequence[Event]) -> int:
+        """Report the problems among ``events`` (main pass); return how many frames were bad."""
+        bad = 0
         for event in events:
             message = None
-            if isinstance(event, BookChanged):
-                continue
-            if isinstance(event, Subscribed):
-                subs[(event.channel, event.symbol)] = event.depth
-            elif isinstance(event, BadFrame):
-                self.bad += 1
+            if isinstance(event, BadFrame):
+                bad += 1
                 message = event.error
             elif isinstance(event, BookInvalid):
-                self.bad += 1
+                bad += 1
                 message = f"{event.key}: {event.reason}"
             elif isinstance(event, ChecksumMismatch):
                 message = (
@@ -552,6 +671,7 @@ class Replayer:
                 )
             if message is not None and self.on_problem is not None:
                 self.on_problem(record, message)
+        return bad
 
     def _apply_checkpoint(self, record: CaptureRecord, session: KrakenSession) -> list[Event]:
         meta, frame = parse_checkpoint(record)
@@ -587,7 +707,10 @@ class Replayer:
         return events
 
     def _result(self) -> ReplayResult:
-        report = self.reader.report if self.reader is not None else None
+        run = self._pass
+        report = run.reader.report if run is not None else None
+        if report is not None:
+            report.frames = run.frames if run is not None else 0
         return ReplayResult(
             self.frames,
             self.bad,
@@ -596,87 +719,18 @@ class Replayer:
             report.sent if report is not None else 0,
             self.checkpoints_applied,
             list(report.headers) if report is not None else [],
+            skipped=self.session.filtered_frames,
         )
 
     # -- full passes ---------------------------------------------------------------------------
 
     def run(self) -> ReplayResult:
-        """Replay everything at full speed; return the counts and final books."""
-        self.session = self._new_session()
-        if self.symbols is None:
-            self._run_bulk()
-        else:
-            self._run_records()
-        return self._result()
+        """Replay everything at full speed; return the counts and final books.
 
-    def _run_records(self) -> None:
-        """``run`` one record at a time (needed by the symbol filter; the bulk path's oracle)."""
-        for record in self._stream():
-            self._apply(record)
-
-    def _run_bulk(self) -> None:
-        """``run`` on whole chunks of lines: :meth:`KrakenSession.receive_buffer` applies the
-        v2 book frames of healthy books in compiled code and hands every other line back here,
-        where it goes through the same steps as in :meth:`_stream` and :meth:`_apply`.
-        Nothing yields per frame, so this serves ``run`` only (not ``events``, ``sample``...).
+        Books are applied and counted in compiled code without an event per message.
         """
-        reader = CaptureReader(self.paths, kinds=("raw", "frame", "checkpoint", "torn"))
-        self.reader = reader
-        self.frames = self.bad = self.checkpoints_applied = 0
-        self._subscriptions = {}
-        session = self.session
-        bar = _ProgressBar(reader, "replay") if self.progress else None
-        notes_seen = 0
-        last_ts = -1
-        fast_seen = fast_start = session.fast_path_frames
-        mismatched = 0
-        path = ""
-
-        def apply(record: CaptureRecord) -> None:
-            nonlocal last_ts, fast_seen
-            if session.fast_path_frames != fast_seen:  # the fast path took the lines before
-                last_ts = session.last_recv_ts_ns
-            if record.recv_ts_ns < 0 and last_ts >= 0:
-                record = CaptureRecord(record.path, record.line, last_ts, record.frame, record.kind)
-            last_ts = record.recv_ts_ns
-            self._apply(record)
-            fast_seen = session.fast_path_frames
-
-        def on_line(number: int, line: bytes) -> None:
-            for record in reader.read_line(path, number, line):
-                apply(record)
-
-        def on_events(number: int, events: list[Event]) -> None:
-            # The fast path's own failures: a checksum mismatch (its frame is not counted in
-            # fast_path_frames) or a crossed book.
-            nonlocal mismatched
-            mismatched += any(isinstance(event, ChecksumMismatch) for event in events)
-            self._report(CaptureRecord(path, number, session.last_recv_ts_ns, b""), events)
-
-        try:
-            for record in reader:
-                if record.kind == "raw":
-                    path = record.path
-                    session.receive_buffer(
-                        record.frame, first_line=record.line, on_events=on_events, on_line=on_line
-                    )
-                elif record.kind != "torn":
-                    apply(record)  # a final line without its newline
-                notes = reader.report.notes
-                if len(notes) > notes_seen:
-                    self._report_notes(notes[notes_seen:], record.path)
-                    notes_seen = len(notes)
-                if bar is not None:
-                    bar.tick()
-            notes = reader.report.notes
-            if len(notes) > notes_seen:
-                self._report_notes(notes[notes_seen:], "")
-        finally:
-            taken = session.fast_path_frames - fast_start + mismatched  # frames read in C
-            self.frames += taken
-            reader.report.frames += taken
-            if bar is not None:
-                bar.close()
+        self.new_pass(emit=False, trades=False).finish()
+        return self._result()
 
     @property
     def result(self) -> ReplayResult:
@@ -684,21 +738,33 @@ class Replayer:
         return self._result()
 
     def records(self, pace: float | None = None) -> Iterator[tuple[CaptureRecord, list[Event]]]:
-        """Each applied record with the events it produced, from a fresh session.
+        """Each line that produced events, with those events, from a fresh session.
+
+        The record names the line (file, number, receive time); its ``frame`` is empty: the
+        events say what the line did.
 
         Args:
             pace: None: as fast as possible; otherwise a speed factor over the recorded
-                receive times (1.0: real time, 10.0: ten times faster), by ``time.sleep``
-                before each frame is applied.
+                receive times (1.0: real time, 10.0: ten times faster): the lines of each
+                receive time are read when that time comes (``time.sleep`` in between).
         """
-        self.session = self._new_session()
-        pacer = None if pace is None else _Pacer(pace)
-        for record in self._stream():
-            if pacer is not None:
-                delay = pacer.delay(record.recv_ts_ns)
-                if delay > 0.0005:
-                    time.sleep(delay)
-            yield record, self._apply(record)
+        run = self.new_pass(emit=True, trades=True)
+        if pace is None:
+            yield from run.steps()
+            return
+        for delay, steps in self._paced(run, _Pacer(pace)):
+            if delay > 0.0005:
+                time.sleep(delay)
+            yield from steps
+
+    def _paced(
+        self, run: _Pass, pacer: _Pacer
+    ) -> Iterator[tuple[float, Iterator[tuple[CaptureRecord, list[Event]]]]]:
+        """(delay, lines of the next receive time) pairs: pacing is a walk over time stops."""
+        yield 0.0, run.steps(-1)  # lines without a receive time, before the first one
+        while not run.done:
+            next_ts = self.session.next_recv_ts_ns
+            yield pacer.delay(next_ts), run.steps(next_ts)
 
     def events(self, pace: float | None = None) -> Iterator[Event]:
         """Every event of a fresh replay (see :meth:`records` for ``pace``).
@@ -710,16 +776,19 @@ class Replayer:
 
     async def aevents(self, pace: float | None = None) -> AsyncIterator[Event]:
         """:meth:`events` for asyncio: waits with ``asyncio.sleep``, never blocks the loop."""
-        self.session = self._new_session()
+        run = self.new_pass(emit=True, trades=True)
         pacer = None if pace is None else _Pacer(pace)
-        for count, record in enumerate(self._stream(), 1):
-            delay = 0.0 if pacer is None else pacer.delay(record.recv_ts_ns)
+        count = 0
+        batches = [(0.0, run.steps())] if pacer is None else self._paced(run, pacer)
+        for delay, steps in batches:
             if delay > 0.0005:
                 await asyncio.sleep(delay)
-            elif count % 256 == 0:
-                await asyncio.sleep(0)  # let other tasks run during a fast replay
-            for event in self._apply(record):
-                yield event
+            for _, events in steps:
+                count += 1
+                if count % 256 == 0:
+                    await asyncio.sleep(0)  # let other tasks run during a fast replay
+                for event in events:
+                    yield event
 
     # -- sampling ------------------------------------------------------------------------------
 
@@ -743,33 +812,30 @@ class Replayer:
                 time (``valid`` False while a book does not exist). None: every book that
                 exists at the grid time.
 
-        Complexity: one pass over the captures plus O(levels) per row.
+        Complexity: one pass over the captures (books applied in compiled code between grid
+        times) plus O(levels) per row.
         """
         if every_ns <= 0:
             raise ValueError(f"every_ns must be > 0, got {every_ns}")
-        self.session = self._new_session()
+        run = self.new_pass(emit=False, trades=False, label="sample")
         builder = _SampleBuilder(levels)
-        next_t: int | None = start_ns
-        last_ts = -1
-
-        def emit_until(limit: int) -> None:
-            # Rows for every grid time < limit (state before the frame received at limit).
-            nonlocal next_t
-            assert next_t is not None
-            while next_t < limit and (end_ns is None or next_t <= end_ns):
-                self._sample_row(builder, next_t, keys)
-                next_t += every_ns
-
-        for record in self._stream(label="sample"):
-            ts = record.recv_ts_ns
-            if ts >= 0:
-                if next_t is None:
-                    next_t = -(-ts // every_ns) * every_ns
-                emit_until(ts)
-                last_ts = max(last_ts, ts)
-            self._apply(record)
-        if next_t is not None:
-            emit_until((last_ts if end_ns is None else end_ns) + 1)
+        for _ in run.steps(-1):  # lines without a receive time, before the first one
+            pass
+        t = start_ns
+        if t is None:
+            first = self.session.next_recv_ts_ns
+            if run.done or first < 0:
+                run.finish()
+                return builder.build()
+            t = -(-first // every_ns) * every_ns
+        while end_ns is None or t <= end_ns:
+            for _ in run.steps(t):
+                pass
+            if run.done and end_ns is None and t > run.time_ns:
+                break
+            self._sample_row(builder, t, keys)
+            t += every_ns
+        run.finish()
         return builder.build()
 
     def _sample_row(self, builder: _SampleBuilder, t_ns: int, keys: Sequence[str] | None) -> None:
@@ -783,14 +849,18 @@ class Replayer:
         One row per :class:`BookChanged` (a message applied) of the given keys (None: all),
         at its receive time; ``is_snapshot`` marks rows that follow a snapshot.
         """
-        self.session = self._new_session()
+        run = self.new_pass(emit=True, trades=False, label="snapshots")
         builder = _SampleBuilder(levels)
         wanted = None if keys is None else set(keys)
-        for record in self._stream(label="snapshots"):
-            for event in self._apply(record):
+        books = self.session.books
+        for _, events in run.steps():
+            for event in events:
                 if isinstance(event, BookChanged) and (wanted is None or event.key in wanted):
-                    state = self.session.books.get(event.key)
-                    builder.add(record.recv_ts_ns, event.key, state, event.is_snapshot)
+                    state = books.get(event.key)
+                    if state is None:
+                        books = self.session.books
+                        state = books.get(event.key)
+                    builder.add(event.recv_ts_ns, event.key, state, event.is_snapshot)
         return builder.build()
 
     # -- books in time -------------------------------------------------------------------------
@@ -800,10 +870,11 @@ class Replayer:
         before ``t_ns``), as a new book owned by the caller; None if it did not exist then.
 
         Complexity: a cursor stays where the last call stopped, so calls with non-decreasing
-        ``t_ns`` cost one pass over the captures in total (sort your times). An earlier
-        ``t_ns`` restarts from the latest in-memory checkpoint at or before it (taken every
-        ``checkpoint_every_s`` of capture time while the cursor moves forward), else from the
-        first line. Each call also copies the book: O(its levels or orders).
+        ``t_ns`` cost one pass over the captures in total (sort your times); books are applied
+        in compiled code between calls. An earlier ``t_ns`` restarts from the latest in-memory
+        checkpoint at or before it (taken every ``checkpoint_every_s`` of capture time while
+        the cursor moves forward), else from the first line. Each call also copies the book:
+        O(its levels or orders).
         """
         cursor = self._cursor
         if cursor is None or t_ns < cursor.time_ns:
@@ -815,76 +886,40 @@ class Replayer:
             return None
         return self._copy_book(state)
 
-    def _restart(self, t_ns: int) -> _Cursor:
+    def _restart(self, t_ns: int) -> _Pass:
         checkpoint = None
         for candidate in self._checkpoints:
             if candidate.time_ns <= t_ns:
                 checkpoint = candidate
         session = self._new_session()
         if checkpoint is None:
-            reader = CaptureReader(self.paths, kinds=("frame", "checkpoint"))
-            cursor = _Cursor(session, iter(()), reader, -1, (0, 0))
-        else:
-            reader = CaptureReader(
-                self.paths, kinds=("frame", "checkpoint"), start=checkpoint.position
-            )
-            cursor = _Cursor(
-                session,
-                iter(()),
-                reader,
-                checkpoint.time_ns,
-                checkpoint.position,
-                subscriptions=dict(checkpoint.subscriptions),
-            )
-            self._restore(session, checkpoint)
-        cursor.records = self._cursor_records(cursor)
+            return _Pass(self, session, emit=False, trades=False, main=False)
+        cursor = _Pass(
+            self, session, emit=False, trades=False, main=False, start=checkpoint.position
+        )
+        cursor.subscriptions = dict(checkpoint.subscriptions)
+        self._restore(session, checkpoint)
+        cursor.time_ns = checkpoint.time_ns
         return cursor
 
-    def _cursor_records(self, cursor: _Cursor) -> Iterator[CaptureRecord]:
-        wanted = self.symbols
-        last_ts = cursor.time_ns
-        for record in cursor.reader:
-            if record.recv_ts_ns < 0 and last_ts >= 0:
-                record = CaptureRecord(record.path, record.line, last_ts, record.frame, record.kind)
-            last_ts = record.recv_ts_ns
-            if wanted is not None and record.kind == "frame":
-                symbol = _book_symbol(record.frame)
-                if symbol is not None and symbol not in wanted:
-                    continue
-            yield record
-
-    def _advance(self, cursor: _Cursor, t_ns: int) -> None:
+    def _advance(self, cursor: _Pass, t_ns: int) -> None:
+        # Read up to t_ns, stopping on the way at whole multiples of checkpoint_every_ns of
+        # capture time to keep the books (each stop moves on by at least one interval).
         every = self.checkpoint_every_ns
-        next_checkpoint = (
-            None
-            if every is None
-            else (self._checkpoints[-1].time_ns + every if self._checkpoints else 0)
-        )
+        reached = cursor.time_ns
         while True:
-            record = cursor.pending
-            if record is None:
-                record = next(cursor.records, None)
-                if record is None:
-                    cursor.time_ns = max(cursor.time_ns, t_ns)
-                    return
-            if record.recv_ts_ns > t_ns:
-                cursor.pending = record
-                cursor.time_ns = t_ns
+            target = t_ns
+            if every is not None and cursor.time_ns >= 0:
+                due = (max(cursor.time_ns, reached) // every + 1) * every
+                target = min(due, t_ns)
+            for _ in cursor.steps(target):
+                pass
+            if target >= t_ns or cursor.done:
                 return
-            cursor.pending = None
-            if (
-                next_checkpoint is not None
-                and record.recv_ts_ns >= next_checkpoint
-                and cursor.time_ns >= 0
-                and record.recv_ts_ns > cursor.time_ns
-            ):
-                self._keep_checkpoint(cursor)
-                next_checkpoint = cursor.time_ns + (every or 0)
-            self._apply(record, cursor.session, cursor.subscriptions)
-            cursor.time_ns = max(cursor.time_ns, record.recv_ts_ns)
-            cursor.position = (cursor.reader.file_index, record.line)
+            self._keep_checkpoint(cursor)
+            reached = target
 
-    def _keep_checkpoint(self, cursor: _Cursor) -> None:
+    def _keep_checkpoint(self, cursor: _Pass) -> None:
         if self._checkpoints and self._checkpoints[-1].position >= cursor.position:
             return
         session = cursor.session

@@ -24,10 +24,13 @@ from pathlib import Path
 from typing import Any
 
 from bookengine import implementation
-from bookengine.capture import CaptureReader, CaptureReport, parse_recv_ts, read_frames
+from bookengine.capture import CaptureReader, CaptureReport, read_frames
 from bookengine.errors import BookError, CaptureError, ProtocolError
 from bookengine.kraken.events import BookChanged
 from bookengine.kraken.session import KrakenSession
+from bookengine.replay import Replayer
+
+NAMES = ("cython", "python")
 
 # Everything the checks call is imported here, at the top: atheris instruments (for coverage)
 # only the modules imported while ``fuzz.harness`` itself is.
@@ -819,52 +822,75 @@ def _session_state(session: Any, times: bool = True) -> tuple[Any, ...]:
     return (session.frames, session.bad_frames, session.last_recv_ts_ns if times else None, books)
 
 
-def receive_lines(session: Any, data: bytes) -> list[tuple[int, list[Any]]]:
-    """What ``receive_buffer`` promises to be: ``receive`` for every line of ``data``."""
+def frame_by_frame(session: Any, path: Path) -> list[tuple[int, list[Any]]]:
+    """The oracle of the capture path: each frame of the file through ``session.receive``.
+
+    Lines come from the capture reader one at a time (a line without a receive time takes the
+    previous line's), so only the batching of the one line reader differs from a replay.
+    """
     out = []
-    for number, raw in enumerate(data.split(b"\n"), 1):
-        raw = raw.rstrip(b"\r ")
-        if not raw.strip():
-            continue
-        recv_ts_ns = -1
-        tab = raw.find(b"\t")
-        if tab >= 0:
-            try:
-                recv_ts_ns = parse_recv_ts(raw[:tab])
-                raw = raw[tab + 1 :]
-            except CaptureError:
-                pass
-        events = [e for e in session.receive(raw, recv_ts_ns) if not isinstance(e, BookChanged)]
+    last = -1
+    for record in CaptureReader([path], kinds=("frame",)):
+        recv_ts_ns = record.recv_ts_ns if record.recv_ts_ns >= 0 else last
+        last = recv_ts_ns
+        events = [
+            e for e in session.receive(record.frame, recv_ts_ns) if not isinstance(e, BookChanged)
+        ]
         if events:
-            out.append((number, events))
+            out.append((record.line, events))
     return out
 
 
+def replayed(implementation_name: str, path: Path) -> tuple[Any, list[tuple[int, list[Any]]]]:
+    """A replay of the file (the line reader in batches): its session and problem events."""
+    replayer = Replayer([path], precisions=_PRECISIONS, implementation_name=implementation_name)
+    seen = []
+    for record, events in replayer.records():
+        kept = [e for e in events if not isinstance(e, BookChanged)]
+        if kept:
+            seen.append((record.line, kept))
+    return replayer.session, seen
+
+
+def _unworded(seen: list[tuple[int, list[Any]]]) -> list[tuple[int, list[Any]]]:
+    return [
+        (
+            line,
+            [("BadFrame", e.recv_ts_ns) if type(e).__name__ == "BadFrame" else e for e in events],
+        )
+        for line, events in seen
+    ]
+
+
 def check_session(data: bytes) -> None:
-    """``receive_buffer`` (compiled fast path) equals line-by-line ``receive`` (both cores)."""
+    """A replay (the line reader, compiled and pure) equals frame-by-frame ``receive``."""
     inp = Input(data)
     buffer = b"\n".join(session_lines(inp))
     if inp.bool():
         buffer += b"\n"
-    fast = KrakenSession(precisions=_PRECISIONS, implementation_name="cython")
-    seen: list[tuple[int, list[Any]]] = []
-
-    def collect(line: int, events: list[Any]) -> None:
-        kept = [e for e in events if not isinstance(e, BookChanged)]
-        if kept:
-            seen.append((line, kept))
-
-    count = fast.receive_buffer(buffer, on_events=collect)
-    assert count == buffer.count(b"\n") + (0 if buffer.endswith(b"\n") or not buffer else 1), count
-    slow = KrakenSession(precisions=_PRECISIONS, implementation_name="cython")
-    expected = receive_lines(slow, buffer)
-    names = ("receive_buffer", "receive")
-    agree("events", seen, expected, names)
-    times = "session-mismatch-recv-ts" not in OPEN_BUGS
-    agree("state", _session_state(fast, times), _session_state(slow, times), names)
-    reference = KrakenSession(precisions=_PRECISIONS, implementation_name="python")
-    receive_lines(reference, buffer)
-    agree("cython vs python session", _session_state(slow), _session_state(reference))
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "capture.jsonl"
+        path.write_bytes(buffer)
+        refused = [outcome(lambda n=name: replayed(n, path), (CaptureError,)) for name in NAMES]
+        if any(kind == "raised" for kind, _ in refused):
+            # A file in no capture format: both implementations refuse it the same way.
+            agree(
+                "refusal",
+                refused[0][1] if refused[0][0] == "raised" else None,
+                refused[1][1] if refused[1][0] == "raised" else None,
+            )
+            return
+        fast, seen = refused[0][1]
+        slow = KrakenSession(precisions=_PRECISIONS, implementation_name="cython")
+        expected = frame_by_frame(slow, path)
+        names = ("replay", "receive")
+        agree("events", seen, expected, names)
+        times = "session-mismatch-recv-ts" not in OPEN_BUGS
+        agree("state", _session_state(fast, times), _session_state(slow, times), names)
+        pure, pure_seen = refused[1][1]
+        # The two scanners word a malformed frame differently; what happened must agree.
+        agree("cython vs python replay events", _unworded(seen), _unworded(pure_seen))
+        agree("cython vs python replay", _session_state(fast), _session_state(pure))
 
 
 CHECKS: dict[str, Callable[[bytes], None]] = {

@@ -28,7 +28,7 @@ def _lines() -> list[bytes]:
         if index % 3 == 0:
             line = b"%d\t%s" % (1_690_000_000_000_000_000 + index, line)  # integer ns
         elif index % 7 == 0:
-            line = b"1690730998.%06d\t%s" % (index, line)  # epoch seconds: session path
+            pass  # a bare frame: it takes the receive time of the line before it
         lines.append(line)
         if index < len(v1):
             lines.append(v1[index])  # v1 frames interleaved: session path
@@ -95,10 +95,10 @@ def test_buffer_path_equals_line_by_line() -> None:
     lines = _lines()
     slow = KrakenSession(instruments=INSTRUMENTS, implementation_name="cython")
     slow_events: list[tuple[int, str]] = []
+    recv_ts_ns = -1
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
-        recv_ts_ns = -1
         if b"\t" in line:
             from bookengine.capture import parse_recv_ts
 
@@ -136,30 +136,42 @@ def test_fixture_captures_verify_through_the_buffer_path(name: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("stamp", "fast"),
+    "stamp",
     [
-        (b"1690000000000000000", True),  # 19 digits: every time since 2001
-        (b"9223372036854775807", True),  # int64's largest
-        (b"9223372036854775808", False),  # beyond int64: the session's parser decides
-        (b"12345678901234567890", False),
-        (b"1690000000.5", False),  # seconds: the session's parser
+        b"1690000000000000000",  # 19 digits: every time since 2001
+        b"9223372036854775807",  # int64's largest
+        b"9223372036854775808",  # beyond int64: not a time; the capture layer reports the line
+        b"12345678901234567890",
+        b"1690000000.5",  # seconds: the capture layer's time forms
     ],
 )
-def test_receive_times_the_fast_path_reads_itself(stamp: bytes, fast: bool) -> None:
+def test_receive_times_the_line_reader_reads_itself(stamp: bytes, tmp_path: Path) -> None:
     from bookengine.capture import split_recv_ts
+    from bookengine.replay import Replayer
 
     lines = [
         b"%s\t%s" % (stamp, line)
         for line in (DATA / "v2-book-btcusd-depth10.jsonl").read_bytes().splitlines()[:20]
     ]
-    session = KrakenSession(instruments=INSTRUMENTS, implementation_name="cython")
-    session.receive_buffer(b"\n".join(lines) + b"\n")
-    assert (session.fast_path_frames > 0) == fast
     slow = KrakenSession(instruments=INSTRUMENTS, implementation_name="cython")
     for line in lines:
         slow.receive(*reversed(split_recv_ts(line)))
-    assert _state(session) == _state(slow)
-    assert session.last_recv_ts_ns == slow.last_recv_ts_ns
+    integer_ns = stamp.isdigit() and int(stamp) < 2**63
+    session = KrakenSession(instruments=INSTRUMENTS, implementation_name="cython")
+    session.receive_buffer(b"\n".join(lines) + b"\n")
+    assert (session.fast_path_frames > 0) == integer_ns
+    if integer_ns:
+        assert _state(session) == _state(slow)
+        assert session.last_recv_ts_ns == slow.last_recv_ts_ns
+    else:
+        assert session.bad_frames == len(lines)  # not received frames to the session alone
+    # Through the capture layer every form is read, and gives the frame-by-frame books.
+    path = tmp_path / "capture.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    replayer = Replayer([path], instruments=INSTRUMENTS, implementation_name="cython")
+    result = replayer.run()
+    assert _state(replayer.session)["books"] == _state(slow)["books"]
+    assert result.bad_frames == slow.bad_frames
 
 
 # -- level3 books ------------------------------------------------------------------------------

@@ -1,14 +1,24 @@
 # cython: language_level=3
-"""Replay fast path: apply runs of v2 ``book`` and ``level3`` frames to healthy books, in C.
+"""The compiled line reader: capture or socket lines -> frames -> books, trades and counts, in C.
 
-A capture is mostly book updates for books the session already trusts. For those, going back
-to Python per line (a bytes object, a method call, an event) costs more than the book work.
-The router walks a buffer of capture lines and applies each line in place while it is a v2
-``book`` or ``level3`` frame for a book the session registered; at the first line that needs
-the session's judgement (a control frame, an unknown or stale book, a bad line, a message the
-book refused) it stops and says where, and the session handles that line the ordinary way.
+Every line of every capture shape comes through here once (see ``docs/architecture.md``). For
+each line the reader
+
+1. reads the line's receive-time prefix in the given line format (``LINES_*`` in
+   :mod:`bookengine.kraken.codes`): our own ``recv_ts_ns<TAB>frame`` or a bare frame, tardis.dev's
+   ``<ISO 8601 time> <frame>``, cryptofeed's ``<unix time>: <frame>``. A line without a time
+   takes the time of the line before it (-1 before the first);
+2. skips lines the caller filtered out by symbol before scanning them;
+3. applies v2 ``book``, ``level3`` and v1 book frames of books the session registered (healthy
+   books) in place; parses v2 ``trade`` frames into exact trade records; counts heartbeats;
+4. stops, saying why, at the first line that needs someone else: a line that is not a received
+   frame (capture headers, checkpoints, sent requests: the capture layer's), a frame that needs
+   the session (control frames, unknown or stale books, anything malformed), a checksum
+   mismatch, a crossed book, a book message whose event someone wants, or the first line past
+   a receive-time limit.
+
 Nothing is decided here that the session would decide differently: same scanner, same book
-code, same rules.
+code, same rules. The pure-Python twin is :mod:`bookengine._reference.router`.
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
@@ -18,111 +28,375 @@ from libc.string cimport memchr, memcmp
 
 from bookengine._core.l2book cimport L2BookCore
 from bookengine._core.l3book cimport L3BookCore
-from bookengine._core.scan cimport KIND_BOOK, KIND_LEVEL3, FrameScanner
+from bookengine._core.scan cimport (
+    KIND_BOOK,
+    KIND_LEVEL3,
+    KIND_V1_BOOK,
+    NUM_OK,
+    FrameScanner,
+    parse_mantissa,
+    parse_rfc3339_ns,
+)
 
 from bookengine.errors import BookError, ChecksumError
+from bookengine.kraken import codes
+from bookengine.kraken.events import Trade, Trades
 
 cdef uint64_t INT64_MAX = 0x7FFFFFFFFFFFFFFF
 
-# Why apply_lines stopped.
-STOP_END = 0
-"""Every line was consumed."""
-STOP_HANDOFF = 1
-"""The line at the returned offset needs the session (not consumed)."""
-STOP_MISMATCH = 2
-"""The line before the returned offset was applied but its checksum failed (see failure)."""
-STOP_CROSSED = 3
-"""The line before the returned offset was applied and left the book crossed."""
+cdef int LINES_KRAKEN = codes.LINES_KRAKEN
+cdef int LINES_TARDIS = codes.LINES_TARDIS
+cdef int LINES_CRYPTOFEED = codes.LINES_CRYPTOFEED
+
+cdef int STOP_END = codes.STOP_END
+cdef int STOP_HANDOFF = codes.STOP_HANDOFF
+cdef int STOP_MISMATCH = codes.STOP_MISMATCH
+cdef int STOP_CROSSED = codes.STOP_CROSSED
+cdef int STOP_LINE = codes.STOP_LINE
+cdef int STOP_APPLIED = codes.STOP_APPLIED
+cdef int STOP_TIME = codes.STOP_TIME
+
+cdef enum:
+    MAX_TRADES = 4096       # trades in one frame read here; more go to the session
+    COUNTS = 3              # per slot: messages, verified, last_recv_ts_ns
+
+ctypedef struct Span:
+    Py_ssize_t start
+    Py_ssize_t length
+
+ctypedef struct TradeSpans:
+    Span symbol
+    Span side
+    Span price
+    Span qty
+    Span ord_type
+    Span trade_id
+    Span timestamp
+
+cdef TradeSpans[MAX_TRADES] TRADES  # scratch (the reader holds the GIL throughout)
+
+cdef const char* HEARTBEAT = b'{"channel":"heartbeat"}'
+cdef Py_ssize_t HEARTBEAT_LENGTH = 23
+
+
+cdef inline bint take(const char** p, const char* end, const char* text,
+                      Py_ssize_t n) noexcept nogil:
+    if end - p[0] >= n and memcmp(p[0], text, n) == 0:
+        p[0] += n
+        return True
+    return False
+
+
+cdef inline bint take_string(const char** p, const char* end, const char* base,
+                             Span* span) noexcept nogil:
+    """After '"': plain printable ASCII up to the closing '"' (no escapes); False otherwise."""
+    cdef const char* q = p[0]
+    while q < end and q[0] != c'"':
+        if q[0] == c'\\' or <unsigned char>q[0] < 0x20 or <unsigned char>q[0] >= 0x7F:
+            return False
+        q += 1
+    if q >= end:
+        return False
+    span.start = p[0] - base
+    span.length = q - p[0]
+    p[0] = q + 1
+    return True
+
+
+cdef inline bint take_number(const char** p, const char* end, const char* base,
+                             Span* span) noexcept nogil:
+    """A JSON number's characters, or a plain string (checked later by parse_mantissa)."""
+    cdef const char* q = p[0]
+    if q < end and q[0] == c'"':
+        p[0] += 1
+        return take_string(p, end, base, span)
+    while q < end and (c'0' <= q[0] <= c'9' or q[0] == c'.' or q[0] == c'-' or q[0] == c'+'
+                       or q[0] == c'e' or q[0] == c'E'):
+        q += 1
+    if q == p[0]:
+        return False
+    span.start = p[0] - base
+    span.length = q - p[0]
+    p[0] = q
+    return True
+
+
+cdef inline bint span_eq(const char* base, Span span, const char* text, Py_ssize_t n) noexcept:
+    return span.length == n and memcmp(base + span.start, text, n) == 0
+
+
+cdef Py_ssize_t scan_trades(const char* base, Py_ssize_t size, bint* snapshot) noexcept:
+    """A v2 ``trade`` frame in Kraken's layout -> TRADES; the count, or -1 to give up.
+
+    Kraken's layout: ``{"channel":"trade","type":"update"|"snapshot","data":[{...},...]}`` with
+    no whitespace; in each record the keys symbol, side, price, qty, ord_type, trade_id and
+    timestamp in any order, each at most once, symbol, side, price and qty required, and one
+    symbol for the whole frame. Anything else (another layout, an unknown key, escapes) is
+    left to the session's decoder, which reads any JSON.
+    """
+    cdef const char* p = base
+    cdef const char* end = base + size
+    cdef Py_ssize_t count = 0
+    cdef int seen
+    cdef TradeSpans* t
+    if not take(&p, end, b'{"channel":"trade","type":"', 27):
+        return -1
+    if take(&p, end, b'update"', 7):
+        snapshot[0] = False
+    elif take(&p, end, b'snapshot"', 9):
+        snapshot[0] = True
+    else:
+        return -1
+    if not take(&p, end, b',"data":[', 9):
+        return -1
+    if take(&p, end, b']}', 2):
+        return 0 if p == end else -1
+    while True:
+        if count == MAX_TRADES or not take(&p, end, b'{', 1):
+            return -1
+        t = &TRADES[count]
+        t.ord_type.length = t.trade_id.length = t.timestamp.length = -1
+        seen = 0
+        while True:
+            if take(&p, end, b'"symbol":"', 10):
+                if seen & 1 or not take_string(&p, end, base, &t.symbol):
+                    return -1
+                seen |= 1
+            elif take(&p, end, b'"side":"', 8):
+                if seen & 2 or not take_string(&p, end, base, &t.side):
+                    return -1
+                seen |= 2
+            elif take(&p, end, b'"price":', 8):
+                if seen & 4 or not take_number(&p, end, base, &t.price):
+                    return -1
+                seen |= 4
+            elif take(&p, end, b'"qty":', 6):
+                if seen & 8 or not take_number(&p, end, base, &t.qty):
+                    return -1
+                seen |= 8
+            elif take(&p, end, b'"ord_type":"', 12):
+                if seen & 16 or not take_string(&p, end, base, &t.ord_type):
+                    return -1
+                seen |= 16
+            elif take(&p, end, b'"trade_id":', 11):
+                if seen & 32 or not take_number(&p, end, base, &t.trade_id):
+                    return -1
+                seen |= 32
+            elif take(&p, end, b'"timestamp":"', 13):
+                if seen & 64 or not take_string(&p, end, base, &t.timestamp):
+                    return -1
+                seen |= 64
+            else:
+                return -1
+            if take(&p, end, b'}', 1):
+                break
+            if not take(&p, end, b',', 1):
+                return -1
+        if seen & 15 != 15:
+            return -1
+        if not (span_eq(base, t.side, b"buy", 3) or span_eq(base, t.side, b"sell", 4)):
+            return -1
+        if count and (t.symbol.length != TRADES[0].symbol.length or memcmp(
+                base + t.symbol.start, base + TRADES[0].symbol.start, t.symbol.length) != 0):
+            return -1
+        count += 1
+        if take(&p, end, b',', 1):
+            continue
+        if take(&p, end, b']}', 2) and p == end:
+            return count
+        return -1
+
+
+cdef int parse_trade_id(const char* text, Py_ssize_t length, int64_t* out) noexcept:
+    cdef Py_ssize_t i
+    cdef uint64_t value = 0
+    if length <= 0 or length > 18:
+        return -1
+    for i in range(length):
+        if not (c'0' <= text[i] <= c'9'):
+            return -1
+        value = value * 10 + <uint64_t>(text[i] - c'0')
+    out[0] = <int64_t>value
+    return 0
+
+
+cdef int parse_unix_seconds(const char* text, Py_ssize_t length, int64_t* out) noexcept:
+    """``1690730998.343415`` (decimal seconds, at most 9 decimals) -> ns, exactly."""
+    cdef Py_ssize_t i, decimals = -1
+    cdef uint64_t value = 0
+    if length <= 0 or length > 21:
+        return -1
+    for i in range(length):
+        if c'0' <= text[i] <= c'9':
+            value = value * 10 + <uint64_t>(text[i] - c'0')
+            if decimals >= 0:
+                decimals += 1
+        elif text[i] == c'.' and decimals < 0 and i > 0:
+            decimals = 0
+        else:
+            return -1
+    if decimals > 9 or decimals == 0:
+        return -1
+    if decimals < 0:
+        decimals = 0
+    while decimals < 9:
+        if value > INT64_MAX // 10:
+            return -1
+        value *= 10
+        decimals += 1
+    if value > INT64_MAX:
+        return -1
+    out[0] = <int64_t>value
+    return 0
 
 
 cdef class BookRouter:
-    """Books the session trusts, by channel and symbol, and the loop that feeds them lines.
+    """Books the session trusts, trade precisions, a symbol filter, and the line loop.
 
-    Books are keyed ``(kind, symbol)``: ``kind`` is the scanner's ``BOOK`` (an L2 book) or
-    ``LEVEL3`` (an L3 book), as the session keys its own books.
+    Books are keyed by the scanner's kind and symbol (and, for v1, the channel name:
+    ``book-10`` and ``book-1000`` of one pair are two books), as the session keys its own.
     """
 
     cdef FrameScanner scanner
-    cdef dict _slots            # kind byte + symbol (bytes) -> slot
+    cdef dict _slots            # key (bytes) -> slot
     cdef list _books            # slot -> L2BookCore, L3BookCore or None
-    cdef list _keys             # slot -> (kind, symbol)
-    cdef int64_t* _counts       # 3 per slot: messages, verified, last_recv_ts_ns
+    cdef list _keys             # slot -> (kind, symbol, channel_name)
+    cdef bytearray _emit        # slot -> 1 when each applied message stops (STOP_APPLIED)
+    cdef int64_t* _counts       # COUNTS per slot
     cdef Py_ssize_t _capacity
     cdef bytes _last_key
     cdef Py_ssize_t _last_slot
+    cdef dict _trade_scales     # symbol (bytes) -> (symbol, price precision, qty precision)
+    cdef object _wanted         # frozenset of symbol bytes, or None: every symbol
+    cdef bint _emit_all
     cdef readonly object failure
-    """After STOP_MISMATCH/STOP_CROSSED: (kind, symbol, error, recv_ts_ns)."""
+    """After STOP_MISMATCH/STOP_CROSSED: (kind, symbol, channel_name, error, recv_ts_ns)."""
     cdef readonly Py_ssize_t lines
-    """Lines consumed by the last apply_lines call (blank lines included)."""
-    cdef readonly int64_t last_recv_ts
-    """Receive time of the last line applied (-1 before any, or when it had none)."""
-    cdef public bint require_recv_ts
-    """Hand off lines without a ``recv_ts_ns<TAB>`` prefix (their time is the caller's call)."""
+    """Lines consumed by the last apply_lines call (blank and handed-off lines included)."""
+    cdef public int64_t last_recv_ts
+    """Receive time of the last line read (-1 before any); lines without one take it."""
+    cdef readonly Py_ssize_t span_start
+    """After STOP_HANDOFF: the frame's offset; after STOP_LINE: the line's (no newline)."""
+    cdef readonly Py_ssize_t span_stop
+    cdef readonly object applied
+    """After STOP_APPLIED: (kind, symbol, channel_name, is_snapshot, verified)."""
+    cdef public bint want_trades
+    """Build :class:`Trades` events (in :attr:`events`); otherwise trades are only counted."""
+    cdef readonly list events
+    """Trades events made since the caller last took them (see take_events)."""
+    cdef readonly int64_t heartbeats
+    cdef readonly int64_t trade_frames
+    cdef readonly int64_t trades
+    cdef readonly int64_t filtered
+    """Data lines skipped by the symbol filter."""
+    cdef readonly int64_t next_recv_ts
+    """After STOP_TIME: the receive time of the line left unread."""
 
     def __cinit__(self):
         self.scanner = FrameScanner()
         self._slots = {}
         self._books = []
         self._keys = []
+        self._emit = bytearray()
         self._last_slot = -1
         self.last_recv_ts = -1
+        self._trade_scales = {}
+        self._wanted = None
+        self.events = []
 
     def __dealloc__(self):
         free(self._counts)
 
+    # -- what the session tells the reader -------------------------------------------------
+
     @staticmethod
-    def _key(int kind, str symbol):
+    def _key(int kind, str symbol, str channel_name=""):
+        if kind == KIND_V1_BOOK:
+            return bytes((kind,)) + channel_name.encode("utf-8") + b"\0" + symbol.encode("utf-8")
         return bytes((kind,)) + symbol.encode("utf-8")
 
-    def add(self, str symbol, book not None):
-        """Route this symbol's frames of the book's channel to ``book`` from now on."""
-        cdef int kind
-        if isinstance(book, L2BookCore):
-            kind = KIND_BOOK
-        elif isinstance(book, L3BookCore):
-            kind = KIND_LEVEL3
+    def add(self, int kind, str symbol, book not None, str channel_name="", bint emit=False):
+        """Route this book's frames to ``book`` from now on (``emit``: stop after each)."""
+        if kind == KIND_LEVEL3:
+            if not isinstance(book, L3BookCore):
+                raise TypeError(f"not a compiled L3 book: {type(book).__name__}")
+        elif kind == KIND_BOOK or kind == KIND_V1_BOOK:
+            if not isinstance(book, L2BookCore):
+                raise TypeError(f"not a compiled L2 book: {type(book).__name__}")
         else:
-            raise TypeError(f"not a compiled book: {type(book).__name__}")
-        key = BookRouter._key(kind, symbol)
-        if key in self._slots:
-            self._books[self._slots[key]] = book
+            raise ValueError(f"not a book kind: {kind}")
+        key = BookRouter._key(kind, symbol, channel_name)
+        slot = self._slots.get(key)
+        if slot is not None:
+            self._books[slot] = book
+            self._emit[slot] = emit
             return
         slot = len(self._books)
         if slot == self._capacity:
-            grown = <int64_t*>realloc(self._counts, 3 * (2 * slot + 8) * sizeof(int64_t))
+            grown = <int64_t*>realloc(self._counts,
+                                      COUNTS * (2 * slot + 8) * sizeof(int64_t))
             if grown == NULL:
                 raise MemoryError()
             self._counts = grown
             self._capacity = 2 * slot + 8
-        self._counts[3 * slot] = self._counts[3 * slot + 1] = 0
-        self._counts[3 * slot + 2] = -1
+        self._counts[COUNTS * slot] = self._counts[COUNTS * slot + 1] = 0
+        self._counts[COUNTS * slot + 2] = -1
         self._slots[key] = slot
         self._books.append(book)
-        self._keys.append((kind, symbol))
+        self._keys.append((kind, symbol, channel_name))
+        self._emit.append(emit)
 
-    def remove(self, int kind, str symbol):
-        """Stop routing ``symbol`` of ``kind`` (its book needs the session: stale, resyncing)."""
-        slot = self._slots.pop(BookRouter._key(kind, symbol), None)
+    def remove(self, int kind, str symbol, str channel_name=""):
+        """Stop routing that book (it needs the session: stale, resyncing, rebuilt)."""
+        slot = self._slots.pop(BookRouter._key(kind, symbol, channel_name), None)
         if slot is not None:
             self._books[slot] = None
         self._last_key = None
         self._last_slot = -1
 
-    def routes(self, int kind, str symbol):
-        """True while frames of ``symbol`` of ``kind`` take the fast path."""
-        return BookRouter._key(kind, symbol) in self._slots
+    def routes(self, int kind, str symbol, str channel_name=""):
+        """True while that book's frames are applied here."""
+        return BookRouter._key(kind, symbol, channel_name) in self._slots
+
+    def set_emit(self, bint emit):
+        """Stop after every applied book message (True) or apply silently (False)."""
+        self._emit_all = emit
+        cdef Py_ssize_t slot
+        for slot in range(len(self._emit)):
+            self._emit[slot] = emit
+
+    def set_trade_precision(self, str symbol, int price_precision, int qty_precision):
+        """Read this symbol's trade frames here, at these scales."""
+        self._trade_scales[symbol.encode("utf-8")] = (symbol, price_precision, qty_precision)
+
+    def forget_trade_precision(self, str symbol):
+        self._trade_scales.pop(symbol.encode("utf-8"), None)
+
+    def set_symbols(self, symbols):
+        """Skip data lines (book, level3, trade) of other symbols; None: read every symbol."""
+        self._wanted = None if symbols is None else frozenset(
+            s.encode("utf-8") for s in symbols)
 
     def take_counts(self):
-        """``{(kind, symbol): (messages, verified, last_recv_ts_ns)}`` since the last call."""
+        """``{(kind, symbol, channel_name): (messages, verified, last_recv_ts_ns)}`` since the
+        last call."""
         out = {}
         cdef Py_ssize_t slot
         cdef int64_t* counts
         for slot in self._slots.values():
-            counts = self._counts + 3 * slot
+            counts = self._counts + COUNTS * slot
             if counts[0]:
                 out[self._keys[slot]] = (counts[0], counts[1], counts[2])
                 counts[0] = counts[1] = 0
         return out
+
+    def take_events(self):
+        """The Trades events made since the last call, in line order."""
+        events = self.events
+        self.events = []
+        return events
+
+    # -- the loop ----------------------------------------------------------------------------
 
     cdef Py_ssize_t _slot(self, int kind):
         # Consecutive frames usually name the same book: compare bytes before hashing.
@@ -130,6 +404,10 @@ cdef class BookRouter:
         cdef Py_ssize_t length = s.symbol_span.length
         cdef const char* text = s.data + s.symbol_span.start
         cdef const char* last
+        if kind == KIND_V1_BOOK:
+            key = BookRouter._key(kind, s.symbol, s.channel_name)
+            slot = self._slots.get(key)
+            return -1 if slot is None else slot
         if (self._last_key is not None and PyBytes_GET_SIZE(self._last_key) == length + 1):
             last = PyBytes_AS_STRING(self._last_key)
             if last[0] == kind and memcmp(last + 1, text, length) == 0:
@@ -142,93 +420,247 @@ cdef class BookRouter:
         self._last_slot = slot
         return slot
 
-    def apply_lines(self, bytes data not None, Py_ssize_t pos=0):
-        """Apply lines of ``data`` from offset ``pos`` while the fast path can take them.
+    cdef int _filtered_out(self, const char* frame, Py_ssize_t length) except -1:
+        """1 when a v2 data frame in Kraken's layout is for a symbol the caller skips."""
+        cdef const char* p
+        cdef const char* end = frame + length
+        cdef const char* close
+        if not (length > 20 and memcmp(frame, b'{"channel":"', 12) == 0 and (
+                memcmp(frame + 12, b'book"', 5) == 0 or memcmp(frame + 12, b'level3"', 7) == 0
+                or memcmp(frame + 12, b'trade"', 6) == 0)):
+            return 0
+        p = frame + 12
+        while True:
+            p = <const char*>memchr(p, c'"', end - p)
+            if p == NULL or end - p < 11:
+                return 0
+            if memcmp(p, b'"symbol":"', 10) == 0:
+                break
+            p += 1
+        p += 10
+        close = <const char*>memchr(p, c'"', end - p)
+        if close == NULL:
+            return 0
+        return (p[:close - p]) not in self._wanted
 
-        A line is ``frame`` or ``recv_ts_ns<TAB>frame`` (integer nanoseconds; other timestamp
-        forms go to the session). Returns ``(offset, reason)``: the offset where it stopped and
-        one of ``STOP_END``, ``STOP_HANDOFF``, ``STOP_MISMATCH``, ``STOP_CROSSED``.
+    cdef int _read_trades(self, const char* frame, Py_ssize_t length, int64_t recv_ts) except -1:
+        """1 when the frame was a trade frame read here; 0 to hand it to the session."""
+        cdef bint snapshot = False
+        cdef Py_ssize_t count = scan_trades(frame, length, &snapshot)
+        cdef Py_ssize_t i
+        cdef TradeSpans* t
+        cdef int64_t price, qty, trade_id, stamp
+        cdef int price_precision, qty_precision
+        if count < 0:
+            return 0
+        if count == 0:
+            self.trade_frames += 1
+            return 1
+        scales = self._trade_scales.get(frame[TRADES[0].symbol.start:
+                                              TRADES[0].symbol.start + TRADES[0].symbol.length])
+        if scales is None:
+            return 0  # the session counts a trade it cannot price
+        symbol, price_precision, qty_precision = scales
+        records = [] if self.want_trades else None
+        for i in range(count):
+            t = &TRADES[i]
+            if (parse_mantissa(frame + t.price.start, t.price.length, price_precision,
+                               &price) != NUM_OK
+                    or parse_mantissa(frame + t.qty.start, t.qty.length, qty_precision,
+                                      &qty) != NUM_OK):
+                return 0  # the session's decoder says what is wrong
+            trade_id = -1
+            if t.trade_id.length >= 0 and parse_trade_id(
+                    frame + t.trade_id.start, t.trade_id.length, &trade_id) < 0:
+                return 0
+            stamp = -1
+            if t.timestamp.length >= 0 and parse_rfc3339_ns(
+                    frame + t.timestamp.start, t.timestamp.length, &stamp) != 0:
+                return 0
+            if records is not None:
+                records.append(Trade(
+                    symbol,
+                    "buy" if t.side.length == 3 else "sell",
+                    price,
+                    qty,
+                    trade_id,
+                    stamp,
+                    recv_ts,
+                    _ord_type(frame, t.ord_type),
+                ))
+        self.trade_frames += 1
+        self.trades += count
+        if records is not None:
+            self.events.append(Trades(symbol, tuple(records), price_precision, qty_precision,
+                                      recv_ts, snapshot))
+        return 1
 
-        Cost: the scanner and book work only; no Python object per line.
+    def apply_lines(self, bytes data not None, Py_ssize_t pos=0, int line_format=0,
+                    int64_t until_ns=0x7FFFFFFFFFFFFFFF):
+        """Read lines of ``data`` from offset ``pos`` until a stop.
+
+        Returns ``(offset, reason)``: the offset to continue from and one of the ``STOP_*``
+        codes of :mod:`bookengine.kraken.codes`. Every reason but ``STOP_TIME`` and
+        ``STOP_END`` consumed the line it names (``offset`` is past it); ``STOP_TIME`` leaves
+        the line whose receive time is past ``until_ns`` unread.
+
+        Cost: the scanner and book work only; no Python object per line (trade records only
+        when :attr:`want_trades`).
         """
         cdef const char* base = PyBytes_AS_STRING(data)
         cdef Py_ssize_t size = PyBytes_GET_SIZE(data)
-        cdef Py_ssize_t start, stop, frame_start, i, slot
+        cdef Py_ssize_t start, stop, frame_start, i, slot, next_pos
         cdef const char* newline
-        cdef int64_t recv_ts
-        cdef uint64_t stamp
+        cdef int64_t recv_ts, stamp
+        cdef uint64_t value
         cdef bint digits
         cdef int kind
         cdef bint verified
         cdef object book
         cdef FrameScanner scanner = self.scanner
         self.failure = None
+        self.applied = None
         self.lines = 0
         while pos < size:
             start = pos
             newline = <const char*>memchr(base + pos, c'\n', size - pos)
             stop = size if newline == NULL else newline - base
-            pos = stop + 1 if newline != NULL else size
+            next_pos = stop + 1 if newline != NULL else size
             while stop > start and (base[stop - 1] == c'\r' or base[stop - 1] == c' '):
                 stop -= 1
             if stop == start:
+                if line_format == LINES_TARDIS:
+                    # tardis.dev: a blank line is a disconnect; the caller marks books stale.
+                    self.span_start = self.span_stop = start
+                    self.lines += 1
+                    return next_pos, STOP_LINE
                 self.lines += 1
+                pos = next_pos
                 continue
-            # Optional "recv_ts_ns<TAB>": digits only on the fast path.
+            # The receive-time prefix, by line format.
             recv_ts = -1
             frame_start = start
-            if base[start] == c'{':
-                if self.require_recv_ts:
-                    return start, STOP_HANDOFF
-            else:
-                # At most 19 digits (today's times have 19) and within int64.
-                digits = True
-                stamp = 0
+            if line_format == LINES_KRAKEN:
+                if base[start] != c'{' and base[start] != c'[':
+                    # "recv_ts_ns<TAB>": at most 19 digits (today's times have 19), in int64.
+                    digits = True
+                    value = 0
+                    i = start
+                    while i < stop and base[i] != c'\t':
+                        if not (c'0' <= base[i] <= c'9') or i - start >= 19:
+                            digits = False
+                            break
+                        value = value * 10 + <uint64_t>(base[i] - c'0')
+                        i += 1
+                    if (not digits or i == start or i == stop
+                            or (base[i + 1] != c'{' and base[i + 1] != c'[')
+                            or value > INT64_MAX):
+                        # Headers, checkpoints, sent requests, other time forms: not ours.
+                        self.span_start, self.span_stop = start, stop
+                        self.lines += 1
+                        return next_pos, STOP_LINE
+                    recv_ts = <int64_t>value
+                    frame_start = i + 1
+            elif line_format == LINES_TARDIS:
+                # "2023-07-30T15:30:00.0292860Z {frame}": 28 characters, a space, the message.
+                if (stop - start < 30 or base[start + 28] != c' '
+                        or parse_rfc3339_ns(base + start, 28, &stamp) != 0):
+                    self.span_start, self.span_stop = start, stop
+                    self.lines += 1
+                    return next_pos, STOP_LINE
+                recv_ts = stamp
+                frame_start = start + 29
+            else:  # LINES_CRYPTOFEED: "1690730998.343415: {frame}"
                 i = start
-                while i < stop and base[i] != c'\t':
-                    if not (c'0' <= base[i] <= c'9') or i - start >= 19:
-                        digits = False
-                        break
-                    stamp = stamp * 10 + <uint64_t>(base[i] - c'0')
+                while i < stop and (c'0' <= base[i] <= c'9' or base[i] == c'.'):
                     i += 1
-                if (not digits or i == start or i == stop or base[i + 1] != c'{'
-                        or stamp > <uint64_t>INT64_MAX):
-                    return start, STOP_HANDOFF
-                recv_ts = <int64_t>stamp
-                frame_start = i + 1
+                if (i + 2 >= stop or base[i] != c':' or base[i + 1] != c' '
+                        or parse_unix_seconds(base + start, i - start, &stamp) != 0):
+                    # The header and the sent requests ("<url> <- <time>: <json>").
+                    self.span_start, self.span_stop = start, stop
+                    self.lines += 1
+                    return next_pos, STOP_LINE
+                recv_ts = stamp
+                frame_start = i + 2
+            if recv_ts < 0:
+                recv_ts = self.last_recv_ts
+            elif recv_ts > until_ns:
+                self.next_recv_ts = recv_ts
+                return start, STOP_TIME
+            if self._wanted is not None and self._filtered_out(
+                    base + frame_start, stop - frame_start):
+                self.filtered += 1
+                self.last_recv_ts = recv_ts
+                self.lines += 1
+                pos = next_pos
+                continue
+            if stop - frame_start == HEARTBEAT_LENGTH and memcmp(
+                    base + frame_start, HEARTBEAT, HEARTBEAT_LENGTH) == 0:
+                self.heartbeats += 1
+                self.last_recv_ts = recv_ts
+                self.lines += 1
+                pos = next_pos
+                continue
+            if base[frame_start + 1] == c'"' and self._read_trades(
+                    base + frame_start, stop - frame_start, recv_ts):
+                self.last_recv_ts = recv_ts
+                self.lines += 1
+                pos = next_pos
+                continue
+            self.last_recv_ts = recv_ts
+            self.span_start, self.span_stop = frame_start, stop
             try:
                 kind = scanner.scan_view(data, frame_start, stop - frame_start)
             except BookError:
-                return start, STOP_HANDOFF
-            if kind != KIND_BOOK and kind != KIND_LEVEL3:
-                return start, STOP_HANDOFF
+                self.lines += 1
+                return next_pos, STOP_HANDOFF
+            if kind != KIND_BOOK and kind != KIND_LEVEL3 and kind != KIND_V1_BOOK:
+                self.lines += 1
+                return next_pos, STOP_HANDOFF
             slot = self._slot(kind)
             if slot < 0:
-                return start, STOP_HANDOFF
+                self.lines += 1
+                return next_pos, STOP_HANDOFF
             book = self._books[slot]
             try:
-                if kind == KIND_BOOK:
-                    verified = (<L2BookCore>book).apply_fast(scanner) is True
-                else:
+                if kind == KIND_LEVEL3:
                     verified = (<L3BookCore>book).apply_fast(scanner) is True
+                else:
+                    verified = (<L2BookCore>book).apply_fast(scanner) is True
             except ChecksumError as exc:
                 self.lines += 1
-                self.last_recv_ts = recv_ts
-                self.failure = (kind, scanner.symbol, exc, recv_ts)
-                return pos, STOP_MISMATCH
+                symbol, channel_name = self._keys[slot][1], self._keys[slot][2]
+                self.failure = (kind, symbol, channel_name, exc, recv_ts)
+                return next_pos, STOP_MISMATCH
             except BookError:
                 # Refused, and the book is as before (L3: rolled back): the session reports.
-                return start, STOP_HANDOFF
+                self.lines += 1
+                return next_pos, STOP_HANDOFF
             self.lines += 1
-            self.last_recv_ts = recv_ts
-            self._counts[3 * slot] += 1
-            self._counts[3 * slot + 1] += verified
-            self._counts[3 * slot + 2] = recv_ts
-            if kind == KIND_BOOK and (<L2BookCore>book).crossed():
+            self._counts[COUNTS * slot] += 1
+            self._counts[COUNTS * slot + 1] += verified
+            self._counts[COUNTS * slot + 2] = recv_ts
+            if kind != KIND_LEVEL3 and (<L2BookCore>book).crossed():
                 # L3 books refuse a crossing message themselves (above); L2 books cannot.
-                self.failure = (kind, scanner.symbol, None, recv_ts)
-                return pos, STOP_CROSSED
+                symbol, channel_name = self._keys[slot][1], self._keys[slot][2]
+                self.failure = (kind, symbol, channel_name, None, recv_ts)
+                return next_pos, STOP_CROSSED
+            if self._emit[slot]:
+                symbol, channel_name = self._keys[slot][1], self._keys[slot][2]
+                self.applied = (kind, symbol, channel_name, scanner.is_snapshot, verified)
+                return next_pos, STOP_APPLIED
+            pos = next_pos
         return pos, STOP_END
+
+
+cdef object _ord_type(const char* frame, Span span):
+    if span.length < 0:
+        return ""
+    if span_eq(frame, span, b"market", 6):
+        return "market"
+    if span_eq(frame, span, b"limit", 5):
+        return "limit"
+    return frame[span.start:span.start + span.length].decode("ascii")
 
 
 def count_lines(bytes data not None):

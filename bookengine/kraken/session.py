@@ -20,14 +20,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .._impl import Implementation, implementation
-from ..capture import split_recv_ts
 from ..errors import BookError, ChecksumError, ProtocolError, UnknownSymbolError
 from ..instruments import Instruments
 from ..numbers import parse_mantissa
 from ..timestamps import parse_rfc3339_ns
-from . import frames
+from . import codes, frames
 from .events import (
     BadFrame,
+    BookChanged,
     BookInvalid,
     ChecksumMismatch,
     Event,
@@ -47,10 +47,9 @@ from .events import (
 BOOK_DEPTHS = (10, 25, 100, 500, 1000)
 LEVEL3_DEPTHS = (10, 100, 1000)
 
-# The scanner's frame kinds (same values in both implementations).
-_KIND_OTHER, _KIND_BOOK, _KIND_LEVEL3, _KIND_V1_BOOK = 0, 1, 2, 3
-# Why the compiled router stopped (bookengine._core.router.STOP_*).
-_STOP_END, _STOP_HANDOFF, _STOP_MISMATCH, _STOP_CROSSED = 0, 1, 2, 3
+_STOP_END, _STOP_HANDOFF, _STOP_MISMATCH = codes.STOP_END, codes.STOP_HANDOFF, codes.STOP_MISMATCH
+_STOP_CROSSED, _STOP_LINE, _STOP_APPLIED = codes.STOP_CROSSED, codes.STOP_LINE, codes.STOP_APPLIED
+INT64_MAX = (1 << 63) - 1
 
 SECOND_NS = 1_000_000_000
 
@@ -178,18 +177,20 @@ class KrakenSession:
         self.connection_id: int | None = None
         self.frames = 0
         self.fast_path_frames = 0
-        """Frames applied by the compiled fast path of :meth:`receive_buffer` (in ``frames``)."""
+        """Book messages applied by the line reader itself (in ``frames``)."""
         self.bad_frames = 0
         """Frames that were malformed or could not be applied to their book."""
         self.trades_unpriced = 0
         """Trades skipped because their symbol's precision is not known (cannot be exact)."""
         self.last_recv_ts_ns = -1
+        self.symbols: frozenset[str] | None = None
+        """Symbols whose data frames are read (None: all); see :meth:`set_symbols`."""
         self._scanner = self.impl.FrameScanner()
-        self._router: Any = None
-        if self.impl.name == "cython":
-            from .._core.router import BookRouter  # type: ignore[import-not-found]
-
-            self._router = BookRouter()
+        self._router: Any = self.impl.BookRouter()
+        self._router_filtered = 0
+        self._reader_frames = 0
+        self._emit = False
+        self._price_trades(self.instruments.symbols())
         self._books: dict[tuple[int, str, str], BookState] = {}
         self._v2_books: dict[str, BookState] = {}
         """The v2 ``book`` entries of ``_books`` by symbol alone: one cheap lookup per frame."""
@@ -219,47 +220,126 @@ class KrakenSession:
     def receive(self, frame: bytes | str, recv_ts_ns: int = -1) -> list[Event]:
         """Process one frame; return what happened.
 
-        Never raises for bad input: a malformed frame is a :class:`BadFrame` event, a bad book
-        message a :class:`BookInvalid` (and a resync), a checksum failure a
+        The frame goes through the same reader as capture lines (:meth:`receive_lines`): book
+        frames of healthy books, trades and heartbeats are read in compiled code, everything
+        else here. Never raises for bad input: a malformed frame is a :class:`BadFrame` event,
+        a bad book message a :class:`BookInvalid` (and a resync), a checksum failure a
         :class:`ChecksumMismatch` (and a resync).
         """
-        self.frames += 1
-        self.last_recv_ts_ns = recv_ts_ns
-        scanner = self._scanner
-        try:
-            kind = scanner.scan(frame)
-        except ProtocolError as exc:
-            # A malformed message for a book we keep means that book missed a message.
-            if scanner.kind != _KIND_OTHER:
-                channel_name = scanner.channel_name if scanner.kind == _KIND_V1_BOOK else ""
-                state = self._books.get((scanner.kind, scanner.symbol, channel_name))
-                if state is not None and state.book is not None:
-                    return self._invalid(state, str(exc), recv_ts_ns)
-            self.bad_frames += 1
-            return [BadFrame(str(exc), recv_ts_ns)]
-        if kind == _KIND_BOOK:
-            state = self._v2_books.get(scanner.symbol)
-        elif kind == _KIND_OTHER:
-            return self._receive_control(frame, recv_ts_ns)
+        if isinstance(frame, str):
+            data = frame.encode("utf-8", "surrogatepass")
         else:
-            state = None
-        if state is None:
-            symbol = scanner.symbol
-            # v1 books are identified by (channelName, pair): book-10 and book-1000 are two.
-            channel_name = scanner.channel_name if kind == _KIND_V1_BOOK else ""
-            state = self._books.get((kind, symbol, channel_name))
-            if state is None:
-                state = self._new_state(kind, symbol, channel_name)
-        book = state.book
-        if book is None or state.stale:
-            return self._apply(state, scanner, recv_ts_ns)
-        # The common case, a healthy book: _apply's steps, inline (this runs for every frame).
-        state.last_recv_ts_ns = recv_ts_ns
-        try:
-            verified = book.apply_scanned(scanner)
-        except BookError as exc:
-            return self._apply_failed(state, exc, recv_ts_ns)
-        return self._applied(state, book, scanner.is_snapshot, verified, recv_ts_ns)
+            data = frame if type(frame) is bytes else bytes(frame)
+        if data[:1] not in (b"{", b"[") or b"\n" in data:
+            # Not a frame the line reader can take as one line: the Python path says why.
+            self.frames += 1
+            self.last_recv_ts_ns = recv_ts_ns
+            return self._receive_frame(data, recv_ts_ns)
+        self._router.last_recv_ts = recv_ts_ns
+        _, _, _, events = self.receive_lines(data, emit=True, trades=True)
+        return events
+
+    def receive_lines(
+        self,
+        data: bytes,
+        pos: int = 0,
+        *,
+        line_format: int = codes.LINES_KRAKEN,
+        until_ns: int = INT64_MAX,
+        emit: bool = True,
+        trades: bool = True,
+    ) -> tuple[int, int, int, list[Event]]:
+        """Read capture (or socket) lines of ``data`` from offset ``pos`` until a stop.
+
+        This is the one reader of frames: the compiled line reader
+        (:class:`bookengine._core.router.BookRouter`, or its pure twin) reads each line's
+        receive time in ``line_format``, skips symbols filtered out (:meth:`set_symbols`),
+        applies book frames of healthy books, parses trades and counts heartbeats; the frames it
+        hands back (control frames, new, stale or failing books, anything malformed) are
+        handled here. A line without a receive time takes the previous line's.
+
+        Args:
+            emit: a :class:`BookChanged` for every applied book message (False: books are
+                applied and counted only, the fast replay).
+            trades: :class:`Trades` events for trade frames (False: counted only).
+            until_ns: stop before the first line received after this time.
+
+        Returns:
+            ``(offset, stop, lines, events)``: where to continue; why it stopped (a
+            ``STOP_*`` code of :mod:`bookengine.kraken.codes`: ``STOP_END`` all read,
+            ``STOP_LINE`` a line that is not a received frame in this format (the capture
+            layer's; see :attr:`line_span`), ``STOP_TIME`` the next line is past ``until_ns``,
+            any other: the last line read produced ``events``); how many lines were consumed;
+            the events of those lines, in order.
+        """
+        router = self._router
+        if emit != self._emit:
+            self._emit = emit
+            router.set_emit(emit)
+        router.want_trades = trades
+        limit = until_ns if until_ns < INT64_MAX else INT64_MAX
+        lines = 0
+        events: list[Event] = []
+        while True:
+            pos, stop = router.apply_lines(data, pos, line_format, limit)
+            lines += router.lines
+            self._merge_router_counts()
+            if router.events:
+                events.extend(router.take_events())
+            if stop == _STOP_HANDOFF:
+                recv_ts_ns = router.last_recv_ts
+                self.frames += 1
+                self.last_recv_ts_ns = recv_ts_ns
+                events.extend(
+                    self._receive_frame(data[router.span_start : router.span_stop], recv_ts_ns)
+                )
+            elif stop == _STOP_APPLIED:
+                events.append(self._applied_event(router.applied))
+            elif stop in (_STOP_MISMATCH, _STOP_CROSSED):
+                events.extend(self._fast_path_failure(stop, router.failure))
+            else:
+                return pos, stop, lines, events
+            if events:
+                return pos, stop, lines, events
+
+    @property
+    def line_span(self) -> tuple[int, int]:
+        """After ``STOP_LINE``: the line's ``(start, stop)`` offsets in the data (no newline)."""
+        return self._router.span_start, self._router.span_stop
+
+    @property
+    def next_recv_ts_ns(self) -> int:
+        """After a ``STOP_TIME``: the receive time of the line left unread."""
+        return int(self._router.next_recv_ts)
+
+    @property
+    def filtered_frames(self) -> int:
+        """Data frames of other symbols skipped by :meth:`set_symbols`."""
+        return int(self._router.filtered) + self._router_filtered
+
+    def resume_time(self, recv_ts_ns: int) -> None:
+        """Lines without a receive time take ``recv_ts_ns`` from now on (until the next time)."""
+        self._router.last_recv_ts = recv_ts_ns
+        self.last_recv_ts_ns = recv_ts_ns
+
+    def disconnected(self, recv_ts_ns: int = -1) -> list[Event]:
+        """The connection the frames came from dropped (a capture says so): every book goes
+        stale until its next snapshot, as after a real disconnect."""
+        events: list[Event] = []
+        for state in self._books.values():
+            if state.book is not None and not state.stale:
+                self._unroute(state)
+                events.extend(self._mark_stale(state, "disconnected", recv_ts_ns))
+        return events
+
+    def set_symbols(self, symbols: Iterable[str] | None) -> None:
+        """Read only these symbols' book, level3 and trade frames (None: all).
+
+        Other symbols' data lines are skipped by the line reader before they are scanned, so a
+        filter makes reading faster; control frames are read whatever their symbol.
+        """
+        self.symbols = None if symbols is None else frozenset(symbols)
+        self._router.set_symbols(self.symbols)
 
     def receive_buffer(
         self,
@@ -267,82 +347,93 @@ class KrakenSession:
         *,
         first_line: int = 1,
         on_events: Callable[[int, list[Event]], None] | None = None,
-        on_line: Callable[[int, bytes], None] | None = None,
     ) -> int:
-        """Process a buffer of capture lines (``frame`` or ``recv_ts<TAB>frame``, one a line).
+        """Read a buffer of capture lines (``frame`` or ``recv_ts<TAB>frame``, one a line).
 
-        The same as calling :meth:`receive` for every line, except that v2 ``book`` frames of
-        healthy books take the compiled fast path (:class:`bookengine._core.router.BookRouter`)
-        and produce no :class:`BookChanged` events. Every other event is passed, with its
-        1-based line number, to ``on_events``.
-
-        ``on_line``: a capture reader's own handling of lines. Every line the fast path does
-        not take (control frames, headers, sent requests, lines without a receive time...) is
-        passed, without its newline, to ``on_line(line_number, line)`` instead of
-        :meth:`receive`; the fast path then takes only lines with a receive time, so that the
-        reader decides what a line without one means.
+        :meth:`receive_lines` over the whole buffer with book events off (the fast replay):
+        every event (problems, acks, trades...) goes, with its 1-based line number, to
+        ``on_events``. Lines that are not received frames (capture headers...) are reported as
+        :class:`BadFrame`: a capture reader handles those itself (:mod:`bookengine.replay`).
 
         Returns:
             The number of lines in ``data``.
         """
-        router = self._router
-        line = first_line
         pos = 0
-        size = len(data)
-        if router is not None:
-            router.require_recv_ts = on_line is not None
-        while pos < size:
-            if router is not None:
-                pos, reason = router.apply_lines(data, pos)
-                line += router.lines
-                if router.lines:
-                    self._merge_router_counts()  # before anything reads the session's counts
-                if reason != _STOP_HANDOFF:
-                    if reason != _STOP_END:
-                        events = self._fast_path_failure(reason, router.failure)
-                        if on_events is not None:
-                            on_events(line - 1, events)
-                    continue
-            end = data.find(b"\n", pos)
-            end = size if end < 0 else end
-            raw = data[pos:end]
-            pos = end + 1
-            if on_line is not None:
-                on_line(line, raw[:-1] if raw.endswith(b"\r") else raw)
-                self._sync_router()
-            else:
-                raw = raw.rstrip(b"\r ")
-                if raw.strip():
-                    recv_ts_ns, raw = split_recv_ts(raw)
-                    events = self.receive(raw, recv_ts_ns)
-                    self._sync_router()
-                    if on_events is not None and events:
-                        on_events(line, events)
-            line += 1
-        return line - first_line
+        line = first_line
+        while True:
+            pos, stop, lines, events = self.receive_lines(data, pos, emit=False, trades=False)
+            line += lines
+            if stop == _STOP_LINE:
+                start, end = self.line_span
+                self.frames += 1
+                self.bad_frames += 1
+                events.append(BadFrame(f"not a frame: {data[start:end][:40]!r}", -1))
+            if events and on_events is not None:
+                on_events(line - 1, events)
+            if stop == _STOP_END:
+                return line - first_line
+
+    def _receive_frame(self, frame: bytes, recv_ts_ns: int) -> list[Event]:
+        """One frame the line reader handed back: scanned again and judged here."""
+        scanner = self._scanner
+        try:
+            kind = scanner.scan(frame)
+        except ProtocolError as exc:
+            # A malformed message for a book we keep means that book missed a message.
+            if scanner.kind != codes.KIND_OTHER:
+                channel_name = scanner.channel_name if scanner.kind == codes.KIND_V1_BOOK else ""
+                state = self._books.get((scanner.kind, scanner.symbol, channel_name))
+                if state is not None and state.book is not None:
+                    return self._invalid(state, str(exc), recv_ts_ns)
+            self.bad_frames += 1
+            return [BadFrame(str(exc), recv_ts_ns)]
+        if kind == codes.KIND_OTHER:
+            return self._receive_control(frame, recv_ts_ns)
+        symbol = scanner.symbol
+        if self.symbols is not None and symbol not in self.symbols:
+            self._router_filtered += 1
+            return []
+        # v1 books are identified by (channelName, pair): book-10 and book-1000 are two.
+        channel_name = scanner.channel_name if kind == codes.KIND_V1_BOOK else ""
+        state = self._books.get((kind, symbol, channel_name))
+        if state is None:
+            state = self._new_state(kind, symbol, channel_name)
+        events = self._apply(state, scanner, recv_ts_ns)
+        self._sync_router(state)
+        return events
+
+    def _applied_event(self, applied: tuple[int, str, str, bool, bool]) -> BookChanged:
+        kind, symbol, channel_name, is_snapshot, verified = applied
+        state = self._books[(kind, symbol, channel_name)]
+        return new_book_changed(
+            state.key, symbol, state.book, state.last_recv_ts_ns, is_snapshot, verified
+        )
 
     def _merge_router_counts(self) -> None:
         router = self._router
-        if router is None:
-            return
+        self.last_recv_ts_ns = router.last_recv_ts
+        read = router.heartbeats + router.trade_frames  # frames the reader took whole
+        if read != self._reader_frames:
+            self.frames += read - self._reader_frames
+            self._reader_frames = read
         counts = router.take_counts()
         if not counts:
             return
-        for (kind, symbol), (messages, verified, recv_ts_ns) in counts.items():
-            state = self._books[(kind, symbol, "")]
+        for key, (messages, verified, recv_ts_ns) in counts.items():
+            state = self._books[key]
             state.messages += messages
             state.checksums_checked += verified
             state.last_recv_ts_ns = recv_ts_ns
             self.frames += messages
             self.fast_path_frames += messages
-        self.last_recv_ts_ns = router.last_recv_ts
 
-    def _fast_path_failure(self, reason: int, failure: tuple[int, str, Any, int]) -> list[Event]:
-        kind, symbol, error, recv_ts_ns = failure
-        state = self._books[(kind, symbol, "")]
-        assert self._router is not None
-        self._router.remove(kind, symbol)
-        if reason == _STOP_MISMATCH:  # the router stops before counting a failed message
+    def _fast_path_failure(
+        self, reason: int, failure: tuple[int, str, str, Any, int]
+    ) -> list[Event]:
+        kind, symbol, channel_name, error, recv_ts_ns = failure
+        state = self._books[(kind, symbol, channel_name)]
+        self._router.remove(kind, symbol, channel_name)
+        if reason == _STOP_MISMATCH:  # the reader stops before counting a failed message
             self.frames += 1
             state.messages += 1
             state.last_recv_ts_ns = self.last_recv_ts_ns = recv_ts_ns
@@ -353,46 +444,53 @@ class KrakenSession:
             ]
             events.extend(self._mark_stale(state, str(error), recv_ts_ns))
             return events
-        return self._invalid(state, "book is crossed", recv_ts_ns)  # counted by the router
+        return self._invalid(state, "book is crossed", recv_ts_ns)  # counted by the reader
 
     def _unroute(self, state: BookState) -> None:
-        """Take ``state``'s book off the fast path (its counts so far are kept)."""
-        router = self._router
-        if router is None or state.protocol != "v2":
-            return
-        kind = _KIND_LEVEL3 if state.channel == "level3" else _KIND_BOOK
-        if router.routes(kind, state.symbol):
+        """Take ``state``'s book off the line reader (its counts so far are kept)."""
+        kind, channel_name = self._kind_of(state)
+        if self._router.routes(kind, state.symbol, channel_name):
             self._merge_router_counts()
-            router.remove(kind, state.symbol)
+            self._router.remove(kind, state.symbol, channel_name)
 
-    def _sync_router(self) -> None:
-        # Route a v2 book or level3 book through the fast path exactly while the session
-        # trusts it.
-        router, scanner = self._router, self._scanner
-        if router is None:
-            return
-        kind = scanner.kind
-        if kind != _KIND_BOOK and kind != _KIND_LEVEL3:
-            return
-        symbol = scanner.symbol
-        state = self._books.get((kind, symbol, ""))
-        if state is not None and state.book is not None and not state.stale:
-            router.add(symbol, state.book)
-        elif router.routes(kind, symbol):
-            router.remove(kind, symbol)
+    @staticmethod
+    def _kind_of(state: BookState) -> tuple[int, str]:
+        if state.protocol == "v1":
+            return codes.KIND_V1_BOOK, state.key.partition(":")[0]
+        return (codes.KIND_LEVEL3 if state.channel == "level3" else codes.KIND_BOOK), ""
+
+    def _sync_router(self, state: BookState) -> None:
+        # A book is read by the line reader exactly while the session trusts it.
+        kind, channel_name = self._kind_of(state)
+        router = self._router
+        if state.book is not None and not state.stale:
+            router.add(kind, state.symbol, state.book, channel_name, self._emit)
+        elif router.routes(kind, state.symbol, channel_name):
+            router.remove(kind, state.symbol, channel_name)
+
+    def _price_trades(self, symbols: Iterable[str]) -> None:
+        # The reader parses a symbol's trades itself once their precision is known.
+        for symbol in symbols:
+            instrument = self.instruments.get(symbol)
+            if instrument is None:
+                self._router.forget_trade_precision(symbol)
+            else:
+                self._router.set_trade_precision(
+                    symbol, instrument.price_precision, instrument.qty_precision
+                )
 
     def _new_state(self, kind: int, symbol: str, channel_name: str) -> BookState:
-        if kind == _KIND_V1_BOOK:
+        if kind == codes.KIND_V1_BOOK:
             suffix = channel_name.partition("-")[2]
             depth = int(suffix) if suffix.isdigit() and int(suffix) > 0 else None
             state = BookState(f"{channel_name}:{symbol}", "book", "v1", symbol, depth)
         else:
-            channel = "book" if kind == _KIND_BOOK else "level3"
+            channel = "book" if kind == codes.KIND_BOOK else "level3"
             subscription = self._subscriptions.get((channel, symbol))
             depth = subscription.depth if subscription is not None else None
             state = BookState(f"{channel}:{symbol}", channel, "v2", symbol, depth)
         self._books[(kind, symbol, channel_name)] = state
-        if kind == _KIND_BOOK:
+        if kind == codes.KIND_BOOK:
             self._v2_books[symbol] = state
         return state
 
@@ -490,6 +588,7 @@ class KrakenSession:
         return events
 
     def _mark_stale(self, state: BookState, reason: str, recv_ts_ns: int) -> list[Event]:
+        self._unroute(state)  # a stale book's frames need the session's judgement
         if state.stale:
             return []  # one resync per episode: never a storm
         state.stale = True
@@ -558,6 +657,7 @@ class KrakenSession:
         if channel == "instrument":
             symbols = self.instruments.apply_message(message)
             events: list[Event] = [InstrumentsUpdated(tuple(symbols))]
+            self._price_trades(symbols)
             for symbol in symbols:
                 events.extend(self._check_precision(symbol))
             return events
@@ -578,6 +678,8 @@ class KrakenSession:
         for trade in frames.decode_trades(
             frame, recv_ts_ns, self._trade_precision, include_snapshot=True
         ):
+            if self.symbols is not None and trade.symbol not in self.symbols:
+                continue
             by_symbol.setdefault(trade.symbol, []).append(trade)
         events: list[Event] = []
         for symbol, trades in by_symbol.items():

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from bookengine import Implementation
+from bookengine.capture import CaptureReader
 from bookengine.kraken.events import BookChanged, Event
 from bookengine.replay import Replayer, replay
 
@@ -36,18 +37,28 @@ def book_state(book: Any) -> tuple[Any, ...]:
 def reference_at(
     paths: list[Path], times: list[int], implementation_name: str
 ) -> dict[int, dict[str, tuple[Any, ...]]]:
-    """Every book's content as of each time, from one straight replay (the oracle)."""
+    """Every book's content as of each time, from a frame-by-frame replay (the oracle).
+
+    Independent of the line reader's batches: each frame goes to ``KrakenSession.receive``.
+    """
     pending = sorted(times)
     out: dict[int, dict[str, tuple[Any, ...]]] = {}
     replayer = Replayer(paths, implementation_name=implementation_name, progress=False)
+    session = replayer.session
 
     def take(t: int) -> None:
-        out[t] = {k: book_state(s.book) for k, s in replayer.session.books.items()}
+        out[t] = {k: book_state(s.book) for k, s in session.books.items()}
 
-    for record in replayer._stream():  # before each record is applied: the state as of t
-        while pending and record.recv_ts_ns > pending[0]:
+    last = -1
+    for record in CaptureReader(paths, kinds=("frame", "checkpoint")):
+        ts = record.recv_ts_ns if record.recv_ts_ns >= 0 else last
+        last = ts
+        while pending and ts > pending[0]:  # before the record is applied: the state as of t
             take(pending.pop(0))
-        replayer._apply(record)
+        if record.kind == "checkpoint":
+            replayer._apply_checkpoint(record, session)
+        else:
+            session.receive(record.frame, ts)
     for t in pending:
         take(t)
     return out
@@ -105,7 +116,8 @@ def test_paced_replay_takes_span_over_speed(tmp_path: Path) -> None:
     started = time.perf_counter()
     count = sum(1 for _ in replayer.records(pace=10.0))
     elapsed = time.perf_counter() - started
-    assert count == 41
+    assert count == 0  # heartbeats produce no events, but their times still pace the replay
+    assert replayer.result.frames == 41
     assert 0.09 <= elapsed < 0.6, elapsed
     started = time.perf_counter()
     list(replayer.records())
@@ -247,9 +259,11 @@ def test_progress_bar_goes_to_stderr_only_when_asked(
 
 
 def _run_both(paths: list[Path], **options: Any) -> tuple[Any, ...]:
-    """``run()`` (bulk) and the record-by-record pass: summaries, problems, books, counts."""
+    """``run()`` (books applied without events), ``records()`` (an event per message) and a
+    frame-by-frame oracle (``KrakenSession.receive`` per capture line): summaries, problems,
+    books, counts."""
     outcomes = []
-    for bulk in (True, False):
+    for way in ("run", "records", "frames"):
         problems: list[tuple[str, int, str]] = []
         replayer = Replayer(
             paths,
@@ -257,37 +271,83 @@ def _run_both(paths: list[Path], **options: Any) -> tuple[Any, ...]:
             on_problem=lambda r, m, out=problems: out.append((Path(r.path).name, r.line, m)),
             **options,
         )
-        if bulk:
+        if way == "run":
             result = replayer.run()
-        else:
-            replayer.session = replayer._new_session()
-            replayer._run_records()
+        elif way == "records":
+            for _ in replayer.records():
+                pass
             result = replayer.result
+        else:
+            result = _frame_by_frame(replayer, paths)
         books = {k: (book_state(s.book), s.last_recv_ts_ns) for k, s in result.books.items()}
-        report = replayer.reader.report if replayer.reader is not None else None
         outcomes.append(
             (
                 result.summary(),
-                problems,
+                sorted(problems),
                 books,
                 result.checkpoints_applied,
                 result.sent,
-                [str(note) for note in result.notes],
-                None if report is None else (report.frames, report.sent, report.checkpoints),
+                sorted(str(note) for note in result.notes),
                 replayer.session.fast_path_frames > 0,
             )
         )
     return tuple(outcomes)
 
 
+def _frame_by_frame(replayer: Replayer, paths: list[Path]) -> Any:
+    """The oracle: every frame of the captures through ``session.receive``, one at a time."""
+    from bookengine.capture import CaptureReader
+    from bookengine.kraken.events import BadFrame, BookInvalid, ChecksumMismatch
+    from bookengine.replay import ReplayResult
+
+    session = replayer.session
+    reader = CaptureReader(paths, kinds=("frame", "checkpoint", "torn"))
+    last = -1
+    frames = bad = applied = 0
+    notes_seen = 0
+    for record in reader:
+        for note in reader.report.notes[notes_seen:]:
+            replayer.on_problem(record, note.message)  # type: ignore[misc]
+        notes_seen = len(reader.report.notes)
+        if record.kind == "torn":
+            continue
+        ts = record.recv_ts_ns if record.recv_ts_ns >= 0 else last
+        last = ts
+        if record.kind == "checkpoint":
+            events = replayer._apply_checkpoint(record, session)
+            applied += any(isinstance(e, BookChanged) for e in events)
+            continue
+        frames += 1
+        for event in session.receive(record.frame, ts):
+            message = None
+            if isinstance(event, BadFrame):
+                bad += 1
+                message = event.error
+            elif isinstance(event, BookInvalid):
+                bad += 1
+                message = f"{event.key}: {event.reason}"
+            elif isinstance(event, ChecksumMismatch):
+                message = (
+                    f"{event.key}: checksum mismatch: Kraken sent {event.expected}, "
+                    f"book gives {event.computed}"
+                )
+            if message is not None:
+                replayer.on_problem(record, message)  # type: ignore[misc]
+    for note in reader.report.notes[notes_seen:]:
+        replayer.on_problem(record, note.message)  # type: ignore[misc]
+    report = reader.report
+    return ReplayResult(
+        frames, bad, session.books, list(report.notes), report.sent, applied, report.headers
+    )
+
+
 def test_bulk_run_equals_record_by_record_on_a_recording(
     recording: Recording, plain_recording: Path, impl: Implementation
 ) -> None:
     for paths in (recording.segments, [plain_recording]):
-        bulk, records = _run_both(paths, implementation_name=impl.name)
-        assert bulk[:-1] == records[:-1]
-        assert bulk[-1] == (impl.name == "cython")  # the compiled path really took frames
-        assert not records[-1]
+        bulk, records, frames = _run_both(paths, implementation_name=impl.name)
+        assert bulk[:-1] == records[:-1] == frames[:-1]
+        assert bulk[-1] and records[-1]  # the line reader itself applied book frames
 
 
 def test_bulk_run_equals_record_by_record_through_trouble(tmp_path: Path) -> None:
@@ -323,8 +383,8 @@ def test_bulk_run_equals_record_by_record_through_trouble(tmp_path: Path) -> Non
     text = b"\n".join(lines).replace(b"\n", b"\r\n", 30) + b"\n" + v2[5][:40]
     path = tmp_path / "trouble.jsonl"
     path.write_bytes(text)
-    bulk, records = _run_both([path])
-    assert bulk[:-1] == records[:-1]
+    bulk, records, frames = _run_both([path])
+    assert bulk[:-1] == records[:-1] == frames[:-1]
     assert bulk[-1]
     summary, problems = bulk[0], bulk[1]
     assert summary["bad_frames"] >= 2 and any("checksum mismatch" in m for _, _, m in problems)
