@@ -256,15 +256,16 @@ def queue_trajectory(
         ax.annotate(
             outcome.outcome,
             (end, float(ahead[-1] + own[-1])),
-            xytext=(4, 4),
+            xytext=(-4, 4),
             textcoords="offset points",
+            ha="right",
         )
     ax.set_xlim(0, float(seconds[-1]))
     ax.set_xlabel(_seconds_label(int(t[0])))
     ax.set_ylabel(f"quantity ({base})")
     ax.set_title(
         title
-        or f"{tracked.symbol} {tracked.side} order {tracked.order_id}, "
+        or f"{tracked.symbol} {tracked.side} order {tracked.order_id}\n"
         f"{time_range(t[0], end_ns)}"
     )
     ax.legend(loc="upper right", fontsize="small")
