@@ -137,7 +137,10 @@ class DatasetWriter:
             )
             arrow = part.to_arrow(decimal=decimal)
             arrow = arrow.replace_schema_metadata(
-                {**{k.encode(): v.encode() for k, v in metadata.items()}, b"bookengine.export": self.export_id.encode()}
+                {
+                    **{k.encode(): v.encode() for k, v in metadata.items()},
+                    b"bookengine.export": self.export_id.encode(),
+                }
             )
             folder = self.root / what / f"symbol={folder_symbol}" / f"date={_day(day * DAY_NS)}"
             self._mkdir(folder)

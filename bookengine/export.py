@@ -49,13 +49,13 @@ import numpy as np
 import numpy.typing as npt
 
 from ._impl import implementation
+from .analytics.tables import Table
 from .capture import CaptureRecord, parse_checkpoint
+from .dataset import DatasetWriter
 from .errors import BookError, UnknownSymbolError
 from .instruments import Instruments
 from .kraken.events import BookChanged, ChecksumMismatch
 from .numbers import parse_mantissa
-from .analytics.tables import Table
-from .dataset import DatasetWriter
 from .replay import BookSamples, Replayer
 from .timestamps import parse_rfc3339_ns
 from .units import to_datetime, to_float
@@ -1158,7 +1158,9 @@ def export(
     if fmt == "parquet":
         _pyarrow()  # fail before a long replay
         with DatasetWriter(out) as writer:
-            _export(replayer, writer, fmt, what, levels, every_ns, decimal, match_window_ns, sources)
+            _export(
+                replayer, writer, fmt, what, levels, every_ns, decimal, match_window_ns, sources
+            )
         return writer.written
     created = not out.exists()
     try:

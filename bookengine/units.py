@@ -42,7 +42,7 @@ def to_float(
     values = np.asarray(mantissas, dtype=np.int64).astype(np.float64)
     scales = np.asarray(scale, dtype=np.int64)
     if (scales < 0).any() or (scales > 22).any():
-        raise ValueError(f"scale must be within 0..22 (an exact power of ten), got {scale}")
+        raise ValueError(f"scale must be within 0..22 (an exact power of ten), got {scale!r}")
     out = values / np.power(10.0, scales)
     if missing is not None:
         out[np.asarray(missing, dtype=bool)] = np.nan
@@ -85,7 +85,9 @@ def pyarrow() -> Any:
     try:
         import pyarrow as pa  # type: ignore[import-untyped]
     except ImportError:
-        raise ImportError("Arrow output needs pyarrow: pip install 'bookengine[research]'") from None
+        raise ImportError(
+            "Arrow output needs pyarrow: pip install 'bookengine[research]'"
+        ) from None
     return pa
 
 

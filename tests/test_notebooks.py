@@ -20,7 +20,9 @@ def test_notebook_runs(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
     # The kernel imports this checkout's bookengine (its cwd is examples/: a relative
     # PYTHONPATH would point elsewhere).
     root = str(EXAMPLES.parent)
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
+    monkeypatch.setenv(
+        "PYTHONPATH", os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))
+    )
     notebook = nbformat.read(EXAMPLES / name, as_version=4)
     for cell in notebook.cells:
         if cell.cell_type == "code":

@@ -1,4 +1,4 @@
-"""Pictures of books, features and queues (matplotlib, optional: ``pip install 'bookengine[plot]'``).
+"""Pictures of books, features and queues (matplotlib, optional: `bookengine[plot]`).
 
 * :func:`depth_chart`: cumulative quantity against price, both sides of one book;
 * :func:`heatmap`: resting quantity per price over time (from a :class:`LevelSampler`);
@@ -247,9 +247,7 @@ def queue_trajectory(
         colors=("tab:blue", "tab:orange", "lightgray"),
         step="post",
     )
-    ax.plot(
-        seconds[:-1], ahead + own, ls="none", marker="o", ms=3, color="black", label="changes"
-    )
+    ax.plot(seconds[:-1], ahead + own, ls="none", marker="o", ms=3, color="black", label="changes")
     if outcome is not None:
         end = (outcome.recv_ts_ns - t[0]) / SECOND_NS
         ax.axvline(end, color="black", ls="--", lw=1)
@@ -265,8 +263,7 @@ def queue_trajectory(
     ax.set_ylabel(f"quantity ({base})")
     ax.set_title(
         title
-        or f"{tracked.symbol} {tracked.side} order {tracked.order_id}\n"
-        f"{time_range(t[0], end_ns)}"
+        or f"{tracked.symbol} {tracked.side} order {tracked.order_id}\n{time_range(t[0], end_ns)}"
     )
     ax.legend(loc="upper right", fontsize="small")
     return ax

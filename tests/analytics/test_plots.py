@@ -88,7 +88,7 @@ def test_features_figure_has_title_labels_and_price_units(
     assert prices.get_ylabel() == "price (USD)" and spread.get_ylabel() == "spread (USD)"
     assert flow.get_ylabel().startswith("imbalance") and ofi.get_ylabel() == "OFI (TST)"
     assert "seconds after" in flow.get_xlabel()
-    mid = [line for line in prices.get_lines() if line.get_label() == "mid"][0]
+    mid = next(line for line in prices.get_lines() if line.get_label() == "mid")
     assert mid.get_ydata()[0] == pytest.approx(100.1)  # price units, not mantissas
 
 

@@ -121,7 +121,9 @@ def test_samples_features_and_exports_join_on_time(recording: Recording, tmp_pat
     samples = Replayer(recording.segments, progress=False).sample(every, keys=[key], levels=1)
     features = sample_features(recording.segments, key, every_ns=every).to_pandas()
     out = tmp_path / "lake"
-    export(*map(str, recording.segments), "--every-ms", "100", "--symbols", "ETH/USD", "-o", str(out))
+    export(
+        *map(str, recording.segments), "--every-ms", "100", "--symbols", "ETH/USD", "-o", str(out)
+    )
     exported = pd.read_parquet(out / "l2_book")
     left = samples.to_pandas()
     left = left[left["valid"]]

@@ -182,7 +182,9 @@ def test_l3_parquet_events_rebuild_the_replayed_book(
     rows = [
         {**r, "price": r["price_m"], "qty": r["qty_m"]} for r in table.to_pylist()
     ]  # rebuild on the exact mantissas
-    assert all(r["prev_price"] is None and r["prev_price_m"] is None for r in rows if r["event"] == "add")
+    assert all(
+        r["prev_price"] is None and r["prev_price_m"] is None for r in rows if r["event"] == "add"
+    )
     assert {r["origin"] for r in rows} >= {"snapshot", "wire"}
     assert [r["message"] for r in rows] == sorted(r["message"] for r in rows)
     # Final state: exactly the replayed book, queue order included.

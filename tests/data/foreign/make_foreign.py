@@ -186,12 +186,8 @@ def main() -> None:
             expected = json.loads(frames[DROP_TO - 1])["data"][0]["checksum"]
             assert json.loads(snapshot)["data"][0]["checksum"] == expected
             dropped = sum(b'"checksum"' in f for f in frames[DROP_FROM:DROP_TO])
-            lines = (
-                lines[:DROP_FROM]
-                + [b""]  # the disconnect
-                + [tardis_time(times[DROP_TO] - 1_000_000).encode() + b" " + snapshot]
-                + lines[DROP_TO:]
-            )
+            fresh = tardis_time(times[DROP_TO] - 1_000_000).encode() + b" " + snapshot
+            lines = [*lines[:DROP_FROM], b"", fresh, *lines[DROP_TO:]]  # b"": the disconnect
             tardis_checksums = checksums - dropped + 1
         body = b"\n".join(lines) + b"\n"
         if name == ZSTD:
@@ -209,9 +205,9 @@ def main() -> None:
             "key": key,
             "checksums": tardis_checksums,
             "precisions": precisions,
-            "frames": len(frames) - (DROP_TO - DROP_FROM if name == DISCONNECT else 0) + (
-                1 if name == DISCONNECT else 0
-            ),
+            "frames": len(frames)
+            - (DROP_TO - DROP_FROM if name == DISCONNECT else 0)
+            + (1 if name == DISCONNECT else 0),
         }
 
         # cryptofeed
@@ -220,7 +216,9 @@ def main() -> None:
             f"{url} <-> {cryptofeed_time(open_ns)}".encode(),
             f"{url} <- {cryptofeed_time(open_ns + 20_000_000)}: {request}".encode(),
         ]
-        lines += [cryptofeed_time(t).encode() + b": " + f for t, f in zip(times, frames, strict=False)]
+        lines += [
+            cryptofeed_time(t).encode() + b": " + f for t, f in zip(times, frames, strict=False)
+        ]
         target = HERE / "cryptofeed" / stem / "KRAKEN.ws.1.0"
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(b"\n".join(lines) + b"\n")
