@@ -152,6 +152,11 @@ class DatasetWriter:
             finals.append(final)
         return finals
 
+    @property
+    def staged(self) -> list[Path]:
+        """The final paths of the parts written but not committed yet."""
+        return [final for _, final in self._pending]
+
     def commit(self) -> list[Path]:
         """Rename every part into place; returns the parts written."""
         for temporary, final in self._pending:

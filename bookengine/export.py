@@ -751,9 +751,9 @@ def _metadata(
 def _dataset(out: Path | DatasetWriter, write: Callable[[DatasetWriter], None]) -> list[Path]:
     """Run ``write`` on ``out`` (a writer the caller commits, or a folder: commit here)."""
     if isinstance(out, DatasetWriter):
-        before = len(out._pending)
+        before = len(out.staged)
         write(out)
-        return [final for _, final in out._pending[before:]]
+        return out.staged[before:]
     with DatasetWriter(Path(out)) as writer:
         write(writer)
     return writer.written

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import sys
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import pytest
 
 from bookengine.analytics import sample_features
 from bookengine.capture import expand_inputs
+from bookengine.cli import main as cli_main
 from bookengine.dataset import DatasetWriter, dataset_parts, partition_symbol, read_metadata
 from bookengine.errors import BookError
 from bookengine.export import main
@@ -148,8 +150,13 @@ def test_folders_expand_in_time_order(recording: Recording, tmp_path: Path) -> N
     (tmp_path / "empty").mkdir()
     with pytest.raises(BookError, match="no capture files"):
         expand_inputs([tmp_path / "empty"])
-    # A folder replays like its files.
+    # A folder replays like its files, in Python and on the command line.
     assert Replayer([folder], progress=False).paths == [folder / n for n in names]
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert cli_main(["replay", str(folder), "--json"]) == 0
+    summary = json.loads(out.getvalue())
+    assert summary["bad_frames"] == 0 and summary["books"]["book:BTC/USD"]["checksums_checked"]
 
 
 def test_a_failed_export_leaves_no_folders(tmp_path: Path) -> None:
@@ -159,6 +166,8 @@ def test_a_failed_export_leaves_no_folders(tmp_path: Path) -> None:
     assert main([str(bad), "--what", "trades", "-o", str(out)]) == 2
     assert not out.exists()
     assert main([str(bad), "--what", "l2", "-o", str(out)]) == 1  # nothing to export
+    assert not out.exists()
+    assert main([str(bad), "--what", "l3", "--format", "lobster", "-o", str(out)]) == 2
     assert not out.exists()
     # A writer that fails half-way removes its temporary parts and the folders it made.
     writer = DatasetWriter(out)
