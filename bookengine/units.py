@@ -49,6 +49,19 @@ def to_float(
     return out
 
 
+def unit(scale: int) -> float:
+    """``10**scale`` as a float (exact up to 22): divide a mantissa-unit value by it."""
+    if not 0 <= scale <= 22:
+        raise ValueError(f"scale must be within 0..22 (an exact power of ten), got {scale}")
+    return float(10**scale)
+
+
+def scaled(values: npt.ArrayLike, scale: int) -> npt.NDArray[np.float64]:
+    """Float results computed in mantissa units (a half-tick mid, a microprice, a VWAP) ->
+    real units: one division by the exact ``10**scale`` (new float64 array; NaN stays NaN)."""
+    return np.asarray(values, dtype=np.float64) / unit(scale)
+
+
 def to_datetime(ns: npt.ArrayLike) -> npt.NDArray[np.datetime64]:
     """int64 ns since the epoch -> ``datetime64[ns]`` (UTC; NaT where ns < 0: unknown)."""
     values = np.asarray(ns, dtype=np.int64)

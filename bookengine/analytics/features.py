@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from ..kraken.events import BookChanged
+from ..units import scaled, to_datetime, to_float, unit
 from .tables import Table
 
 NAN = float("nan")
@@ -34,7 +35,7 @@ def _top(book: Any) -> tuple[tuple[int, int] | None, tuple[int, int] | None]:
 
 
 def _price_unit(book: Any) -> float:
-    return float(10 ** (getattr(book, "price_precision", None) or 0))
+    return unit(getattr(book, "price_precision", None) or 0)
 
 
 def _mid_m(book: Any) -> float:
@@ -343,7 +344,6 @@ class FeatureSampler:
 
     def table(self) -> Table:
         """Everything sampled so far as a :class:`Table` (new arrays; see the class doc)."""
-        from ..units import to_datetime, to_float
 
         width = 12 + 4 * len(self.sizes)
         columns = list(zip(*self._rows, strict=True)) if self._rows else [()] * width
@@ -354,7 +354,6 @@ class FeatureSampler:
         }
         t_ns = np.array(columns[0], dtype=np.int64).reshape(n)
         pp, qp = self.price_precision, self.qty_precision
-        price_unit = 10.0**pp
         out: dict[str, Any] = {
             "time": to_datetime(t_ns),
             "t_ns": t_ns,
@@ -366,8 +365,8 @@ class FeatureSampler:
             scale = qp if name.endswith("qty") else pp
             out[name] = to_float(ints[name], scale, missing)
             masks[f"{name}_m"] = missing
-        out["mid"] = np.array(columns[7], dtype=np.float64).reshape(n) / price_unit
-        out["microprice"] = np.array(columns[8], dtype=np.float64).reshape(n) / price_unit
+        out["mid"] = scaled(np.array(columns[7], dtype=np.float64).reshape(n), pp)
+        out["microprice"] = scaled(np.array(columns[8], dtype=np.float64).reshape(n), pp)
         out["ofi"] = to_float(ints["ofi"], qp)
         for index, name in enumerate(("imbalance_1", "imbalance_k", "pressure")):
             out[name] = np.array(columns[9 + index], dtype=np.float64).reshape(n)
@@ -376,7 +375,7 @@ class FeatureSampler:
             for side in ("buy", "sell"):
                 for kind in ("vwap", "slippage"):
                     values = np.array(columns[position], dtype=np.float64).reshape(n)
-                    out[f"{kind}_{side}_{index}"] = values / price_unit
+                    out[f"{kind}_{side}_{index}"] = scaled(values, pp)
                     position += 1
         scales: dict[str, int] = {}
         for name in (*_INT_COLUMNS, "ofi"):

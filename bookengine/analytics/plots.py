@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from ..units import to_float
+from ..units import to_float, unit
 from .tables import require
 
 SECOND_NS = 1_000_000_000
@@ -170,7 +170,7 @@ def heatmap(
         norm = colors.LogNorm(vmin=float(present_qty.min()), vmax=float(present_qty.max()))
     ax = _axes(ax, (10, 5))
     seconds = (t - t[0]) / SECOND_NS
-    step = 10.0**-price_precision
+    step = 1 / unit(price_precision)
     extent = (
         float(seconds[0]),
         float(seconds[-1]) if len(seconds) > 1 else 1.0,
