@@ -496,3 +496,32 @@ class LevelSampler:
             "ask_price": np.ascontiguousarray(stack[:, 2, :]),
             "ask_qty": np.ascontiguousarray(stack[:, 3, :]),
         }
+
+    def table(self) -> Table:
+        """The samples as a :class:`Table`, one row per sample: ``time`` (UTC), ``t_ns``,
+        ``symbol``, then per side and level ``K`` (1 = best) ``bid_price_K``, ``bid_qty_K``,
+        ``ask_price_K``, ``ask_qty_K`` float64 in real units (NaN: no level there), then the
+        exact int64 ``*_m`` mantissas (masked where there is no level)."""
+        arrays = self.arrays()
+        t_ns = arrays["t_ns"]
+        n = len(t_ns)
+        out: dict[str, Any] = {
+            "time": to_datetime(t_ns),
+            "t_ns": t_ns,
+            "symbol": np.full(n, self.symbol or "", dtype=object),
+        }
+        exact: dict[str, Any] = {}
+        masks: dict[str, Any] = {}
+        scales: dict[str, int] = {}
+        for side in ("bid", "ask"):
+            for level in range(self.levels):
+                missing = arrays[f"{side}_qty"][:, level] == 0
+                for kind, scale in (("price", self.price_precision), ("qty", self.qty_precision)):
+                    name = f"{side}_{kind}_{level + 1}"
+                    values = arrays[f"{side}_{kind}"][:, level]
+                    out[name] = to_float(values, scale, missing)
+                    exact[f"{name}_m"] = values.copy()
+                    masks[f"{name}_m"] = missing
+                    scales[f"{name}_m"] = scale
+        out.update(exact)
+        return Table(out, masks=masks, scales=scales)

@@ -178,7 +178,7 @@ def test_grid_starts_on_a_whole_interval(impl: Implementation) -> None:
     s = session(impl.name)
     s.receive(ack("book", 10), T0)
     grid = FeatureSampler(levels=2, every_ns=10 * MS)
-    levels = LevelSampler(levels=2, every_ns=10 * MS)
+    levels = LevelSampler(levels=3, every_ns=10 * MS)
     for t, frame in (
         (T0 + 3 * MS, book("snapshot", BIDS, ASKS)),
         (T0 + 27 * MS, book("update", [("100.0", "5")], [])),
@@ -190,6 +190,11 @@ def test_grid_starts_on_a_whole_interval(impl: Implementation) -> None:
     assert grid.table()["t_ns"].tolist() == [T0 + 10 * MS, T0 + 20 * MS]
     assert levels.arrays()["t_ns"].tolist() == [T0 + 10 * MS, T0 + 20 * MS]
     assert levels.symbol == SYMBOL and levels.price_precision == 1
+    table = levels.table()  # 3 levels: the asks have only 2, their third is missing
+    assert table["bid_price_3"].tolist() == [99.7, 99.7] and table["bid_qty_1"].tolist() == [3, 3]
+    assert np.isnan(table["ask_price_3"]).all() and np.isnan(table["ask_qty_3"]).all()
+    assert table.missing("ask_price_3_m").all() and not table.missing("ask_price_2_m").any()
+    assert table["symbol"].tolist() == [SYMBOL] * 2 and table.scales["bid_price_1_m"] == 1
 
 
 def test_missing_values_are_null_not_zero(impl: Implementation) -> None:
