@@ -345,56 +345,6 @@ def foreign_line_kind(line_format: int, line: bytes) -> str:
 # -- reading ---------------------------------------------------------------------------------
 
 
-def expand_inputs(paths: Iterable[str | Path]) -> list[Path]:
-    """Capture paths with folders expanded: every capture file inside, in time order.
-
-    Files of a folder are ordered by their first receive time where it can be read cheaply
-    (the header's start time, or the first line's time), then by name; a file given by name
-    is kept where it was given.
-    """
-    out: list[Path] = []
-    for item in paths:
-        path = Path(item)
-        if not path.is_dir():
-            out.append(path)
-            continue
-        files = [
-            p
-            for p in sorted(path.rglob("*"))
-            if p.is_file() and not p.name.startswith(".") and _is_capture_name(p.name)
-        ]
-        out.extend(sorted(files, key=lambda p: (_first_time(p), str(p))))
-    return out
-
-
-def _is_capture_name(name: str) -> bool:
-    for compressed in _COMPRESSED:
-        if name.endswith(compressed):
-            name = name[: -len(compressed)]
-    return name.endswith(_CAPTURE_SUFFIXES)
-
-
-def _first_time(path: Path) -> int:
-    """The receive time of a capture's first timed line (-1 when none in its first lines)."""
-    report = CaptureReport()
-    try:
-        for chunk in _decoded_chunks(path, report, _Progress()):
-            for line in chunk.split(b"\n")[:32]:
-                if line.startswith(HEADER_PREFIX):
-                    try:
-                        return CaptureHeader.parse(line).started_ns
-                    except CaptureError:
-                        continue
-                head = line.partition(b"\t")[0] if b"\t" in line else line[:28]
-                with contextlib.suppress(CaptureError):
-                    if head[:1].isdigit():
-                        return parse_recv_ts(head.split(b": ")[0].split(b" ")[0])
-            break
-    except CaptureError:
-        return -1
-    return -1
-
-
 class _Progress:
     """Compressed (on-disk) bytes consumed so far, for progress bars."""
 
@@ -824,6 +774,90 @@ def find_segments(base: str | Path) -> list[Path]:
             if match:
                 found.append((int(match.group(1)), entry))
     return [path for _, path in sorted(found)]
+
+
+# -- inputs ----------------------------------------------------------------------------------
+
+
+def is_capture_name(name: str) -> bool:
+    """A file name a capture folder's listing takes: a capture suffix (``.jsonl``, ``.json``,
+    ``.ndjson``, ``.txt``, ``.log``, ``.capture``), optionally ``.gz``/``.zst``; not hidden."""
+    if name.startswith((".", "_")):
+        return False
+    for compressed in _COMPRESSED:
+        if name.endswith(compressed):
+            name = name[: -len(compressed)]
+            break
+    return name.endswith(_CAPTURE_SUFFIXES)
+
+
+def _first_recv_ts(path: Path, limit: int = 1 << 16) -> int:
+    """The first receive time in the first ``limit`` bytes of a capture; -1 when none."""
+    try:
+        if path.name.endswith(".gz"):
+            import gzip
+
+            with gzip.open(path, "rb") as stream:
+                head = stream.read(limit)
+        elif path.name.endswith(".zst"):
+            with path.open("rb") as raw:
+                reader = _zstandard(path).ZstdDecompressor().stream_reader(raw)
+                head = reader.read(limit)
+        else:
+            with path.open("rb") as stream:
+                head = stream.read(limit)
+    except (OSError, EOFError, CaptureError):
+        return -1
+    except Exception:  # a damaged compressed stream: its reader reports it later
+        return -1
+    for line in head.split(b"\n")[:-1] or head.split(b"\n"):
+        ts, _ = split_recv_ts(line)
+        if ts >= 0:
+            return ts
+        for separator in (b": ", b" "):
+            field = line.split(separator, 1)[0]
+            if 0 < len(field) <= 40 and field[:1].isdigit():
+                try:
+                    return parse_recv_ts(field)
+                except CaptureError:
+                    pass
+    return -1
+
+
+def expand_inputs(paths: Iterable[str | Path]) -> list[Path]:
+    """Capture paths with folders expanded: every capture file inside a folder (recursively,
+    hidden files and unknown suffixes skipped, see :func:`is_capture_name`), in time order
+    (first receive time in the file, then name; files without receive times first, by name:
+    instrument lists and other reference data).
+    Files given by name are kept as given, in the order given.
+
+    Raises:
+        CaptureError: a folder holds no capture file.
+    """
+    out: list[Path] = []
+    for item in paths:
+        path = Path(item)
+        if path.is_dir():
+            found = [
+                entry
+                for entry in path.rglob("*")
+                if entry.is_file()
+                and is_capture_name(entry.name)
+                and not any(part.startswith(".") for part in entry.relative_to(path).parts)
+            ]
+            if not found:
+                raise CaptureError(
+                    f"{path}: a folder with no capture files (names ending in "
+                    f"{', '.join(_CAPTURE_SUFFIXES)}, optionally .gz or .zst)"
+                )
+            keyed = []
+            for entry in found:
+                ts = _first_recv_ts(entry)
+                keyed.append((ts >= 0, ts, str(entry.relative_to(path)), entry))
+            out.extend(entry for *_, entry in sorted(keyed))
+        else:
+            out.append(path)  # a missing file is reported by the reader, with its name
+    return out
 
 
 # -- writing ---------------------------------------------------------------------------------

@@ -100,7 +100,12 @@ def _parser() -> argparse.ArgumentParser:
         "'recv_ts<TAB>frame'; plain or .gz) through the live code path. Exit status 0 only "
         "when no checksum mismatched and no frame was bad.",
     )
-    play.add_argument("files", nargs="+", metavar="FILE")
+    play.add_argument(
+        "files",
+        nargs="+",
+        metavar="FILE",
+        help="capture files, or folders: every capture inside, in time order",
+    )
     play.add_argument(
         "--instruments",
         action="append",

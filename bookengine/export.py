@@ -1,23 +1,29 @@
-"""Export captures to Parquet and LOBSTER files, through the same replay as everything else.
+"""Export captures to Parquet datasets and LOBSTER files, through the same replay as all else.
 
-``bookengine export CAPTURE... --format parquet|lobster --what l2|l3|trades -o OUT`` writes one
-file set per book (or per symbol for trades) into the directory ``OUT``. Prices and quantities
-are never floats: they are int64 mantissas, ``value = mantissa / 10**scale``, with the scales
-in the Parquet schema metadata (``--decimal`` adds exact ``decimal128`` twins).
+``bookengine export CAPTURE_OR_FOLDER... --format parquet|lobster --what l2|l3|trades -o OUT``.
 
-Parquet files (``OUT/<what>_<channel>_<SYMBOL>.parquet``, ``/`` in symbols written ``-``;
-trades ``OUT/trades_<SYMBOL>.parquet``). Schema metadata, all values text:
-``bookengine.schema`` (``l2-snapshots/1``, ``l3-events/1``, ``trades/1``), ``bookengine.key``,
-``bookengine.symbol``, ``bookengine.price_scale``, ``bookengine.qty_scale``,
-``bookengine.levels`` (l2), ``bookengine.version``, ``bookengine.sources`` (JSON list of the
-capture files); each price/qty field also carries ``scale`` in its field metadata.
+Parquet: Hive-partitioned datasets (:mod:`bookengine.dataset`)
+``OUT/<what>/symbol=<SYMBOL, / as ->/date=<YYYY-MM-DD>/part-<export id>-<n>.parquet`` with
+``<what>`` ``l2_book`` (``l2_level3``: the aggregated view of level3 books), ``l3_events`` or
+``trades``. Exporting again into ``OUT`` adds parts; nothing is overwritten. Every price and
+quantity is there twice: float64 in real units (``bid_price_1``, ``price``...) and the exact
+int64 mantissa (``bid_price_1_m``, ``price_m``: ``value = mantissa / 10**scale``); ``--decimal``
+adds exact ``decimal128`` twins (``*_dec``). Times: ``time`` (``timestamp[ns, tz=UTC]``) beside
+the exact ``recv_ts_ns``. The ``symbol`` and ``date`` columns come from the partition folders.
+Schema metadata of each part, all values text: ``bookengine.schema`` (``l2-snapshots/2``,
+``l3-events/2``, ``trades/2``), ``bookengine.key``, ``bookengine.symbol``,
+``bookengine.price_scale``, ``bookengine.qty_scale``, ``bookengine.levels`` (l2),
+``bookengine.version``, ``bookengine.sources`` (JSON list of the capture files),
+``bookengine.export`` (the export id); each ``*_m`` field also carries ``scale``.
 
-* ``l2`` (:data:`L2_DOC`): one row per book message (default) or per ``--every-ms`` sample.
+* ``l2`` (:data:`L2_DOC`): one row per book message (default) or per ``--every-ms`` sample
+  (grid times are whole multiples of the interval, as everywhere in bookengine).
 * ``l3`` (:data:`L3_DOC`): one row per order event, in the order Kraken sent them.
 * ``trades`` (:data:`TRADES_DOC`): one row per trade (duplicates from re-sent trade
   snapshots dropped by ``trade_id``).
 
-LOBSTER files (https://lobsterdata.com/info/DataStructure.php), per book:
+LOBSTER files (https://lobsterdata.com/info/DataStructure.php), per book, keep their own flat
+layout in ``OUT``:
 ``<TICKER>_<YYYY-MM-DD>_<start>_<end>_message_<N>.csv`` and ``..._orderbook_<N>.csv``
 (``TICKER`` = symbol with ``-`` for ``/``; date of the first event, UTC; start/end in whole
 seconds after that midnight), plus ``..._orderids.csv`` (LOBSTER id -> Kraken order id) and
@@ -30,10 +36,11 @@ from __future__ import annotations
 
 import argparse
 import bisect
+import contextlib
 import json
 import re
 import sys
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -43,26 +50,35 @@ import numpy as np
 import numpy.typing as npt
 
 from ._impl import implementation
+from .analytics.tables import Table
 from .capture import CaptureReader, CaptureRecord, parse_checkpoint
+from .dataset import DatasetWriter
 from .errors import BookError, UnknownSymbolError
 from .instruments import Instruments
 from .kraken.events import BookChanged, ChecksumMismatch
 from .numbers import parse_mantissa
 from .replay import BookSamples, Replayer
 from .timestamps import parse_rfc3339_ns
+from .units import to_datetime, to_float
 
 L2_DOC = """\
-recv_ts_ns int64      receive time (sample time with --every-ms), ns since the epoch
+time timestamp[ns,UTC] receive time (sample time with --every-ms)
+recv_ts_ns int64      the same, exact ns since the epoch
+key string            book key (book:BTC/USD, level3:BTC/USD)
 valid bool            the book existed and was exact (not stale) at that time
 is_snapshot bool      the row follows a snapshot (per-message rows only)
-bid_price_K int64     K = 1..levels, best first; price mantissa (scale: price_scale)
-bid_qty_K int64       quantity mantissa (scale: qty_scale); 0 (with price 0) = no level
+bid_price_K double    K = 1..levels, best first; price in real units; null = no level
+bid_qty_K double      quantity in real units; null = no level
 ask_price_K, ask_qty_K likewise
-[--decimal] <column>_dec decimal128(19, scale) for every price/qty column"""
+bid_price_K_m int64   exact mantissas (scale in the field/file metadata); null = no level
+[--decimal] <column>_dec decimal128(19, scale) for every price/qty column
+symbol, date          from the partition folders (symbol=BTC-USD/date=2024-01-08)"""
 
 L3_DOC = """\
-recv_ts_ns int64      receive time of the frame, ns since the epoch
-exchange_ts_ns int64  the entry's timestamp (order time for adds), -1 when absent
+time timestamp[ns,UTC] receive time of the frame
+exchange_time timestamp[ns,UTC]  the entry's timestamp (order time for adds), null if absent
+recv_ts_ns int64      receive time, exact ns since the epoch
+exchange_ts_ns int64  the entry's timestamp in ns, -1 when absent
 message int64         index of the frame in the export (entries of one frame share it)
 side int8             0 bid, 1 ask
 event string          add | modify | delete
@@ -70,22 +86,27 @@ origin string         wire (sent by Kraken) | snapshot (an order of a snapshot) 
                       truncated (dropped silently by the depth truncation) |
                       reset (an order of the book a new snapshot replaced)
 order_id string       Kraken order id
-price int64           limit price mantissa after the event (delete: the order's price)
-qty int64             quantity mantissa after the event (delete: 0)
-prev_price int64      price before the event, -1 for adds
-prev_qty int64        quantity before the event, 0 for adds
+price double          limit price after the event (delete: the order's price), real units
+qty double            quantity after the event (delete: 0), real units
+prev_price double     price before the event, null for adds
+prev_qty double       quantity before the event, null for adds
 execution bool        the reduction matches a trade (same symbol, resting side, price and
                       size, exchange times within --match-window-ms); needs trade frames
-trade_id int64        that trade, -1 otherwise"""
+trade_id int64        that trade, -1 otherwise
+price_m, qty_m, prev_price_m, prev_qty_m int64  exact mantissas (prev_*: null for adds)
+symbol, date          from the partition folders"""
 
 TRADES_DOC = """\
-recv_ts_ns int64      receive time of the trade frame
-exchange_ts_ns int64  trade timestamp
+time timestamp[ns,UTC] receive time of the trade frame
+exchange_time timestamp[ns,UTC]  trade timestamp
+recv_ts_ns int64, exchange_ts_ns int64  the same as exact ns
 trade_id int64        Kraken trade id
 side string           taker side: buy | sell
-price int64, qty int64  mantissas (scales in the metadata)
+price double, qty double  real units
 ord_type string       market | limit
-is_snapshot bool      from a trade snapshot (recent trades sent on subscribe)"""
+is_snapshot bool      from a trade snapshot (recent trades sent on subscribe)
+price_m, qty_m int64  exact mantissas (scales in the metadata)
+symbol, date          from the partition folders"""
 
 LOBSTER_DOC = """\
 message file columns: Time, Type, Order ID, Size, Price, Direction
@@ -119,11 +140,6 @@ class ExportError(BookError):
     """An export cannot be made (bad option, no data for it, missing dependency)."""
 
 
-def _file_key(key: str) -> str:
-    channel, _, symbol = key.partition(":")
-    return f"{channel}_{symbol.replace('/', '-')}"
-
-
 def _pyarrow() -> Any:
     try:
         import pyarrow as pa  # type: ignore[import-untyped]
@@ -155,6 +171,70 @@ class L3Events:
 
     def __len__(self) -> int:
         return int(self.columns["recv_ts_ns"].shape[0])
+
+    def to_table(self) -> Table:
+        """The events as a user table: UTC times, ``symbol``, real-unit floats beside the
+        exact mantissas (see ``docs/data.md``).
+
+        Columns: ``time`` (receive, datetime64[ns] UTC), ``exchange_time`` (NaT when absent),
+        ``recv_ts_ns``, ``exchange_ts_ns``, ``symbol``, ``message``, ``side`` (0 bid, 1 ask),
+        ``event``, ``origin``, ``order_id``, ``price``, ``qty``, ``prev_price``, ``prev_qty``
+        float64 (``prev_*`` NaN for adds), ``execution``, ``trade_id``, then the exact
+        ``price_m``, ``qty_m``, ``prev_price_m``, ``prev_qty_m`` int64 (``prev_*_m`` null for
+        adds).
+        """
+        return _user_table(
+            self.symbol,
+            self.columns,
+            {"price": self.price_scale, "qty": self.qty_scale},
+            ("price", "qty", "prev_price", "prev_qty"),
+        )
+
+    def to_pandas(self) -> Any:
+        """:meth:`to_table` as a ``pandas.DataFrame``."""
+        return self.to_table().to_pandas()
+
+    def to_arrow(self, *, decimal: bool = False) -> Any:
+        """:meth:`to_table` as a ``pyarrow.Table`` (``decimal``: ``*_dec`` decimal128 twins)."""
+        return self.to_table().to_arrow(decimal=decimal)
+
+    def to_polars(self) -> Any:
+        """:meth:`to_table` as a ``polars.DataFrame``."""
+        return self.to_table().to_polars()
+
+
+def _user_table(
+    symbol: str,
+    columns: Mapping[str, npt.NDArray[Any]],
+    scales: Mapping[str, int],
+    values: Sequence[str],
+) -> Table:
+    """Raw export columns -> a user :class:`Table` (times, symbol, floats, ``_m`` mantissas)."""
+    n = int(columns["recv_ts_ns"].shape[0])
+    out: dict[str, npt.NDArray[Any]] = {
+        "time": to_datetime(columns["recv_ts_ns"]),
+        "exchange_time": to_datetime(columns["exchange_ts_ns"]),
+        "symbol": np.full(n, symbol, dtype=object),
+    }
+    for name, array in columns.items():
+        out[name] = to_float(array, scales[name.removeprefix("prev_")]) if name in values else array
+    masks: dict[str, npt.NDArray[np.bool_]] = {}
+    table_scales: dict[str, int] = {}
+    for name in values:
+        scale = scales[name.removeprefix("prev_")]
+        raw = columns[name]
+        if name == "prev_price":
+            missing = raw < 0
+        elif name == "prev_qty":
+            missing = columns["prev_price"] < 0
+        else:
+            missing = np.zeros(n, dtype=bool)
+        if missing.any():
+            out[name][missing] = np.nan
+        out[f"{name}_m"] = raw.copy()
+        masks[f"{name}_m"] = missing
+        table_scales[f"{name}_m"] = scale
+    return Table(out, masks=masks, scales=table_scales)
 
 
 class _L3Collector:
@@ -299,6 +379,29 @@ class Trades:
 
     def __len__(self) -> int:
         return int(self.columns["recv_ts_ns"].shape[0])
+
+    def to_table(self) -> Table:
+        """The trades as a user table: ``time`` and ``exchange_time`` (UTC), ``recv_ts_ns``,
+        ``exchange_ts_ns``, ``symbol``, ``trade_id``, ``side``, ``price`` and ``qty`` float64
+        in real units, ``ord_type``, ``is_snapshot``, then the exact ``price_m``/``qty_m``."""
+        return _user_table(
+            self.symbol,
+            self.columns,
+            {"price": self.price_scale, "qty": self.qty_scale},
+            ("price", "qty"),
+        )
+
+    def to_pandas(self) -> Any:
+        """:meth:`to_table` as a ``pandas.DataFrame``."""
+        return self.to_table().to_pandas()
+
+    def to_arrow(self, *, decimal: bool = False) -> Any:
+        """:meth:`to_table` as a ``pyarrow.Table`` (``decimal``: ``*_dec`` decimal128 twins)."""
+        return self.to_table().to_arrow(decimal=decimal)
+
+    def to_polars(self) -> Any:
+        """:meth:`to_table` as a ``polars.DataFrame``."""
+        return self.to_table().to_polars()
 
 
 @dataclass
@@ -648,50 +751,6 @@ def _match_executions(events: L3Events, trades: Trades, window_ns: int) -> None:
 # -- Parquet -----------------------------------------------------------------------------------
 
 
-def _decimal_array(pa: Any, values: npt.NDArray[np.int64], scale: int) -> Any:
-    """int64 mantissas -> exact decimal128(19, scale) (16-byte two's complement, no floats)."""
-    values = np.ascontiguousarray(values, dtype=np.int64)
-    words = np.empty((values.shape[0], 2), dtype="<i8")
-    words[:, 0] = values
-    words[:, 1] = values >> 63  # sign extension into the high word
-    return pa.Array.from_buffers(
-        pa.decimal128(19, scale), values.shape[0], [None, pa.py_buffer(words.tobytes())]
-    )
-
-
-def _write_parquet(
-    path: Path,
-    columns: Mapping[str, npt.NDArray[Any]],
-    scales: Mapping[str, int],
-    metadata: Mapping[str, str],
-    decimal: bool,
-) -> Path:
-    """Write columns; ``scales`` maps mantissa columns to their scale."""
-    pa, pq = _pyarrow()
-    fields = []
-    arrays = []
-    for name, values in columns.items():
-        if values.dtype == object:
-            array = pa.array(values.tolist(), type=pa.string())
-            if name in ("event", "origin", "side", "ord_type", "key"):
-                array = array.dictionary_encode()
-        else:
-            array = pa.array(values)
-        meta = None
-        if name in scales:
-            meta = {b"scale": str(scales[name]).encode(), b"unit": b"mantissa"}
-        fields.append(pa.field(name, array.type, metadata=meta))
-        arrays.append(array)
-        if decimal and name in scales:
-            dec = _decimal_array(pa, values, scales[name])
-            fields.append(pa.field(f"{name}_dec", dec.type))
-            arrays.append(dec)
-    schema = pa.schema(fields, metadata={k.encode(): v.encode() for k, v in metadata.items()})
-    table = pa.Table.from_arrays(arrays, schema=schema)
-    pq.write_table(table, path)
-    return path
-
-
 def _metadata(
     schema: str, key: str, symbol: str, pp: int, qp: int, sources: Sequence[Path]
 ) -> dict[str, str]:
@@ -708,58 +767,76 @@ def _metadata(
     }
 
 
+def _dataset(out: Path | DatasetWriter, write: Callable[[DatasetWriter], None]) -> list[Path]:
+    """Run ``write`` on ``out`` (a writer the caller commits, or a folder: commit here)."""
+    if isinstance(out, DatasetWriter):
+        before = len(out.staged)
+        write(out)
+        return out.staged[before:]
+    with DatasetWriter(Path(out)) as writer:
+        write(writer)
+    return writer.written
+
+
 def l2_parquet(
-    samples: BookSamples, out: Path, sources: Sequence[Path], decimal: bool = False
+    samples: BookSamples,
+    out: Path | DatasetWriter,
+    sources: Sequence[Path],
+    decimal: bool = False,
 ) -> list[Path]:
-    """One ``l2-snapshots/1`` Parquet file per book key of ``samples`` (see :data:`L2_DOC`)."""
-    written = []
-    for key in sorted(set(samples.key.tolist())):
-        part = samples.for_key(key)
-        pp, qp = samples.scales.get(key, (0, 0))
-        columns = {"recv_ts_ns": part.time_ns, "valid": part.valid, "is_snapshot": part.is_snapshot}
-        scales: dict[str, int] = {}
-        for side in ("bid", "ask"):
-            prices = part.bid_price if side == "bid" else part.ask_price
-            qtys = part.bid_qty if side == "bid" else part.ask_qty
-            for level in range(part.levels):
-                columns[f"{side}_price_{level + 1}"] = prices[:, level]
-                columns[f"{side}_qty_{level + 1}"] = qtys[:, level]
-                scales[f"{side}_price_{level + 1}"] = pp
-                scales[f"{side}_qty_{level + 1}"] = qp
-        metadata = _metadata("l2-snapshots/1", key, key.partition(":")[2], pp, qp, sources)
-        metadata["bookengine.levels"] = str(part.levels)
-        path = out / f"l2_{_file_key(key)}.parquet"
-        written.append(_write_parquet(path, columns, scales, metadata, decimal))
-    return written
+    """``l2-snapshots/2`` parts (see :data:`L2_DOC`) of every book of ``samples`` into the
+    dataset ``out/l2_<channel>`` (``l2_book``; ``l2_level3`` for level3 books)."""
+
+    def write(writer: DatasetWriter) -> None:
+        for key in sorted(set(samples.key.tolist())):
+            part = samples.for_key(key)
+            pp, qp = samples.scales.get(key, (0, 0))
+            channel, _, symbol = key.partition(":")
+            metadata = _metadata("l2-snapshots/2", key, symbol, pp, qp, sources)
+            metadata["bookengine.levels"] = str(part.levels)
+            table = part.to_table()
+            for name in ("price_scale", "qty_scale", "time_ns"):
+                del table[name]
+            table["recv_ts_ns"] = part.time_ns.copy()
+            writer.add(f"l2_{channel}", symbol, table, "recv_ts_ns", metadata, decimal=decimal)
+
+    return _dataset(out, write)
 
 
 def l3_parquet(
-    tables: Mapping[str, L3Events], out: Path, sources: Sequence[Path], decimal: bool = False
+    tables: Mapping[str, L3Events],
+    out: Path | DatasetWriter,
+    sources: Sequence[Path],
+    decimal: bool = False,
 ) -> list[Path]:
-    """One ``l3-events/1`` Parquet file per level3 book (see :data:`L3_DOC`)."""
-    written = []
-    for key, table in sorted(tables.items()):
-        pp, qp = table.price_scale, table.qty_scale
-        scales = {"price": pp, "prev_price": pp, "qty": qp, "prev_qty": qp}
-        metadata = _metadata("l3-events/1", key, table.symbol, pp, qp, sources)
-        path = out / f"l3_{_file_key(key)}.parquet"
-        written.append(_write_parquet(path, table.columns, scales, metadata, decimal))
-    return written
+    """``l3-events/2`` parts of every level3 book into ``out/l3_events`` (:data:`L3_DOC`)."""
+
+    def write(writer: DatasetWriter) -> None:
+        for key, table in sorted(tables.items()):
+            pp, qp = table.price_scale, table.qty_scale
+            metadata = _metadata("l3-events/2", key, table.symbol, pp, qp, sources)
+            writer.add(
+                "l3_events", table.symbol, table.to_table(), "recv_ts_ns", metadata, decimal=decimal
+            )
+
+    return _dataset(out, write)
 
 
 def trades_parquet(
-    tables: Mapping[str, Trades], out: Path, sources: Sequence[Path], decimal: bool = False
+    tables: Mapping[str, Trades],
+    out: Path | DatasetWriter,
+    sources: Sequence[Path],
+    decimal: bool = False,
 ) -> list[Path]:
-    """One ``trades/1`` Parquet file per symbol (see :data:`TRADES_DOC`)."""
-    written = []
-    for symbol, table in sorted(tables.items()):
-        pp, qp = table.price_scale, table.qty_scale
-        metadata = _metadata("trades/1", f"trade:{symbol}", symbol, pp, qp, sources)
-        path = out / f"trades_{symbol.replace('/', '-')}.parquet"
-        written.append(
-            _write_parquet(path, table.columns, {"price": pp, "qty": qp}, metadata, decimal)
-        )
-    return written
+    """``trades/2`` parts of every symbol into ``out/trades`` (see :data:`TRADES_DOC`)."""
+
+    def write(writer: DatasetWriter) -> None:
+        for symbol, table in sorted(tables.items()):
+            pp, qp = table.price_scale, table.qty_scale
+            metadata = _metadata("trades/2", f"trade:{symbol}", symbol, pp, qp, sources)
+            writer.add("trades", symbol, table.to_table(), "recv_ts_ns", metadata, decimal=decimal)
+
+    return _dataset(out, write)
 
 
 # -- LOBSTER -----------------------------------------------------------------------------------
@@ -956,9 +1033,10 @@ def _parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(
         prog="bookengine export",
-        description="Export captures (replayed through the live code path) to Parquet or "
-        "LOBSTER files in the directory OUT. Prices and quantities are int64 mantissas; the "
-        "scales are in the Parquet metadata or the LOBSTER *_meta.json.",
+        description="Export captures (replayed through the live code path) to Parquet "
+        "datasets (OUT/<what>/symbol=.../date=.../part-*.parquet; more exports add parts) or "
+        "LOBSTER files in OUT. Parquet has float64 prices and quantities in real units beside "
+        "the exact int64 mantissas (*_m); LOBSTER has the mantissas, scales in *_meta.json.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="l2 columns:\n"
         + L2_DOC
@@ -969,7 +1047,9 @@ def _parser() -> argparse.ArgumentParser:
         + "\n\nLOBSTER:\n"
         + LOBSTER_DOC,
     )
-    parser.add_argument("files", nargs="+", metavar="CAPTURE")
+    parser.add_argument(
+        "files", nargs="+", metavar="CAPTURE", help="capture files or folders of captures"
+    )
     parser.add_argument("--format", choices=("parquet", "lobster"), default="parquet")
     parser.add_argument("--what", choices=("l2", "l3", "trades"), default="l2")
     parser.add_argument("--levels", type=int, default=10, help="levels per side (default 10)")
@@ -1041,7 +1121,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             on_problem=problem,
             progress=args.progress,
         )
-        out.mkdir(parents=True, exist_ok=True)
         sources = replayer.paths
         written = export(
             replayer,
@@ -1081,17 +1160,55 @@ def export(
 ) -> list[Path]:
     """Replay and write one export (the API behind ``bookengine export``); returns the files.
 
+    Parquet: parts added to the Hive-partitioned datasets ``out/<what>/symbol=.../date=...``
+    (:mod:`bookengine.dataset`), all committed at the end or none. LOBSTER: files in ``out``.
+    A failed export leaves no folder it created behind.
+
     Raises:
         ExportError: a bad combination (LOBSTER trades), or pyarrow missing for Parquet.
         BookError: unreadable captures, unknown precisions.
     """
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     sources = list(replayer.paths if sources is None else sources)
     if fmt not in ("parquet", "lobster"):
         raise ExportError(f"format must be parquet or lobster, got {fmt!r}")
+    if what not in ("l2", "l3", "trades"):
+        raise ExportError(f"what must be l2, l3 or trades, got {what!r}")
     if fmt == "parquet":
         _pyarrow()  # fail before a long replay
+        with DatasetWriter(out) as writer:
+            _export(
+                replayer, writer, fmt, what, levels, every_ns, decimal, match_window_ns, sources
+            )
+        return writer.written
+    created = not out.exists()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        written = _export(
+            replayer, out, fmt, what, levels, every_ns, decimal, match_window_ns, sources
+        )
+    except BaseException:
+        if created:
+            with contextlib.suppress(OSError):
+                out.rmdir()  # only when empty
+        raise
+    if created and not written:
+        with contextlib.suppress(OSError):
+            out.rmdir()
+    return written
+
+
+def _export(
+    replayer: Replayer,
+    out: Any,
+    fmt: str,
+    what: str,
+    levels: int,
+    every_ns: int | None,
+    decimal: bool,
+    match_window_ns: int,
+    sources: list[Path],
+) -> list[Path]:
     if what == "l2":
         if every_ns is None:
             samples = replayer.snapshots(levels=levels)

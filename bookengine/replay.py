@@ -26,7 +26,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -57,6 +57,9 @@ from .kraken.events import (
     Subscribed,
 )
 from .kraken.session import INT64_MAX, BookState, KrakenSession
+
+if TYPE_CHECKING:
+    from .analytics.tables import Table
 
 SECOND_NS = 1_000_000_000
 
@@ -234,7 +237,9 @@ class BookSamples:
     One row per (sample time, book key). Prices and quantities are mantissas: the value is
     ``mantissa / 10**scale`` with ``scales[key] = (price_precision, qty_precision)``. A level
     that does not exist (thin book, book not built) has price 0 and qty 0: a real level always
-    has qty > 0.
+    has qty > 0. :meth:`to_table` / :meth:`to_pandas` / :meth:`to_arrow` / :meth:`to_polars`
+    give real-unit floats (NaN for missing levels), UTC times and a ``symbol`` column beside
+    the exact mantissas.
 
     Arrays are new, owned by the caller: ``time_ns``, ``key`` (object str), ``valid`` (bool:
     the book existed and was not stale), ``is_snapshot`` (bool: the row follows a snapshot;
@@ -291,13 +296,76 @@ class BookSamples:
             {k: v for k, v in self.scales.items() if k == key},
         )
 
-    def to_pandas(self) -> Any:
-        """A ``pandas.DataFrame`` of :meth:`columns` (int64 mantissas; scales in ``attrs``)."""
-        import pandas as pd  # type: ignore[import-untyped]
+    def to_table(self) -> Table:
+        """The samples as a user table (long format: one row per time and book).
 
-        frame = pd.DataFrame(self.columns())
+        Columns: ``time`` (datetime64[ns] UTC), ``time_ns`` int64 (exact), ``symbol``, ``key``,
+        ``valid``, ``is_snapshot``, ``price_scale``/``qty_scale`` (int8, per row), then per
+        side and level ``K`` (1 = best) ``bid_price_K``, ``bid_qty_K``, ``ask_price_K``,
+        ``ask_qty_K`` float64 in real units (NaN: no level there), then the exact int64
+        mantissas ``bid_price_K_m``... (masked, i.e. null in Arrow and ``<NA>`` in pandas,
+        where there is no level). Rows of books with different scales may share a mantissa
+        column; the float columns and the per-row scales say what each means. A table of
+        one book (:meth:`for_key`) also carries the scales for ``to_arrow(decimal=True)``.
+        """
+        from .analytics.tables import Table
+        from .units import to_datetime, to_float
+
+        n = len(self)
+        price_scale = np.zeros(n, dtype=np.int8)
+        qty_scale = np.zeros(n, dtype=np.int8)
+        symbols = np.empty(n, dtype=object)
+        for key in set(self.key.tolist()):
+            mask = self.key == key
+            pp, qp = self.scales.get(key, (0, 0))
+            price_scale[mask], qty_scale[mask] = pp, qp
+            symbols[mask] = key.partition(":")[2]
+        out: dict[str, npt.NDArray[Any]] = {
+            "time": to_datetime(self.time_ns),
+            "time_ns": self.time_ns.copy(),
+            "symbol": symbols,
+            "key": self.key.copy(),
+            "valid": self.valid.copy(),
+            "is_snapshot": self.is_snapshot.copy(),
+            "price_scale": price_scale,
+            "qty_scale": qty_scale,
+        }
+        exact: dict[str, npt.NDArray[Any]] = {}
+        masks: dict[str, npt.NDArray[np.bool_]] = {}
+        scales: dict[str, int] = {}
+        single = len(self.scales) == 1 and len(set(self.key.tolist())) <= 1
+        pp1, qp1 = next(iter(self.scales.values())) if single else (0, 0)
+        for side in ("bid", "ask"):
+            prices = self.bid_price if side == "bid" else self.ask_price
+            qtys = self.bid_qty if side == "bid" else self.ask_qty
+            for level in range(self.levels):
+                missing = qtys[:, level] == 0
+                for kind, values, scale, one in (
+                    ("price", prices, price_scale, pp1),
+                    ("qty", qtys, qty_scale, qp1),
+                ):
+                    name = f"{side}_{kind}_{level + 1}"
+                    out[name] = to_float(values[:, level], scale, missing)
+                    exact[name + "_m"] = values[:, level].copy()
+                    masks[name + "_m"] = missing
+                    if single:
+                        scales[name + "_m"] = one
+        out.update(exact)
+        return Table(out, masks=masks, scales=scales)
+
+    def to_pandas(self) -> Any:
+        """:meth:`to_table` as a ``pandas.DataFrame`` (scales also in ``attrs["scales"]``)."""
+        frame = self.to_table().to_pandas()
         frame.attrs["scales"] = dict(self.scales)
         return frame
+
+    def to_arrow(self, *, decimal: bool = False) -> Any:
+        """:meth:`to_table` as a ``pyarrow.Table`` (``decimal``: see ``Table.to_arrow``)."""
+        return self.to_table().to_arrow(decimal=decimal)
+
+    def to_polars(self) -> Any:
+        """:meth:`to_table` as a ``polars.DataFrame``."""
+        return self.to_table().to_polars()
 
 
 class _SampleBuilder:
@@ -561,10 +629,11 @@ class Replayer:
     """Replay captures through a :class:`KrakenSession`: events, books in time, samples.
 
     Args:
-        paths: capture files or folders (all captures inside), replayed in the order given
-            (segments of one recording in segment order, e.g. ``find_segments(base)``). Our own
-            captures, tardis.dev raw data-feed slices and cryptofeed raw recordings are
-            recognised by their lines.
+        paths: capture files, replayed in the order given (segments of one recording in
+            segment order, e.g. ``find_segments(base)``), or folders: every capture inside, in
+            time order (:func:`~bookengine.capture.expand_inputs`). Our own captures,
+            tardis.dev raw data-feed slices and cryptofeed raw recordings are recognised by
+            their lines.
         instruments, precisions, depth, implementation_name: as for :func:`replay`.
         symbols: only these symbols' book, level3 and trade frames are read (the others are
             skipped by the line reader before scanning, so a filter makes replay faster);
@@ -596,7 +665,7 @@ class Replayer:
         progress: bool | None = None,
         checkpoint_every_s: float | None = 60.0,
     ) -> None:
-        self.paths = list(expand_inputs(paths))
+        self.paths = expand_inputs(paths)
         self._instruments = instruments
         self.precisions = dict(precisions or {})
         self.depth = depth

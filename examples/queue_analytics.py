@@ -113,10 +113,10 @@ def report(study: Study) -> None:
         )
     features = study.features
     print(
-        f"\nL2 features on a 100 ms grid: {features.rows} rows; mean spread "
-        f"{features['spread'].mean():.2f} ticks, mean imbalance "
+        f"\nL2 features on a 100 ms grid: {len(features)} rows; mean spread "
+        f"{features['spread_m'].mean():.2f} ticks, mean imbalance "
         f"{features['imbalance_1'].mean():+.3f}, net OFI "
-        f"{book.qty_text(int(features['ofi'].sum()))} BTC"
+        f"{book.qty_text(int(features['ofi_m'].sum()))} BTC"
     )
 
 

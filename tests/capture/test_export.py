@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import random
+import re
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -52,11 +53,13 @@ def test_l2_parquet_rows_are_the_books_after_every_message(
         str(tmp_path),
         "--decimal",
     )
-    assert sorted(p.name for p in files) == [
-        "l2_book_BTC-USD.parquet",
-        "l2_book_ETH-USD.parquet",
-        "l2_level3_BTC-USD.parquet",
+    assert sorted(str(p.relative_to(tmp_path).parent.parent) for p in files) == [
+        "l2_book/symbol=BTC-USD",
+        "l2_book/symbol=ETH-USD",
+        "l2_level3/symbol=BTC-USD",
     ]
+    assert all(re.fullmatch(r"date=\d{4}-\d{2}-\d{2}", p.parent.name) for p in files)
+    assert all(p.name.startswith("part-") and p.suffix == ".parquet" for p in files)
     expected: dict[str, list[tuple[Any, ...]]] = {}
     for record, events in Replayer(recording.segments, progress=False).records():
         for event in events:
@@ -69,23 +72,30 @@ def test_l2_parquet_rows_are_the_books_after_every_message(
         meta = {k.decode(): v.decode() for k, v in table.schema.metadata.items()}
         key = meta["bookengine.key"]
         pp, qp = (1, 8) if "BTC" in key else (2, 8)
-        assert meta["bookengine.schema"] == "l2-snapshots/1"
+        assert meta["bookengine.schema"] == "l2-snapshots/2"
         assert (meta["bookengine.price_scale"], meta["bookengine.qty_scale"]) == (str(pp), str(qp))
         assert meta["bookengine.levels"] == "4"
         assert json.loads(meta["bookengine.sources"]) == [str(p) for p in recording.segments]
-        field = table.schema.field("bid_price_1")
+        field = table.schema.field("bid_price_1_m")
         assert str(field.type) == "int64" and field.metadata[b"scale"] == str(pp).encode()
+        assert str(table.schema.field("bid_price_1").type) == "double"
+        assert str(table.schema.field("time").type) == "timestamp[ns, tz=UTC]"
         assert str(table.schema.field("ask_qty_4_dec").type) == f"decimal128(19, {qp})"
-        assert not any("float" in str(f.type) or "double" in str(f.type) for f in table.schema)
         rows = table.to_pylist()
         assert len(rows) == len(expected[key])
         for row, (t, is_snapshot, bids, asks) in zip(rows, expected[key], strict=True):
             assert (row["recv_ts_ns"], row["is_snapshot"], row["valid"]) == (t, is_snapshot, True)
-            got_bids = [(row[f"bid_price_{k}"], row[f"bid_qty_{k}"]) for k in range(1, 5)]
-            got_asks = [(row[f"ask_price_{k}"], row[f"ask_qty_{k}"]) for k in range(1, 5)]
+            got_bids = [(row[f"bid_price_{k}_m"], row[f"bid_qty_{k}_m"]) for k in range(1, 5)]
+            got_asks = [(row[f"ask_price_{k}_m"], row[f"ask_qty_{k}_m"]) for k in range(1, 5)]
             assert got_bids[: len(bids)] == bids and got_asks[: len(asks)] == asks
-            assert row["bid_price_1_dec"] == mantissa_decimal(row["bid_price_1"], pp)
-            assert row["ask_qty_2_dec"] == mantissa_decimal(row["ask_qty_2"], qp)
+            # Missing levels are null, in every twin; present ones agree to the last digit.
+            assert all(q is None for _, q in got_bids[len(bids) :] + got_asks[len(asks) :])
+            assert row["bid_price_1_dec"] == mantissa_decimal(row["bid_price_1_m"], pp)
+            assert row["ask_qty_2_dec"] == mantissa_decimal(row["ask_qty_2_m"], qp)
+            assert row["bid_price_1"] == float(mantissa_decimal(row["bid_price_1_m"], pp))
+            assert row["time"].timestamp() == pytest.approx(t / 1e9)
+            for k in range(len(asks) + 1, 5):
+                assert row[f"ask_price_{k}"] is None and row[f"ask_price_{k}_dec"] is None
 
 
 def test_l2_parquet_sampled_every_ms(recording: Recording, tmp_path: Path) -> None:
@@ -107,7 +117,8 @@ def test_l2_parquet_sampled_every_ms(recording: Recording, tmp_path: Path) -> No
     for row in rows:
         assert row["recv_ts_ns"] % 250_000_000 == 0
         book = oracle.book_at(row["recv_ts_ns"], "book:ETH/USD")
-        assert book.bids(10) == [(row[f"bid_price_{k}"], row[f"bid_qty_{k}"]) for k in range(1, 11)]
+        got = [(row[f"bid_price_{k}_m"], row[f"bid_qty_{k}_m"]) for k in range(1, 11)]
+        assert book.bids(10) == got
 
 
 # -- L3 and trades -----------------------------------------------------------------------------
@@ -166,9 +177,14 @@ def test_l3_parquet_events_rebuild_the_replayed_book(
     (path,) = l3_parquet(tables, tmp_path, recording.segments, decimal=True)
     table = pq.read_table(path)
     meta = table.schema.metadata
-    assert meta[b"bookengine.schema"] == b"l3-events/1" and meta[b"bookengine.price_scale"] == b"1"
+    assert meta[b"bookengine.schema"] == b"l3-events/2" and meta[b"bookengine.price_scale"] == b"1"
     assert str(table.schema.field("price_dec").type) == "decimal128(19, 1)"
-    rows = table.to_pylist()
+    rows = [
+        {**r, "price": r["price_m"], "qty": r["qty_m"]} for r in table.to_pylist()
+    ]  # rebuild on the exact mantissas
+    assert all(
+        r["prev_price"] is None and r["prev_price_m"] is None for r in rows if r["event"] == "add"
+    )
     assert {r["origin"] for r in rows} >= {"snapshot", "wire"}
     assert [r["message"] for r in rows] == sorted(r["message"] for r in rows)
     # Final state: exactly the replayed book, queue order included.
@@ -189,7 +205,7 @@ def test_l3_parquet_events_rebuild_the_replayed_book(
 def test_trades_parquet_is_exact_and_deduplicated(recording: Recording, tmp_path: Path) -> None:
     (path,) = export(*map(str, recording.segments), "--what", "trades", "-o", str(tmp_path))
     table = pq.read_table(path)
-    assert table.schema.metadata[b"bookengine.schema"] == b"trades/1"
+    assert table.schema.metadata[b"bookengine.schema"] == b"trades/2"
     rows = table.to_pylist()
     wire: dict[int, tuple[int, int, str]] = {}
     for record in read_frames(recording.segments):
@@ -207,7 +223,8 @@ def test_trades_parquet_is_exact_and_deduplicated(recording: Recording, tmp_path
     assert len(rows) == len(wire) > 0
     assert len({r["trade_id"] for r in rows}) == len(rows)
     for row in rows:
-        assert (row["price"], row["qty"], row["side"]) == wire[row["trade_id"]]
+        assert (row["price_m"], row["qty_m"], row["side"]) == wire[row["trade_id"]]
+        assert row["price"] == row["price_m"] / 10 and row["qty"] == row["qty_m"] / 10**8
         assert row["exchange_ts_ns"] > 0
 
 

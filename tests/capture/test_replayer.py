@@ -188,15 +188,23 @@ def test_sample_matches_book_at_on_the_grid(recording: Recording, impl: Implemen
         assert all(q == 0 for _, q in got_bids[len(bids) :] + got_asks[len(asks) :])
     assert samples.scales["book:BTC/USD"] == (1, 8)
     frame = samples.for_key("book:BTC/USD").to_pandas()
-    assert list(frame.columns[:6]) == [
+    assert list(frame.columns[:10]) == [
+        "time",
         "time_ns",
+        "symbol",
         "key",
         "valid",
         "is_snapshot",
+        "price_scale",
+        "qty_scale",
         "bid_price_1",
         "bid_qty_1",
     ]
-    assert frame["bid_price_1"].dtype == np.int64 and frame.attrs["scales"]
+    assert frame["bid_price_1"].dtype == np.float64 and frame.attrs["scales"]
+    assert str(frame["time"].dtype) == "datetime64[ns, UTC]"
+    assert (frame["symbol"] == "BTC/USD").all()
+    present = frame["bid_qty_1_m"].notna()
+    assert (frame["bid_price_1"][present] * 10 == frame["bid_price_1_m"][present]).all()
 
 
 def test_snapshots_follow_every_message(recording: Recording) -> None:
