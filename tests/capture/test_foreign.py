@@ -21,7 +21,6 @@ from bookengine.replay import Replayer
 
 FOREIGN = Path(__file__).parent.parent / "data" / "foreign"
 MANIFEST: dict[str, dict[str, Any]] = json.loads((FOREIGN / "manifest.json").read_text())
-READERS = pytest.mark.xfail(strict=True, reason="foreign readers: lead")
 
 
 def _precisions(entry: dict[str, Any]) -> dict[str, tuple[int, int]]:
@@ -44,7 +43,6 @@ def test_the_committed_files_are_what_the_script_makes() -> None:
     assert received.split(": ", 1)[1].startswith('{"channel":"book","type":"snapshot"')
 
 
-@READERS
 @pytest.mark.parametrize("name", sorted(MANIFEST))
 def test_replayer_verifies_every_checksum(name: str) -> None:
     entry = MANIFEST[name]
@@ -62,7 +60,6 @@ def test_replayer_verifies_every_checksum(name: str) -> None:
     assert state.checksum_mismatches == 0
 
 
-@READERS
 @pytest.mark.parametrize("name", sorted(MANIFEST))
 def test_cli_replay_verifies_every_checksum(name: str, capsys: pytest.CaptureFixture[str]) -> None:
     entry = MANIFEST[name]
@@ -78,7 +75,6 @@ def test_cli_replay_verifies_every_checksum(name: str, capsys: pytest.CaptureFix
     assert (book["checksums_checked"], book["checksum_mismatches"]) == (entry["checksums"], 0)
 
 
-@READERS
 def test_an_unknown_format_gets_one_clear_error(tmp_path: Path) -> None:
     capture = tmp_path / "mystery.jsonl"
     capture.write_text(
