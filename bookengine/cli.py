@@ -122,6 +122,12 @@ def _parser() -> argparse.ArgumentParser:
         help="price/qty precision of a v2 symbol",
     )
     play.add_argument("--depth", type=_depth, help="depth when the capture has no subscribe ack")
+    play.add_argument(
+        "--symbols",
+        type=_symbols,
+        metavar="S1,S2",
+        help="read only these symbols' book, level3 and trade frames (skipped unread: faster)",
+    )
     play.add_argument("--json", action="store_true", help="print one JSON summary object")
     play.add_argument("--levels", type=int, default=5, help="levels per side to print (text)")
 
@@ -198,7 +204,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "replay":
         return _replay(
-            args.files, args.instruments, dict(args.precision), args.depth, args.json, args.levels
+            args.files,
+            args.instruments,
+            dict(args.precision),
+            args.depth,
+            args.json,
+            args.levels,
+            args.symbols,
         )
     if args.command in DELEGATED:
         return DELEGATED[args.command](args.args)
@@ -246,6 +258,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     raise AssertionError(args.command)
 
 
+def _symbols(text: str) -> list[str]:
+    symbols = [part.strip() for part in text.split(",") if part.strip()]
+    if not symbols:
+        raise argparse.ArgumentTypeError("give one or more symbols: BTC/USD,ETH/USD")
+    return symbols
+
+
 def _replay(
     files: list[str],
     instrument_files: list[str],
@@ -253,6 +272,7 @@ def _replay(
     depth: int | None,
     as_json: bool,
     levels: int,
+    symbols: list[str] | None = None,
 ) -> int:
     def problem(record: CaptureRecord, message: str) -> None:
         if "no precision known" in message:
@@ -272,6 +292,7 @@ def _replay(
             instruments=instruments,
             precisions=precisions,
             depth=depth,
+            symbols=symbols,
             on_problem=problem,
             progress=sys.stderr.isatty() and not as_json,
         )

@@ -100,11 +100,14 @@ class ReplayResult:
 
     def summary(self) -> dict[str, Any]:
         """The ``bookengine replay --json`` object (notes go to stderr, not in here)."""
-        return {
+        summary: dict[str, Any] = {
             "frames": self.frames,
             "bad_frames": self.bad_frames,
             "books": {key: state.summary() for key, state in sorted(self.books.items())},
         }
+        if self.skipped:
+            summary["filtered_frames"] = self.skipped
+        return summary
 
 
 def replay_events(
@@ -133,6 +136,7 @@ def replay(
     precisions: Mapping[str, tuple[int, int]] | None = None,
     depth: int | None = None,
     implementation_name: str | None = None,
+    symbols: Iterable[str] | None = None,
     on_problem: Callable[[CaptureRecord, str], None] | None = None,
     progress: bool = False,
 ) -> ReplayResult:
@@ -144,6 +148,7 @@ def replay(
         precisions: ``symbol -> (price_precision, qty_precision)``; overrides ``instruments``.
         depth: depth for books whose subscription ack is not in the capture (v2); default: the
             smallest Kraken depth that holds the snapshot.
+        symbols: read only these symbols' data frames (see :class:`Replayer`).
         on_problem: called with the line and a message for every bad frame, invalid book
             message and checksum mismatch, and for a torn final line, a truncated or damaged
             compressed stream (``"torn final line ignored ..."``).
@@ -155,6 +160,7 @@ def replay(
         precisions=precisions,
         depth=depth,
         implementation_name=implementation_name,
+        symbols=symbols,
         on_problem=on_problem,
         progress=progress,
     ).run()
