@@ -20,19 +20,10 @@ from bookengine._core.l2book cimport L2BookCore
 from bookengine._core.l3book cimport L3BookCore
 from bookengine._core.scan cimport KIND_BOOK, KIND_LEVEL3, FrameScanner
 
+from bookengine.core_types import STOP_CROSSED, STOP_END, STOP_HANDOFF, STOP_MISMATCH
 from bookengine.errors import BookError, ChecksumError
 
 cdef uint64_t INT64_MAX = 0x7FFFFFFFFFFFFFFF
-
-# Why apply_lines stopped.
-STOP_END = 0
-"""Every line was consumed."""
-STOP_HANDOFF = 1
-"""The line at the returned offset needs the session (not consumed)."""
-STOP_MISMATCH = 2
-"""The line before the returned offset was applied but its checksum failed (see failure)."""
-STOP_CROSSED = 3
-"""The line before the returned offset was applied and left the book crossed."""
 
 
 cdef class BookRouter:

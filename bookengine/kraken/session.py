@@ -21,6 +21,15 @@ from typing import Any
 
 from .._impl import Implementation, implementation
 from ..capture import split_recv_ts
+from ..core_types import (
+    KIND_BOOK,
+    KIND_LEVEL3,
+    KIND_OTHER,
+    KIND_V1_BOOK,
+    STOP_END,
+    STOP_HANDOFF,
+    STOP_MISMATCH,
+)
 from ..errors import BookError, ChecksumError, ProtocolError, UnknownSymbolError
 from ..instruments import Instruments
 from ..numbers import parse_mantissa
@@ -43,11 +52,6 @@ from .events import (
 
 BOOK_DEPTHS = (10, 25, 100, 500, 1000)
 LEVEL3_DEPTHS = (10, 100, 1000)
-
-# The scanner's frame kinds (same values in both implementations).
-_KIND_OTHER, _KIND_BOOK, _KIND_LEVEL3, _KIND_V1_BOOK = 0, 1, 2, 3
-# Why the compiled router stopped (bookengine._core.router.STOP_*).
-_STOP_END, _STOP_HANDOFF, _STOP_MISMATCH, _STOP_CROSSED = 0, 1, 2, 3
 
 SECOND_NS = 1_000_000_000
 
@@ -225,23 +229,23 @@ class KrakenSession:
             kind = scanner.scan(frame)
         except ProtocolError as exc:
             # A malformed message for a book we keep means that book missed a message.
-            if scanner.kind != _KIND_OTHER:
-                channel_name = scanner.channel_name if scanner.kind == _KIND_V1_BOOK else ""
+            if scanner.kind != KIND_OTHER:
+                channel_name = scanner.channel_name if scanner.kind == KIND_V1_BOOK else ""
                 state = self._books.get((scanner.kind, scanner.symbol, channel_name))
                 if state is not None and state.book is not None:
                     return self._invalid(state, str(exc), recv_ts_ns)
             self.bad_frames += 1
             return [BadFrame(str(exc), recv_ts_ns)]
-        if kind == _KIND_BOOK:
+        if kind == KIND_BOOK:
             state = self._v2_books.get(scanner.symbol)
-        elif kind == _KIND_OTHER:
+        elif kind == KIND_OTHER:
             return self._receive_control(frame, recv_ts_ns)
         else:
             state = None
         if state is None:
             symbol = scanner.symbol
             # v1 books are identified by (channelName, pair): book-10 and book-1000 are two.
-            channel_name = scanner.channel_name if kind == _KIND_V1_BOOK else ""
+            channel_name = scanner.channel_name if kind == KIND_V1_BOOK else ""
             state = self._books.get((kind, symbol, channel_name))
             if state is None:
                 state = self._new_state(kind, symbol, channel_name)
@@ -292,8 +296,8 @@ class KrakenSession:
                 line += router.lines
                 if router.lines:
                     self._merge_router_counts()  # before anything reads the session's counts
-                if reason != _STOP_HANDOFF:
-                    if reason != _STOP_END:
+                if reason != STOP_HANDOFF:
+                    if reason != STOP_END:
                         events = self._fast_path_failure(reason, router.failure)
                         if on_events is not None:
                             on_events(line - 1, events)
@@ -337,7 +341,7 @@ class KrakenSession:
         state = self._books[(kind, symbol, "")]
         assert self._router is not None
         self._router.remove(kind, symbol)
-        if reason == _STOP_MISMATCH:  # the router stops before counting a failed message
+        if reason == STOP_MISMATCH:  # the router stops before counting a failed message
             self.frames += 1
             state.messages += 1
             state.last_recv_ts_ns = self.last_recv_ts_ns = recv_ts_ns
@@ -355,7 +359,7 @@ class KrakenSession:
         router = self._router
         if router is None or state.protocol != "v2":
             return
-        kind = _KIND_LEVEL3 if state.channel == "level3" else _KIND_BOOK
+        kind = KIND_LEVEL3 if state.channel == "level3" else KIND_BOOK
         if router.routes(kind, state.symbol):
             self._merge_router_counts()
             router.remove(kind, state.symbol)
@@ -367,7 +371,7 @@ class KrakenSession:
         if router is None:
             return
         kind = scanner.kind
-        if kind != _KIND_BOOK and kind != _KIND_LEVEL3:
+        if kind != KIND_BOOK and kind != KIND_LEVEL3:
             return
         symbol = scanner.symbol
         state = self._books.get((kind, symbol, ""))
@@ -377,17 +381,17 @@ class KrakenSession:
             router.remove(kind, symbol)
 
     def _new_state(self, kind: int, symbol: str, channel_name: str) -> BookState:
-        if kind == _KIND_V1_BOOK:
+        if kind == KIND_V1_BOOK:
             suffix = channel_name.partition("-")[2]
             depth = int(suffix) if suffix.isdigit() and int(suffix) > 0 else None
             state = BookState(f"{channel_name}:{symbol}", "book", "v1", symbol, depth)
         else:
-            channel = "book" if kind == _KIND_BOOK else "level3"
+            channel = "book" if kind == KIND_BOOK else "level3"
             subscription = self._subscriptions.get((channel, symbol))
             depth = subscription.depth if subscription is not None else None
             state = BookState(f"{channel}:{symbol}", channel, "v2", symbol, depth)
         self._books[(kind, symbol, channel_name)] = state
-        if kind == _KIND_BOOK:
+        if kind == KIND_BOOK:
             self._v2_books[symbol] = state
         return state
 
