@@ -9,9 +9,23 @@ from __future__ import annotations
 import importlib
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from ._display import BookDisplay
+
+if TYPE_CHECKING:
+    # What mypy sees as bookengine.L2Book/L3Book/FrameScanner: the compiled core's stubs plus
+    # the display mixin. The reference has the same API (the differential tests and
+    # tests/test_stubs.py hold the two together), so one static type serves both.
+    from ._core.l2book import L2BookCore
+    from ._core.l3book import L3BookCore
+    from ._core.scan import FrameScanner
+
+    class L2Book(L2BookCore, BookDisplay):
+        """One symbol's aggregated book (Kraken ``book``), exact at the subscribed depth."""
+
+    class L3Book(L3BookCore, BookDisplay):
+        """One symbol's order-by-order book (Kraken ``level3``), exact at the subscribed depth."""
 
 
 @dataclass(frozen=True)
@@ -20,12 +34,12 @@ class Implementation:
 
     name: str
     """``"cython"`` or ``"python"``."""
-    FrameScanner: type[Any]
-    L2Book: type[Any]
-    L3Book: type[Any]
+    FrameScanner: type[FrameScanner]
+    L2Book: type[L2Book]
+    L3Book: type[L3Book]
 
 
-def _with_display(name: str, core: type[Any]) -> type[Any]:
+def _with_display(name: str, core: type[Any]) -> Any:
     """``core`` with the display mixin: the public ``L2Book``/``L3Book`` of one implementation."""
     return type(name, (core, BookDisplay), {"__doc__": core.__doc__})
 
@@ -35,7 +49,7 @@ def _reference() -> Implementation:
 
     return Implementation(
         "python",
-        scan.FrameScanner,
+        cast("type[FrameScanner]", scan.FrameScanner),
         _with_display("L2Book", l2book.L2BookCore),
         _with_display("L3Book", l3book.L3BookCore),
     )

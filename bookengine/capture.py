@@ -69,7 +69,7 @@ MIN_SCRUB_LENGTH = 8
 _CHUNK = 1 << 20
 
 try:  # the compiled core counts lines with memchr; bytes.count walks byte by byte
-    from ._core.router import count_lines as _count_lines  # type: ignore[import-not-found]
+    from ._core.router import count_lines as _count_lines
 except ImportError:  # pure-Python install
 
     def _count_lines(data: bytes) -> int:

@@ -53,7 +53,6 @@ core_types.check_compiled_codes(
 )
 
 
-
 cdef void render_window(
     Window* previous, Window* fresh, Ladder* ladder, int sign
 ) noexcept nogil:

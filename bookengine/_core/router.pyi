@@ -1,15 +1,16 @@
 """Typed face of the compiled replay fast path (see router.pyx)."""
 
+from typing_extensions import disjoint_base
+
 from bookengine._core.l2book import L2BookCore
 from bookengine._core.l3book import L3BookCore
-from bookengine.core_types import (
-    STOP_CROSSED as STOP_CROSSED,
-    STOP_END as STOP_END,
-    STOP_HANDOFF as STOP_HANDOFF,
-    STOP_MISMATCH as STOP_MISMATCH,
-)
+from bookengine.core_types import STOP_CROSSED as STOP_CROSSED
+from bookengine.core_types import STOP_END as STOP_END
+from bookengine.core_types import STOP_HANDOFF as STOP_HANDOFF
+from bookengine.core_types import STOP_MISMATCH as STOP_MISMATCH
 from bookengine.errors import ChecksumError
 
+@disjoint_base
 class BookRouter:
     """Books the session trusts, by channel and symbol, and the loop that feeds them lines."""
 

@@ -1,7 +1,10 @@
 """Typed face of the compiled frame scanner (see scan.pyx)."""
 
+from typing_extensions import disjoint_base
+
 from bookengine.core_types import Entry
 
+@disjoint_base
 class FrameScanner:
     """Reusable scanner: ``scan(frame)`` classifies a frame and keeps its book entries."""
 

@@ -186,7 +186,7 @@ class KrakenSession:
         self._scanner = self.impl.FrameScanner()
         self._router: Any = None
         if self.impl.name == "cython":
-            from .._core.router import BookRouter  # type: ignore[import-not-found]
+            from .._core.router import BookRouter
 
             self._router = BookRouter()
         self._books: dict[tuple[int, str, str], BookState] = {}
@@ -458,7 +458,8 @@ class KrakenSession:
         if state.depth is None:
             state.depth = self.default_depth or self._infer_depth(state, scanner, precision[0])
         if state.channel == "level3":
-            return self.impl.L3Book(state.symbol, state.depth, *precision)
+            # level3 is v2-only, so both precisions are ints here (mypy cannot see it).
+            return self.impl.L3Book(state.symbol, state.depth, *precision)  # type: ignore[arg-type]
         return self.impl.L2Book(state.symbol, state.depth, *precision)
 
     @staticmethod
