@@ -250,7 +250,8 @@ def parse_fields(
     qty_m = parse_mantissa(qty, qty_scale, f"{at}: order_qty")
     timestamp_ns = parse_entry_timestamp(timestamp, at) if timestamp else None
     if is_snapshot and event != EVENT_ADD:
-        raise ProtocolError(f"{at}: a snapshot holds resting orders, not {EVENT_NAMES[event]} events")
+        name = EVENT_NAMES[event]
+        raise ProtocolError(f"{at}: a snapshot holds resting orders, not {name} events")
     return OrderEntry(side, index, order_id, event, price_m, qty_m, timestamp_ns)
 
 
