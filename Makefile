@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet "setuptools>=77" wheel "Cython>=3.0" "numpy>=1.26"
+	$(PY) -m pip install --quiet "setuptools>=77" wheel "Cython>=3.0,<4" "numpy>=1.26"
 	$(PY) -m pip install --quiet --no-build-isolation -e ".[test,lint]"
 	touch $(STAMP)
 

@@ -9,9 +9,24 @@ from __future__ import annotations
 import importlib
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from ._display import BookDisplay
+
+if TYPE_CHECKING:
+    # What mypy sees as bookengine.L2Book/L3Book/FrameScanner: the compiled core's stubs plus
+    # the display mixin. The reference has the same API (the differential tests and
+    # tests/test_stubs.py hold the two together), so one static type serves both.
+    from ._core.l2book import L2BookCore
+    from ._core.l3book import L3BookCore
+    from ._core.router import BookRouter
+    from ._core.scan import FrameScanner
+
+    class L2Book(L2BookCore, BookDisplay):
+        """One symbol's aggregated book (Kraken ``book``), exact at the subscribed depth."""
+
+    class L3Book(L3BookCore, BookDisplay):
+        """One symbol's order-by-order book (Kraken ``level3``), exact at the subscribed depth."""
 
 
 @dataclass(frozen=True)
@@ -20,14 +35,14 @@ class Implementation:
 
     name: str
     """``"cython"`` or ``"python"``."""
-    FrameScanner: type[Any]
-    BookRouter: type[Any]
+    FrameScanner: type[FrameScanner]
+    BookRouter: type[BookRouter]
     """The line reader (see :mod:`bookengine._core.router`)."""
-    L2Book: type[Any]
-    L3Book: type[Any]
+    L2Book: type[L2Book]
+    L3Book: type[L3Book]
 
 
-def _with_display(name: str, core: type[Any]) -> type[Any]:
+def _with_display(name: str, core: type[Any]) -> Any:
     """``core`` with the display mixin: the public ``L2Book``/``L3Book`` of one implementation."""
     return type(name, (core, BookDisplay), {"__doc__": core.__doc__})
 
@@ -37,8 +52,8 @@ def _reference() -> Implementation:
 
     return Implementation(
         "python",
-        scan.FrameScanner,
-        router.BookRouter,
+        cast("type[FrameScanner]", scan.FrameScanner),
+        cast("type[BookRouter]", router.BookRouter),
         _with_display("L2Book", l2book.L2BookCore),
         _with_display("L3Book", l3book.L3BookCore),
     )

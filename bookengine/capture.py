@@ -50,6 +50,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from .core_types import LINES_CRYPTOFEED, LINES_KRAKEN, LINES_TARDIS
 from .errors import CaptureError, ProtocolError
 from .numbers import INT64_MAX, mantissa_text
 from .timestamps import format_rfc3339_ns, parse_epoch_ns, parse_rfc3339_ns
@@ -69,7 +70,7 @@ MIN_SCRUB_LENGTH = 8
 _CHUNK = 1 << 20
 
 try:  # the compiled core counts lines with memchr; bytes.count walks byte by byte
-    from ._core.router import count_lines as _count_lines  # type: ignore[import-not-found]
+    from ._core.router import count_lines as _count_lines
 except ImportError:  # pure-Python install
 
     def _count_lines(data: bytes) -> int:
@@ -287,8 +288,6 @@ def parse_checkpoint(record: CaptureRecord) -> tuple[dict[str, Any], bytes]:
 
 # -- line formats ----------------------------------------------------------------------------
 
-LINES_KRAKEN, LINES_TARDIS, LINES_CRYPTOFEED = 0, 1, 2
-"""Line formats (the same numbers as :mod:`bookengine.kraken.codes`, which the reader uses)."""
 LINE_FORMAT_NAMES = {
     LINES_KRAKEN: "bookengine",
     LINES_TARDIS: "tardis.dev",

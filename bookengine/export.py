@@ -500,7 +500,7 @@ def collect(
     """
     impl = implementation(replayer.implementation_name)
     scanner = impl.FrameScanner()
-    from ._reference.scan import EVENT_ADD, EVENT_DELETE, KIND_LEVEL3
+    from .core_types import EVENT_ADD, EVENT_DELETE, KIND_LEVEL3
 
     collectors: dict[str, _L3Collector] = {}
     trade_tables: dict[str, _TradeRows] = {}

@@ -33,7 +33,6 @@ import numpy.typing as npt
 
 from .capture import (
     LINE_FORMAT_NAMES,
-    LINES_KRAKEN,
     CaptureHeader,
     CaptureNote,
     CaptureReader,
@@ -45,9 +44,9 @@ from .capture import (
     parse_checkpoint,
     subscribe_ack_frame,
 )
+from .core_types import LINES_KRAKEN, STOP_LINE, STOP_TIME
 from .errors import CaptureError
 from .instruments import Instruments
-from .kraken.codes import STOP_LINE, STOP_TIME
 from .kraken.events import (
     BadFrame,
     BookChanged,

@@ -4,16 +4,18 @@ from bookengine._core.ladder cimport Ladder
 from bookengine._core.scan cimport EntryList, FrameScanner
 
 
-DEF WINDOW = 10
+cdef enum:
+    WINDOW = 10     # levels per side in Kraken's checksum (bookengine.checksum.CHECKSUM_LEVELS)
+    DIGITS = 40     # bytes per level in a Window: price digits then qty digits, 19 + 19 at most
 
 # The checksum digits of one side's top 10 levels, kept between messages.
 ctypedef struct Window:
     int64_t price[WINDOW]
     int64_t qty[WINDOW]
-    char digits[WINDOW][40]     # price digits then qty digits: at most 19 + 19
+    char digits[WINDOW][DIGITS]     # price digits then qty digits
     unsigned char length[WINDOW]
     Py_ssize_t count
-    char text[WINDOW * 40]      # the ranks' digits back to back: what the CRC reads
+    char text[WINDOW * DIGITS]      # the ranks' digits back to back: what the CRC reads
     Py_ssize_t text_length
 
 

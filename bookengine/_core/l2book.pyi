@@ -4,10 +4,12 @@ from collections.abc import Sequence
 
 import numpy as np
 import numpy.typing as npt
+from typing_extensions import Self, disjoint_base
 
 from bookengine._core.scan import FrameScanner
 from bookengine.numbers import NumberLike
 
+@disjoint_base
 class L2BookCore:
     """One symbol's aggregated book, kept exactly at the subscribed depth."""
 
@@ -23,13 +25,13 @@ class L2BookCore:
     def bid_levels(self) -> int: ...
     @property
     def ask_levels(self) -> int: ...
-    def __init__(
-        self,
+    def __new__(
+        cls,
         symbol: str,
         depth: int,
         price_precision: int | None = None,
         qty_precision: int | None = None,
-    ) -> None: ...
+    ) -> Self: ...
     def apply_scanned(self, scanner: FrameScanner) -> bool: ...
     def apply_snapshot(
         self,

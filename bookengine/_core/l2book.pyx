@@ -39,15 +39,18 @@ from bookengine._core.scan cimport (
     wire_decimals,
 )
 
-from bookengine.errors import BookError, ChecksumError, PrecisionError, ProtocolError
+from bookengine import core_types
+from bookengine.core_types import check_depth
+from bookengine.errors import ChecksumError, PrecisionError, ProtocolError
 from bookengine.checksum import check_checksum
 from bookengine.numbers import check_scale
 from bookengine.numbers import parse_mantissa as py_parse_mantissa
 
 cnp.import_array()
 
-DEF CHECKSUM_LEVELS = 10
-DEF DIGITS = 40
+core_types.check_compiled_codes(
+    {"KIND_BOOK": KIND_BOOK, "KIND_V1_BOOK": KIND_V1_BOOK, "CHECKSUM_LEVELS": WINDOW}, __name__
+)
 
 
 cdef void render_window(
@@ -60,7 +63,7 @@ cdef void render_window(
     re-renders only on a miss. Digit slots are copied whole (40 bytes, inlined by the
     compiler); the text advances by the real length (its buffer has room for the overrun).
     """
-    cdef Py_ssize_t i, j, k, n = min(CHECKSUM_LEVELS, ladder_len(ladder))
+    cdef Py_ssize_t i, j, k, n = min(WINDOW, ladder_len(ladder))
     cdef Py_ssize_t candidates[3]
     cdef int64_t price, qty
     cdef char* end
@@ -104,8 +107,7 @@ cdef class L2BookCore:
     """
 
     def __cinit__(self, str symbol, depth, price_precision=None, qty_precision=None):
-        if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
-            raise BookError(f"depth must be a positive integer, got {depth!r}")
+        check_depth(depth)
         if (price_precision is None) != (qty_precision is None):
             raise PrecisionError(f"{symbol}: give both precisions or neither")
         self.symbol = symbol
@@ -270,9 +272,9 @@ cdef class L2BookCore:
                               Py_ssize_t ask_count, long long checksum):
         # Every entry is valid by now: mutate.
         cdef Py_ssize_t _, rank
-        cdef Py_ssize_t top = CHECKSUM_LEVELS  # a change ranked below this reaches the checksum
+        cdef Py_ssize_t top = WINDOW  # a change ranked below this reaches the checksum
         cdef int64_t* level = self._scratch
-        cdef bint whole = is_snapshot or self.depth < CHECKSUM_LEVELS
+        cdef bint whole = is_snapshot or self.depth < WINDOW
         cdef bint bids_changed = whole, asks_changed = whole
         cdef uint32_t computed
         if is_snapshot:

@@ -66,7 +66,7 @@ from bookengine._core.scan cimport (
     parse_rfc3339_ns,
 )
 
-from bookengine._reference import l3book as _ref
+from bookengine import core_types
 from bookengine.errors import ChecksumError, ProtocolError
 from bookengine.numbers import check_scale, mantissa_text
 
@@ -149,6 +149,12 @@ cdef enum:
     OP_SETQTY = 5       # qty/ts changed in place                     -> restore
     OP_LEVEL_NEW = 6    # level created and put in its ladder         -> remove, free
     OP_LEVEL_GONE = 7   # empty level taken out of its ladder         -> put back; commit frees
+
+core_types.check_compiled_codes(
+    {"SIDE_BID": SIDE_BID, "SIDE_ASK": SIDE_ASK, "CHECKSUM_LEVELS": CHECKSUM_LEVELS,
+     "EVENT_ADD": EVENT_ADD, "EVENT_DELETE": EVENT_DELETE, "KIND_LEVEL3": KIND_LEVEL3},
+    __name__,
+)
 
 cdef uint32_t EMPTY_ENTRY = 0xFFFFFFFF
 cdef int64_t INT64_MAX = 0x7FFFFFFFFFFFFFFF
@@ -1065,7 +1071,7 @@ cdef class L3BookCore:
     """
 
     def __cinit__(self, str symbol, depth, price_precision, qty_precision):
-        self.depth = _ref.check_depth(depth)
+        self.depth = core_types.check_depth(depth)
         self.symbol = symbol
         self._symbol_utf8 = symbol.encode("utf-8", "surrogatepass")
         self._price_precision = check_scale(price_precision, "price_precision")
@@ -1173,7 +1179,7 @@ cdef class L3BookCore:
         try:
             count = self._parse_python(is_snapshot, bids, asks)
             if checksum is not None:
-                checksum = _ref._check_checksum_argument(self.symbol, checksum)
+                checksum = core_types.check_checksum_argument(self.symbol, checksum)
         except BaseException:
             self._needs_resync = True
             self._keep = None
@@ -1266,20 +1272,20 @@ cdef class L3BookCore:
         cdef Entry* e = &entries.items[i]
         self._needs_resync = True
         self._keep = None
-        _ref._parse_fields(
+        core_types.parse_fields(
             self.symbol, side, i, scanner.span_str(e.order_id), scanner.span_str(e.price),
             scanner.span_str(e.qty),
             scanner.span_str(e.timestamp) if e.timestamp.length > 0 else "",
             e.event, scanner.is_snapshot, self._price_precision, self._qty_precision,
         )
-        raise AssertionError(f"{self.symbol}: compiled and reference parsers disagree on "
+        raise AssertionError(f"{self.symbol}: the fast and the shared parsers disagree on "
                              f"{('bids', 'asks')[side]}[{i}]")
 
     cdef int _parse_python(self, bint is_snapshot, object bids, object asks) except -1:
         cdef Py_ssize_t k
         cdef Parsed* p
-        events = _ref._parse_mappings(self.symbol, bids, asks, is_snapshot,
-                                      self._price_precision, self._qty_precision)
+        events = core_types.parse_mappings(self.symbol, bids, asks, is_snapshot,
+                                           self._price_precision, self._qty_precision)
         self._reserve(len(events))
         self._keep = []
         for k, event in enumerate(events):
@@ -1363,14 +1369,14 @@ cdef class L3BookCore:
         oi = table_find_at(s, &p.key, &at)
         if p.event == EVENT_ADD:
             if p.qty == 0:
-                raise _ref._zero_add_error(self._where(p))
+                raise core_types.zero_add_error(self._where(p))
             if oi != NIL:
-                raise _ref._duplicate_error(self._where(p),
-                                            s.levels[order_at(s, oi).level].side)
+                raise core_types.duplicate_error(self._where(p),
+                                                 s.levels[order_at(s, oi).level].side)
             li = level_find(s, p.side, p.price)
             if li != NIL and p.qty > INT64_MAX - s.levels[li].qty:
-                raise _ref._overflow_error(self._where(p),
-                                           mantissa_text(p.price, self._price_precision))
+                raise core_types.overflow_error(self._where(p),
+                                                mantissa_text(p.price, self._price_precision))
             if (s.order_count + 1) * 4 > s.table_capacity * 3:
                 table_reserve(s, 1)
             if li == NIL:
@@ -1401,12 +1407,12 @@ cdef class L3BookCore:
             undo_push(s, OP_NEW, oi, NIL, NIL, NIL, 0, 0)
             return 0
         if oi == NIL:
-            raise _ref._unknown_error(self._where(p), _ref.EVENT_NAMES[p.event])
+            raise core_types.unknown_error(self._where(p), core_types.EVENT_NAMES[p.event])
         o = order_at(s, oi)
         li = o.level
         if s.levels[li].side != p.side:
-            raise _ref._wrong_side_error(self._where(p), _ref.EVENT_NAMES[p.event],
-                                         s.levels[li].side)
+            raise core_types.wrong_side_error(self._where(p), core_types.EVENT_NAMES[p.event],
+                                              s.levels[li].side)
         lv = &s.levels[li]
         text_length, head, tail, qty = lv.text_length, o.prev == NIL, o.next == NIL, o.qty
         if p.event == EVENT_DELETE or p.qty == 0:
@@ -1419,8 +1425,8 @@ cdef class L3BookCore:
             return 0
         if lv.price == p.price:  # a fill or a size change: the order keeps its place
             if p.qty > o.qty and p.qty - o.qty > INT64_MAX - lv.qty:
-                raise _ref._overflow_error(self._where(p),
-                                           mantissa_text(p.price, self._price_precision))
+                raise core_types.overflow_error(self._where(p),
+                                                mantissa_text(p.price, self._price_precision))
             undo_push(s, OP_SETQTY, oi, NIL, NIL, NIL, o.qty, o.timestamp_ns)
             lv.qty += p.qty - o.qty
             ck_touch(s, lv)
@@ -1437,8 +1443,8 @@ cdef class L3BookCore:
         # A new price: the order loses its place and joins the back of the new level.
         target = level_find(s, p.side, p.price)
         if target != NIL and p.qty > INT64_MAX - s.levels[target].qty:
-            raise _ref._overflow_error(self._where(p),
-                                       mantissa_text(p.price, self._price_precision))
+            raise core_types.overflow_error(self._where(p),
+                                            mantissa_text(p.price, self._price_precision))
         undo_push(s, OP_UNLINK, oi, o.prev, o.next, li, o.qty, o.timestamp_ns)
         unlink(s, oi)
         repair_after_unlink(lv, text_length, head, tail, qty)
@@ -1470,17 +1476,17 @@ cdef class L3BookCore:
         events = []
         for k in range(count):
             p = &self._parsed[k]
-            events.append(_ref._Event(
+            events.append(core_types.OrderEntry(
                 p.side, p.entry, id_text(p.key.hi, p.key.lo, p.key.text, p.key.length),
                 p.event, p.price, p.qty, p.timestamp_ns if p.has_timestamp else None,
             ))
-        raise _ref._crossed_error(self.symbol, events, bid, ask,
-                                  mantissa_text(bid, self._price_precision),
-                                  mantissa_text(ask, self._price_precision))
+        raise core_types.crossed_error(self.symbol, events, bid, ask,
+                                       mantissa_text(bid, self._price_precision),
+                                       mantissa_text(ask, self._price_precision))
 
     cdef str _where(self, Parsed* p):
-        return _ref._where(self.symbol, p.side, p.entry,
-                           id_text(p.key.hi, p.key.lo, p.key.text, p.key.length))
+        return core_types.where(self.symbol, p.side, p.entry,
+                                id_text(p.key.hi, p.key.lo, p.key.text, p.key.length))
 
     def clear(self):
         """Empty both sides (precisions and ``needs_resync`` are kept)."""
@@ -1541,8 +1547,8 @@ cdef class L3BookCore:
         while walk != oi:
             position += 1
             walk = order_at(s, walk).next
-        return _ref.OrderInfo(
-            order_id, _ref.SIDE_WORDS[lv.side], lv.price, o.qty, o.timestamp_ns,
+        return core_types.OrderInfo(
+            order_id, core_types.SIDE_WORDS[lv.side], lv.price, o.qty, o.timestamp_ns,
             ladder.hi - 1 - ladder_find(ladder, side_key(lv.side, lv.price)), position,
         )
 
@@ -1567,7 +1573,8 @@ cdef class L3BookCore:
             ahead += 1
             qty_ahead += order_at(s, walk).qty
             walk = order_at(s, walk).next
-        return _ref.QueuePosition(ahead, qty_ahead, lv.qty - qty_ahead - o.qty, lv.count, lv.qty)
+        return core_types.QueuePosition(ahead, qty_ahead, lv.qty - qty_ahead - o.qty,
+                                        lv.count, lv.qty)
 
     def level_orders(self, str side not None, int64_t price):
         """The orders at ``price`` on ``side`` ("bid"/"ask") in queue order, front first.

@@ -5,7 +5,7 @@ Every line of every capture shape comes through here once (see ``docs/architectu
 each line the reader
 
 1. reads the line's receive-time prefix in the given line format (``LINES_*`` in
-   :mod:`bookengine.kraken.codes`): our own ``recv_ts_ns<TAB>frame`` or a bare frame, tardis.dev's
+   :mod:`bookengine.core_types`): our own ``recv_ts_ns<TAB>frame`` or a bare frame, tardis.dev's
    ``<ISO 8601 time> <frame>``, cryptofeed's ``<unix time>: <frame>``. A line without a time
    takes the time of the line before it (-1 before the first);
 2. skips lines the caller filtered out by symbol before scanning them;
@@ -39,8 +39,18 @@ from bookengine._core.scan cimport (
 )
 
 from bookengine.errors import BookError, ChecksumError
-from bookengine.kraken import codes
-from bookengine.kraken.events import Trade, Trades
+from bookengine import core_types as codes
+
+cdef object _TRADE_TYPES = None
+
+
+cdef object trade_types():
+    """(Trade, Trades), imported on first use: ``import bookengine`` stays light."""
+    global _TRADE_TYPES
+    if _TRADE_TYPES is None:
+        from bookengine.kraken.events import Trade, Trades
+        _TRADE_TYPES = (Trade, Trades)
+    return _TRADE_TYPES
 
 cdef uint64_t INT64_MAX = 0x7FFFFFFFFFFFFFFF
 
@@ -462,6 +472,7 @@ cdef class BookRouter:
             return 0  # the session counts a trade it cannot price
         symbol, price_precision, qty_precision = scales
         records = [] if self.want_trades else None
+        Trade, Trades = trade_types() if self.want_trades else (None, None)
         for i in range(count):
             t = &TRADES[i]
             if (parse_mantissa(frame + t.price.start, t.price.length, price_precision,
@@ -500,7 +511,7 @@ cdef class BookRouter:
         """Read lines of ``data`` from offset ``pos`` until a stop.
 
         Returns ``(offset, reason)``: the offset to continue from and one of the ``STOP_*``
-        codes of :mod:`bookengine.kraken.codes`. Every reason but ``STOP_TIME`` and
+        codes of :mod:`bookengine.core_types`. Every reason but ``STOP_TIME`` and
         ``STOP_END`` consumed the line it names (``offset`` is past it); ``STOP_TIME`` leaves
         the line whose receive time is past ``until_ns`` unread.
 

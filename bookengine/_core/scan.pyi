@@ -1,15 +1,10 @@
 """Typed face of the compiled frame scanner (see scan.pyx)."""
 
-from bookengine._reference.scan import Entry
+from typing_extensions import disjoint_base
 
-OTHER: int
-BOOK: int
-LEVEL3: int
-V1_BOOK: int
-ADD: int
-MODIFY: int
-DELETE: int
+from bookengine.core_types import Entry
 
+@disjoint_base
 class FrameScanner:
     """Reusable scanner: ``scan(frame)`` classifies a frame and keeps its book entries."""
 

@@ -18,25 +18,36 @@ from libc.string cimport memchr, memcmp, memcpy
 cdef extern from *:
     int __builtin_ctzll(unsigned long long) nogil
 
+from bookengine import core_types
+from bookengine.core_types import Entry as PyEntry
 from bookengine.errors import ProtocolError
 from bookengine.numbers import parse_mantissa as py_parse_mantissa
 
-DEF MAX_NESTING = 64
-DEF MAX_V1_ELEMENTS = 16
+cdef enum:
+    MAX_NESTING = 64
+    MAX_V1_ELEMENTS = 16
 
 cdef int64_t INT64_MAX = 0x7FFFFFFFFFFFFFFF
 # int64 nanoseconds span 1677-09-21T00:12:43.145224192Z .. 2262-04-11T23:47:16.854775807Z
 cdef int64_t MAX_SECONDS = 9223372036
 cdef int64_t MIN_SECONDS = -9223372037
 
-# Python-visible constants, mirrored from scan.pxd.
-OTHER = KIND_OTHER
-BOOK = KIND_BOOK
-LEVEL3 = KIND_LEVEL3
-V1_BOOK = KIND_V1_BOOK
-ADD = EVENT_ADD
-MODIFY = EVENT_MODIFY
-DELETE = EVENT_DELETE
+# The C-level codes (scan.pxd and above) by their names in bookengine.core_types, which owns
+# them. Python code takes the codes from there; a build whose codes differ refuses to import.
+_C_CODES = {
+    "KIND_OTHER": KIND_OTHER,
+    "KIND_BOOK": KIND_BOOK,
+    "KIND_LEVEL3": KIND_LEVEL3,
+    "KIND_V1_BOOK": KIND_V1_BOOK,
+    "EVENT_NONE": EVENT_NONE,
+    "EVENT_ADD": EVENT_ADD,
+    "EVENT_MODIFY": EVENT_MODIFY,
+    "EVENT_DELETE": EVENT_DELETE,
+    "MAX_NESTING": MAX_NESTING,
+    "MAX_V1_ELEMENTS": MAX_V1_ELEMENTS,
+}
+
+core_types.check_compiled_codes(_C_CODES, __name__)
 
 
 # -- numbers -----------------------------------------------------------------------------------
@@ -713,7 +724,7 @@ cdef int take_entries(Cursor* c, EntryList* entries, bint level3, bint snapshot)
 cdef class FrameScanner:
     """Reusable scanner: ``scan(frame)`` classifies a frame and keeps its book entries.
 
-    After a scan: ``kind`` (``OTHER``, ``BOOK``, ``LEVEL3``, ``V1_BOOK``), ``is_snapshot``,
+    After a scan: ``kind`` (a ``core_types.KIND_*`` code), ``is_snapshot``,
     ``symbol`` (v2 symbol or v1 pair), ``channel_name`` (v1 ``book-N``), ``checksum`` (-1 when
     absent), ``timestamp_ns`` (-1 when absent), ``bid_count``/``ask_count``, ``fast_path`` (the
     frame was in Kraken's own layout and read by literal comparisons) and, for tests and
@@ -1440,7 +1451,6 @@ cdef class FrameScanner:
         return self._entries(&self.ask_list)
 
     cdef list _entries(self, EntryList* entries):
-        from bookengine._reference.scan import Entry as PyEntry
         out = []
         cdef Py_ssize_t i
         cdef Entry* e

@@ -13,18 +13,13 @@ import numpy.typing as npt
 from sortedcontainers import SortedDict
 
 from ..checksum import book_checksum, check_checksum
-from ..errors import BookError, ChecksumError, PrecisionError, ProtocolError
+from ..core_types import KIND_BOOK, KIND_V1_BOOK, Entry, check_depth
+from ..errors import ChecksumError, PrecisionError, ProtocolError
 from ..numbers import NumberLike, check_scale, parse_mantissa, wire_decimals
-from .scan import KIND_BOOK, KIND_V1_BOOK, Entry, FrameScanner
+from .scan import FrameScanner
 
 BOOK_DEPTHS = (10, 25, 100, 500, 1000)
 """Depths Kraken serves for the L2 ``book`` channel (v1 and v2)."""
-
-
-def check_depth(depth: int) -> int:
-    if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
-        raise BookError(f"depth must be a positive integer, got {depth!r}")
-    return depth
 
 
 class L2BookCore:

@@ -6,14 +6,13 @@ insertion-ordered ``dict`` of order id -> order (dict order *is* queue order), p
 ``dict`` order id -> order for the whole book. Orders are immutable records, so undoing a
 message only needs the level dicts and index entries it touched (see :class:`_Journal`).
 
-The entry parsing and error messages at the bottom of this module are shared with the compiled
-core, which calls them on its slow paths: both implementations fail on the same entry with the
-same words.
+Entry parsing and error messages come from :mod:`bookengine.core_types`, shared with the
+compiled core: both implementations fail on the same entry with the same words.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -21,56 +20,38 @@ import numpy.typing as npt
 from sortedcontainers import SortedDict
 
 from ..checksum import CHECKSUM_LEVELS, level3_checksum
+from ..core_types import (
+    EVENT_ADD,
+    EVENT_DELETE,
+    EVENT_NAMES,
+    KIND_LEVEL3,
+    SIDE_ASK,
+    SIDE_BID,
+    SIDE_WORDS,
+    OrderEntry,
+    OrderInfo,
+    QueuePosition,
+    check_checksum_argument,
+    check_depth,
+    crossed_error,
+    duplicate_error,
+    overflow_error,
+    parse_fields,
+    parse_mappings,
+    unknown_error,
+    where,
+    wrong_side_error,
+    zero_add_error,
+)
 from ..errors import (
-    BookError,
     ChecksumError,
-    CrossedBookError,
-    OrderError,
-    PrecisionError,
     ProtocolError,
 )
-from ..numbers import INT64_MAX, NumberLike, check_scale, mantissa_text, parse_mantissa
-from ..timestamps import parse_rfc3339_ns
-from .scan import EVENT_ADD, EVENT_DELETE, EVENT_MODIFY, KIND_LEVEL3, FrameScanner
+from ..numbers import INT64_MAX, check_scale, mantissa_text
+from .scan import FrameScanner
 
 L3_DEPTHS = (10, 100, 1000)
 """Depths Kraken serves for the ``level3`` channel (any positive depth is accepted here)."""
-
-SIDE_BID = 0
-SIDE_ASK = 1
-SIDE_WORDS = ("bid", "ask")
-"""``OrderInfo.side`` and the ``side`` argument of queries use these words."""
-_SIDE_KEYS = ("bids", "asks")
-EVENT_NAMES = {EVENT_ADD: "add", EVENT_MODIFY: "modify", EVENT_DELETE: "delete"}
-_EVENTS = {name: code for code, name in EVENT_NAMES.items()}
-
-
-class OrderInfo(NamedTuple):
-    """Where one resting order stands (returned by ``order()``)."""
-
-    order_id: str
-    side: str
-    """``"bid"`` or ``"ask"``."""
-    price: int
-    """Price mantissa (scale ``price_precision``)."""
-    qty: int
-    """Remaining visible quantity mantissa (scale ``qty_precision``)."""
-    timestamp_ns: int
-    """Time of the last add/modify that carried a timestamp, ns since the epoch; -1 if none."""
-    level_index: int
-    """0 for the best price level of its side."""
-    position: int
-    """0 for the front of its level's queue."""
-
-
-class QueuePosition(NamedTuple):
-    """An order's place in its level's FIFO queue (returned by ``queue_position()``)."""
-
-    orders_ahead: int
-    qty_ahead: int
-    qty_behind: int
-    level_orders: int
-    level_qty: int
 
 
 class _Order(NamedTuple):
@@ -81,31 +62,6 @@ class _Order(NamedTuple):
     price: int
     qty: int
     timestamp_ns: int
-
-
-class _Event(NamedTuple):
-    """One validated entry of a message, numbers as mantissas (shared with the compiled core)."""
-
-    side: int
-    entry: int
-    """Index of the entry in its side's array (for error messages)."""
-    order_id: str
-    event: int
-    price: int
-    qty: int
-    timestamp_ns: int | None
-    """None when the entry carried no timestamp."""
-
-
-def check_depth(depth: int) -> int:
-    """Return ``depth`` if it is a positive int.
-
-    Raises:
-        BookError: if it is not.
-    """
-    if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
-        raise BookError(f"depth must be a positive integer, got {depth!r}")
-    return depth
 
 
 class _Journal:
@@ -228,7 +184,7 @@ class L3BookCore:
             raise ProtocolError(f"{self.symbol}: frame is for {scanner.symbol}")
         try:
             events = [
-                _parse_fields(
+                parse_fields(
                     self.symbol,
                     side,
                     index,
@@ -283,17 +239,17 @@ class L3BookCore:
         checksum: int | None,
     ) -> bool:
         try:
-            events = _parse_mappings(
+            events = parse_mappings(
                 self.symbol, bids, asks, is_snapshot, self._price_precision, self._qty_precision
             )
             if checksum is not None:
-                checksum = _check_checksum_argument(self.symbol, checksum)
+                checksum = check_checksum_argument(self.symbol, checksum)
         except BaseException:
             self._needs_resync = True
             raise
         return self._apply(is_snapshot, events, -1 if checksum is None else checksum)
 
-    def _apply(self, is_snapshot: bool, events: list[_Event], checksum: int) -> bool:
+    def _apply(self, is_snapshot: bool, events: list[OrderEntry], checksum: int) -> bool:
         try:
             if is_snapshot:
                 self._replace(events)
@@ -324,7 +280,7 @@ class L3BookCore:
             raise ChecksumError(self.symbol, checksum, computed)
         return True
 
-    def _replace(self, events: list[_Event]) -> None:
+    def _replace(self, events: list[OrderEntry]) -> None:
         # Build the new book aside and swap it in: a refused snapshot leaves the old one.
         old = self._ladders, self._index
         self._ladders, self._index = (SortedDict(), SortedDict()), {}
@@ -336,41 +292,41 @@ class L3BookCore:
             self._ladders, self._index = old
             raise
 
-    def _apply_event(self, e: _Event, journal: _Journal | None) -> None:
-        where = _where(self.symbol, e.side, e.entry, e.order_id)
+    def _apply_event(self, e: OrderEntry, journal: _Journal | None) -> None:
+        at = where(self.symbol, e.side, e.entry, e.order_id)
         old = self._index.get(e.order_id)
         if e.event == EVENT_ADD:
             if e.qty == 0:
-                raise _zero_add_error(where)
+                raise zero_add_error(at)
             if old is not None:
-                raise _duplicate_error(where, old.side)
-            self._check_room(e.side, e.price, e.qty, where)
+                raise duplicate_error(at, old.side)
+            self._check_room(e.side, e.price, e.qty, at)
             timestamp_ns = -1 if e.timestamp_ns is None else e.timestamp_ns
             self._store(_Order(e.order_id, e.side, e.price, e.qty, timestamp_ns), journal)
             return
         name = EVENT_NAMES[e.event]
         if old is None:
-            raise _unknown_error(where, name)
+            raise unknown_error(at, name)
         if old.side != e.side:
-            raise _wrong_side_error(where, name, old.side)
+            raise wrong_side_error(at, name, old.side)
         if e.event == EVENT_DELETE or e.qty == 0:
             self._remove(old, journal)
             return
         timestamp_ns = old.timestamp_ns if e.timestamp_ns is None else e.timestamp_ns
         new = _Order(e.order_id, e.side, e.price, e.qty, timestamp_ns)
         if e.price == old.price:
-            self._check_room(e.side, e.price, e.qty - old.qty, where)
+            self._check_room(e.side, e.price, e.qty - old.qty, at)
             self._store(new, journal)  # same dict key: keeps its place in the queue
         else:
-            self._check_room(e.side, e.price, e.qty, where)
+            self._check_room(e.side, e.price, e.qty, at)
             self._remove(old, journal)
             self._store(new, journal)  # a new key: the back of the new level
 
-    def _check_room(self, side: int, price: int, added: int, where: str) -> None:
+    def _check_room(self, side: int, price: int, added: int, at: str) -> None:
         level = self._ladders[side].get(_key(side, price))
         total = sum(o.qty for o in level.values()) if level else 0
         if total + added > INT64_MAX:
-            raise _overflow_error(where, mantissa_text(price, self._price_precision))
+            raise overflow_error(at, mantissa_text(price, self._price_precision))
 
     def _store(self, order: _Order, journal: _Journal | None) -> None:
         key = _key(order.side, order.price)
@@ -396,14 +352,14 @@ class L3BookCore:
             del ladder[key]
         del self._index[order.order_id]
 
-    def _check_not_crossed(self, events: list[_Event]) -> None:
+    def _check_not_crossed(self, events: list[OrderEntry]) -> None:
         bids, asks = self._ladders
         if not bids or not asks:
             return
         bid, ask = -bids.peekitem(0)[0], asks.peekitem(0)[0]
         if bid < ask:
             return
-        raise _crossed_error(
+        raise crossed_error(
             self.symbol,
             events,
             bid,
@@ -615,160 +571,3 @@ def _side_code(side: str) -> int:
     if side == "ask":
         return SIDE_ASK
     raise ValueError(f"side must be 'bid' or 'ask', got {side!r}")
-
-
-# -- entry parsing and error messages, shared with the compiled core -------------------------
-
-
-def _where(symbol: str, side: int, index: int, order_id: str) -> str:
-    return f"{symbol}: {_SIDE_KEYS[side]}[{index}] order {order_id}"
-
-
-def _parse_fields(
-    symbol: str,
-    side: int,
-    index: int,
-    order_id: str,
-    price: NumberLike,
-    qty: NumberLike,
-    timestamp: str,
-    event: int,
-    is_snapshot: bool,
-    price_scale: int,
-    qty_scale: int,
-) -> _Event:
-    """Validate one entry's values in a fixed order: limit_price, order_qty, timestamp, event.
-
-    Raises:
-        PrecisionError: a number that does not fit its scale.
-        TypeError: a float (or another non-number) given through the Python API.
-        ProtocolError: a bad timestamp, or a snapshot entry that is not an ``add``.
-    """
-    where = _where(symbol, side, index, order_id)
-    price_m = parse_mantissa(price, price_scale, f"{where}: limit_price")
-    qty_m = parse_mantissa(qty, qty_scale, f"{where}: order_qty")
-    timestamp_ns = _parse_timestamp(timestamp, where) if timestamp else None
-    if is_snapshot and event != EVENT_ADD:
-        raise ProtocolError(f"{where}: a snapshot holds resting orders, not {EVENT_NAMES[event]}s")
-    return _Event(side, index, order_id, event, price_m, qty_m, timestamp_ns)
-
-
-def _parse_timestamp(text: str, where: str) -> int:
-    try:
-        return parse_rfc3339_ns(text)
-    except ProtocolError as exc:
-        raise ProtocolError(f"{where}: timestamp: {exc}") from None
-
-
-def _parse_mappings(
-    symbol: str,
-    bids: Iterable[Any],
-    asks: Iterable[Any],
-    is_snapshot: bool,
-    price_scale: int,
-    qty_scale: int,
-) -> list[_Event]:
-    """The Python-object API's input -> validated events (bids then asks)."""
-    events = []
-    for side, items in ((SIDE_BID, bids), (SIDE_ASK, asks)):
-        if isinstance(items, str | bytes | Mapping):
-            raise ProtocolError(f"{symbol}: '{_SIDE_KEYS[side]}' must be a sequence of mappings")
-        for index, item in enumerate(items):
-            order_id, price, qty, timestamp, event = _mapping_fields(
-                symbol, side, index, item, is_snapshot
-            )
-            events.append(
-                _parse_fields(
-                    symbol,
-                    side,
-                    index,
-                    order_id,
-                    price,
-                    qty,
-                    timestamp,
-                    event,
-                    is_snapshot,
-                    price_scale,
-                    qty_scale,
-                )
-            )
-    return events
-
-
-def _mapping_fields(
-    symbol: str, side: int, index: int, item: Any, is_snapshot: bool
-) -> tuple[str, Any, Any, str, int]:
-    where = f"{symbol}: {_SIDE_KEYS[side]}[{index}]"
-    if not isinstance(item, Mapping):
-        raise ProtocolError(f"{where}: expected a mapping, got {type(item).__name__}")
-    for key in ("order_id", "limit_price", "order_qty"):
-        if key not in item:
-            raise ProtocolError(f"{where}: needs '{key}'")
-    order_id = item["order_id"]
-    if not isinstance(order_id, str) or not order_id:
-        raise ProtocolError(f"{where}.order_id: expected a non-empty string")
-    name = item.get("event")
-    if name is None:
-        if not is_snapshot:
-            raise ProtocolError(f"{where}: update entry needs 'event'")
-        event = EVENT_ADD
-    elif isinstance(name, str) and name in _EVENTS:
-        event = _EVENTS[name]
-    else:
-        raise ProtocolError(f"{where}.event: expected add, modify or delete, got {name!r}")
-    timestamp = item.get("timestamp")
-    if timestamp is None:
-        timestamp = ""
-    elif not isinstance(timestamp, str):
-        raise ProtocolError(f"{where}.timestamp: expected RFC 3339 text")
-    return order_id, item["limit_price"], item["order_qty"], timestamp, event
-
-
-def _check_checksum_argument(symbol: str, checksum: object) -> int:
-    if isinstance(checksum, bool) or not isinstance(checksum, int) or not 0 <= checksum < 2**32:
-        raise ProtocolError(f"{symbol}: checksum must be an unsigned 32-bit int, got {checksum!r}")
-    return checksum
-
-
-def _zero_add_error(where: str) -> OrderError:
-    return OrderError(f"{where}: add with order_qty 0 (a resting order has a quantity)")
-
-
-def _duplicate_error(where: str, resting_side: int) -> OrderError:
-    return OrderError(
-        f"{where}: duplicate add: the order already rests on the {SIDE_WORDS[resting_side]} side"
-    )
-
-
-def _unknown_error(where: str, event_name: str) -> OrderError:
-    return OrderError(f"{where}: {event_name} of an order that is not in the book")
-
-
-def _wrong_side_error(where: str, event_name: str, resting_side: int) -> OrderError:
-    return OrderError(
-        f"{where}: {event_name} on the wrong side: the order rests on the "
-        f"{SIDE_WORDS[resting_side]} side"
-    )
-
-
-def _overflow_error(where: str, price_text: str) -> PrecisionError:
-    return PrecisionError(f"{where}: total quantity at {price_text} would overflow int64")
-
-
-def _crossed_error(
-    symbol: str, events: Sequence[_Event], bid: int, ask: int, bid_text: str, ask_text: str
-) -> CrossedBookError:
-    """Name the last entry that put an order at the crossing best bid or best ask.
-
-    The book was not crossed before the message, so one of the two best prices is new and
-    some entry of the message placed an order there; the last one is the most likely culprit.
-    """
-    message = f"the book would be crossed: best bid {bid_text} >= best ask {ask_text}"
-    for e in reversed(events):
-        if (
-            e.event != EVENT_DELETE
-            and e.qty > 0
-            and e.price == (bid if e.side == SIDE_BID else ask)
-        ):
-            return CrossedBookError(f"{_where(symbol, e.side, e.entry, e.order_id)}: {message}")
-    return CrossedBookError(f"{symbol}: {message}")

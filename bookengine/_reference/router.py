@@ -13,8 +13,8 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
+from .. import core_types as codes
 from ..errors import BookError, ChecksumError, ProtocolError
-from ..kraken import codes
 from ..kraken.events import Event, Trade, Trades
 from ..numbers import parse_mantissa
 from ..timestamps import parse_rfc3339_ns

@@ -13,35 +13,20 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..core_types import (
+    EVENT_ADD,
+    EVENT_CODES,
+    EVENT_NONE,
+    KIND_BOOK,
+    KIND_LEVEL3,
+    KIND_OTHER,
+    KIND_V1_BOOK,
+    MAX_NESTING,
+    MAX_V1_ELEMENTS,
+    Entry,
+)
 from ..errors import ProtocolError
 from ..timestamps import parse_rfc3339_ns
-
-KIND_OTHER = 0
-"""Anything that is not book data: control frames, acks, instrument, heartbeat, trade..."""
-KIND_BOOK = 1
-"""v2 ``book`` snapshot or update."""
-KIND_LEVEL3 = 2
-"""v2 ``level3`` snapshot or update."""
-KIND_V1_BOOK = 3
-"""v1 ``book-N`` array frame."""
-
-EVENT_NONE = 0
-EVENT_ADD = 1
-EVENT_MODIFY = 2
-EVENT_DELETE = 3
-_EVENTS = {"add": EVENT_ADD, "modify": EVENT_MODIFY, "delete": EVENT_DELETE}
-
-
-@dataclass(slots=True)
-class Entry:
-    """One level (L2) or one order event (L3) as received. Numbers stay text."""
-
-    price: str
-    qty: str
-    order_id: str = ""
-    event: int = EVENT_NONE
-    timestamp: str = ""
-    republish: bool = False
 
 
 @dataclass(slots=True)
@@ -71,10 +56,6 @@ class _NumberText(str):
 def _is_string(value: Any) -> bool:
     """True for a JSON string (a number kept as text is not one)."""
     return isinstance(value, str) and not isinstance(value, _NumberText)
-
-
-MAX_NESTING = 64
-"""Deepest nesting of arrays and objects accepted (Kraken's frames nest 5 deep)."""
 
 
 def _reject_constant(name: str) -> None:
@@ -255,9 +236,9 @@ class FrameScanner:
         event = EVENT_ADD if is_snapshot else EVENT_NONE
         if "event" in item:
             name = item["event"]
-            if not isinstance(name, str) or name not in _EVENTS:
+            if not isinstance(name, str) or name not in EVENT_CODES:
                 raise ProtocolError(f"{where}.event: expected add, modify or delete, got {name!r}")
-            event = _EVENTS[name]
+            event = EVENT_CODES[name]
         elif not is_snapshot:
             raise ProtocolError(f"{where}: update entry needs 'event'")
         timestamp = item.get("timestamp", "")
@@ -273,7 +254,7 @@ class FrameScanner:
 
     def _scan_v1(self, message: list[Any]) -> None:
         # [channelID, payload, (payload2,) channelName, pair]; channelID is deprecated.
-        if not 4 <= len(message) <= 16 or not all(_is_string(v) for v in message[-2:]):
+        if not 4 <= len(message) <= MAX_V1_ELEMENTS or not all(_is_string(v) for v in message[-2:]):
             return
         channel_name, pair = message[-2], message[-1]
         if not channel_name.startswith("book-"):

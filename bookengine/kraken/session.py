@@ -19,12 +19,13 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .. import core_types as codes
 from .._impl import Implementation, implementation
 from ..errors import BookError, ChecksumError, ProtocolError, UnknownSymbolError
 from ..instruments import Instruments
 from ..numbers import parse_mantissa
 from ..timestamps import parse_rfc3339_ns
-from . import codes, frames
+from . import frames
 from .events import (
     BadFrame,
     BookChanged,
@@ -47,8 +48,6 @@ from .events import (
 BOOK_DEPTHS = (10, 25, 100, 500, 1000)
 LEVEL3_DEPTHS = (10, 100, 1000)
 
-_STOP_END, _STOP_HANDOFF, _STOP_MISMATCH = codes.STOP_END, codes.STOP_HANDOFF, codes.STOP_MISMATCH
-_STOP_CROSSED, _STOP_LINE, _STOP_APPLIED = codes.STOP_CROSSED, codes.STOP_LINE, codes.STOP_APPLIED
 INT64_MAX = (1 << 63) - 1
 
 SECOND_NS = 1_000_000_000
@@ -266,7 +265,7 @@ class KrakenSession:
 
         Returns:
             ``(offset, stop, lines, events)``: where to continue; why it stopped (a
-            ``STOP_*`` code of :mod:`bookengine.kraken.codes`: ``STOP_END`` all read,
+            ``STOP_*`` code of :mod:`bookengine.core_types`: ``STOP_END`` all read,
             ``STOP_LINE`` a line that is not a received frame in this format (the capture
             layer's; see :attr:`line_span`), ``STOP_TIME`` the next line is past ``until_ns``,
             any other: the last line read produced ``events``); how many lines were consumed;
@@ -286,16 +285,16 @@ class KrakenSession:
             self._merge_router_counts()
             if router.events:
                 events.extend(router.take_events())
-            if stop == _STOP_HANDOFF:
+            if stop == codes.STOP_HANDOFF:
                 recv_ts_ns = router.last_recv_ts
                 self.frames += 1
                 self.last_recv_ts_ns = recv_ts_ns
                 events.extend(
                     self._receive_frame(data[router.span_start : router.span_stop], recv_ts_ns)
                 )
-            elif stop == _STOP_APPLIED:
+            elif stop == codes.STOP_APPLIED:
                 events.append(self._applied_event(router.applied))
-            elif stop in (_STOP_MISMATCH, _STOP_CROSSED):
+            elif stop in (codes.STOP_MISMATCH, codes.STOP_CROSSED):
                 events.extend(self._fast_path_failure(stop, router.failure))
             else:
                 return pos, stop, lines, events
@@ -363,14 +362,14 @@ class KrakenSession:
         while True:
             pos, stop, lines, events = self.receive_lines(data, pos, emit=False, trades=False)
             line += lines
-            if stop == _STOP_LINE:
+            if stop == codes.STOP_LINE:
                 start, end = self.line_span
                 self.frames += 1
                 self.bad_frames += 1
                 events.append(BadFrame(f"not a frame: {data[start:end][:40]!r}", -1))
             if events and on_events is not None:
                 on_events(line - 1, events)
-            if stop == _STOP_END:
+            if stop == codes.STOP_END:
                 return line - first_line
 
     def _receive_frame(self, frame: bytes, recv_ts_ns: int) -> list[Event]:
@@ -433,7 +432,7 @@ class KrakenSession:
         kind, symbol, channel_name, error, recv_ts_ns = failure
         state = self._books[(kind, symbol, channel_name)]
         self._router.remove(kind, symbol, channel_name)
-        if reason == _STOP_MISMATCH:  # the reader stops before counting a failed message
+        if reason == codes.STOP_MISMATCH:  # the reader stops before counting a failed message
             self.frames += 1
             state.messages += 1
             state.last_recv_ts_ns = self.last_recv_ts_ns = recv_ts_ns
@@ -557,7 +556,8 @@ class KrakenSession:
         if state.depth is None:
             state.depth = self.default_depth or self._infer_depth(state, scanner, precision[0])
         if state.channel == "level3":
-            return self.impl.L3Book(state.symbol, state.depth, *precision)
+            # level3 is v2-only, so both precisions are ints here (mypy cannot see it).
+            return self.impl.L3Book(state.symbol, state.depth, *precision)  # type: ignore[arg-type]
         return self.impl.L2Book(state.symbol, state.depth, *precision)
 
     @staticmethod

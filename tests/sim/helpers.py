@@ -16,14 +16,9 @@ from typing import Any, TypeVar
 
 from websockets.asyncio.client import ClientConnection
 
-from bookengine._reference.scan import (
-    EVENT_ADD,
-    EVENT_DELETE,
-    EVENT_MODIFY,
-    KIND_LEVEL3,
-    FrameScanner,
-)
+from bookengine._reference.scan import FrameScanner
 from bookengine.checksum import level3_checksum
+from bookengine.core_types import EVENT_ADD, EVENT_DELETE, EVENT_MODIFY, KIND_LEVEL3
 from bookengine.errors import ChecksumError
 from bookengine.numbers import parse_mantissa
 

@@ -12,8 +12,9 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, ConnectionClosedError, InvalidStatus
 
 from bookengine._reference.l2book import L2BookCore
-from bookengine._reference.scan import KIND_BOOK, KIND_LEVEL3, KIND_V1_BOOK, FrameScanner
+from bookengine._reference.scan import FrameScanner
 from bookengine.auth import fetch_token
+from bookengine.core_types import KIND_BOOK, KIND_LEVEL3, KIND_V1_BOOK
 from bookengine.errors import ChecksumError
 from bookengine.numbers import parse_mantissa
 from bookengine.sim import Fault, Simulator

@@ -13,8 +13,9 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection, connect
 
 from bookengine._reference.l2book import L2BookCore
-from bookengine._reference.scan import KIND_BOOK, KIND_LEVEL3, KIND_V1_BOOK, FrameScanner
+from bookengine._reference.scan import FrameScanner
 from bookengine.auth import fetch_token
+from bookengine.core_types import KIND_BOOK, KIND_LEVEL3, KIND_V1_BOOK
 from bookengine.sim import BOOK_DEPTHS, DEFAULT_SYMBOLS, LEVEL3_DEPTHS, Simulator
 from bookengine.timestamps import parse_rfc3339_ns
 
