@@ -15,6 +15,7 @@ import pytest
 
 from bench import bench_memory
 from bookengine import implementation
+from bookengine.capture import split_recv_ts
 from bookengine.kraken.session import KrakenSession
 from fuzz import harness
 
@@ -41,7 +42,12 @@ def test_session_fast_path_and_line_by_line() -> None:
         fast.receive_buffer(data)
     slow = KrakenSession(precisions={"BTC/USD": (1, 8)})
     for _ in range(3):
-        harness.receive_lines(slow, data)
+        last = -1
+        for line in data.splitlines():  # frame by frame (lines without a time take the last)
+            recv_ts_ns, frame = split_recv_ts(line)
+            last = recv_ts_ns if recv_ts_ns >= 0 else last
+            if frame.strip():
+                slow.receive(frame, last)
     book_fast, book_slow = fast.book("book:BTC/USD"), slow.book("book:BTC/USD")
     assert (book_fast.bids(), book_fast.asks()) == (book_slow.bids(), book_slow.asks())
     assert book_fast.bids_array().shape == (10, 2)
