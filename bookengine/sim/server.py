@@ -46,6 +46,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
+from ..checksum import CHECKSUM_LEVELS, book_checksum
 from ..errors import PrecisionError
 from ..numbers import parse_mantissa
 from .engine import Changes, MatchingEngine, Mode, Trade, derive_seed
@@ -99,6 +100,11 @@ _PATHS: dict[str, Api] = {
     "/": "v1",
     PATH_AUTH: "auth",
 }
+
+TWO_SIDED_SHARE = 0.05
+"""Share of two-sided L2 updates (both bids and asks changed in one engine step, about 2% of
+steps) sent as one message; the others are split into an asks message and a bids message. This
+brings two-sided messages to about 0.1% of updates, as in Kraken's real v1 capture (1 of 979)."""
 
 TRADE_SNAPSHOT_SIZE = 50
 """Trades replayed in a ``trade`` snapshot, like Kraken's."""
@@ -279,6 +285,7 @@ class Simulator:
         """Kraken ``system`` state: ``online``, ``maintenance``, ``cancel_only``, ``post_only``."""
         self._v1_symbols = {s.v1_pair: s.symbol for s in specs}
         self._rng = random.Random(derive_seed(seed, "server"))
+        self._split_rng = random.Random(derive_seed(seed, "split"))
         self._issuer = TokenIssuer(
             {self.api_key: self.api_secret}, random.Random(derive_seed(seed, "tokens"))
         )
@@ -703,34 +710,30 @@ class Simulator:
         for sub in list(subs):
             conn = sub.conn
             if sub.l2 is not None:
-                bids, asks = sub.l2.update(engine, changes, now_ns)
+                v1 = sub.channel == "v1book"
+                asks = sub.l2.side_update(engine.asks, changes.ask_prices, now_ns)
+                # The client's book between the two sides: new asks, bids as they were.
+                between = (
+                    _mirror_checksum(sub.l2, spec, v1)
+                    if asks and changes.bid_prices and not sub.corrupt
+                    else None
+                )
+                bids = sub.l2.side_update(engine.bids, changes.bid_prices, now_ns)
+                if between is not None and bids and self._split_rng.random() >= TWO_SIDED_SHARE:
+                    # Kraken rarely carries both sides in one message (real captures: v2 0 of
+                    # 509 updates, v1 1 of 979): the asks go first, with their own checksum.
+                    self._send_l2(sub, spec, [], asks, between, now_ns)
+                    self.counters["l2.split"] += 1
+                    asks = []
                 if sub.corrupt:
                     sub.corrupt = False
                     self.counters["corrupted"] += 1
                     bids, asks = _corrupt_l2(sub.l2, bids, asks, now_ns)
                 if not bids and not asks:
                     continue
-                if sub.channel == "v1book":
-                    frame = v1_book_update(
-                        sub.channel_id,
-                        f"book-{sub.depth}",
-                        spec,
-                        bids,
-                        asks,
-                        checksum("v1book", sub.depth),
-                    )
-                    self._send(conn, frame, "v1book.update")
-                else:
-                    frame = v2_book(
-                        "update",
-                        spec,
-                        bids,
-                        asks,
-                        checksum("book", sub.depth),
-                        now_ns,
-                        self._render,
-                    )
-                    self._send(conn, frame, "book.update")
+                self._send_l2(
+                    sub, spec, bids, asks, checksum("v1book" if v1 else "book", sub.depth), now_ns
+                )
             elif sub.l3 is not None:
                 bid_events, ask_events = sub.l3.update(engine, changes, now_ns)
                 if sub.corrupt:
@@ -751,6 +754,22 @@ class Simulator:
                 self._send(conn, frame, "level3.update")
             elif sub.channel == "trade" and changes.trades:
                 self._send(conn, v2_trades("update", spec, changes.trades, self._render), "trade")
+
+    def _send_l2(
+        self,
+        sub: _Subscription,
+        spec: SymbolSpec,
+        bids: list[LevelUpdate],
+        asks: list[LevelUpdate],
+        checksum: int,
+        now_ns: int,
+    ) -> None:
+        if sub.channel == "v1book":
+            frame = v1_book_update(sub.channel_id, f"book-{sub.depth}", spec, bids, asks, checksum)
+            self._send(sub.conn, frame, "v1book.update")
+        else:
+            frame = v2_book("update", spec, bids, asks, checksum, now_ns, self._render)
+            self._send(sub.conn, frame, "book.update")
 
     # -- requests ---------------------------------------------------------------------------
 
@@ -1280,6 +1299,17 @@ def _order_number(value: Any, scale: int, name: str) -> int:
         raise ValueError(
             ERR_PRICE if name == "limit_price" else ERR_ORDER_ARGS.format(field=name)
         ) from None
+
+
+def _mirror_checksum(window: L2Window, spec: SymbolSpec, v1: bool) -> int:
+    """The checksum of the book a window's client holds now (v1: at the wire decimals)."""
+    asks = window.levels(False)[:CHECKSUM_LEVELS]
+    bids = window.levels(True)[:CHECKSUM_LEVELS]
+    if v1:
+        pf, qf = spec.v1_price_factor, spec.v1_qty_factor
+        asks = [(p * pf, q * qf) for p, q in asks]
+        bids = [(p * pf, q * qf) for p, q in bids]
+    return book_checksum(asks, bids)
 
 
 def _corrupt_l2(
