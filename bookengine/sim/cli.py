@@ -1,6 +1,6 @@
 """``bookengine sim``: run the local Kraken stand-in until interrupted.
 
-Prints the WebSocket URLs (v2, level3, v1), the REST token URL and the API key/secret the token
+Prints the WebSocket URLs (v2, level3, v1), the REST URLs (public market data, token) and the API key/secret the token
 endpoint accepts, then serves until Ctrl-C / SIGTERM (or ``--duration`` seconds).
 """
 
@@ -101,6 +101,7 @@ def _banner(sim: Simulator, out: TextIO) -> None:
         f"  v2 public   {sim.url_v2}",
         f"  level3      {sim.url_level3}   (subscribe with params.token)",
         f"  v1 public   {sim.url_v1}",
+        f"  REST public {sim.rest_url}/0/public/  (AssetPairs, Assets, Time, SystemStatus)",
         f"  REST token  POST {sim.rest_url}{TOKEN_PATH}",
         f"  API key     {sim.api_key}",
         f"  API secret  {sim.api_secret}",

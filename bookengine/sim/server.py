@@ -8,7 +8,8 @@
   like ``wss://ws-auth.kraken.com/v2``: ``add_order``, ``cancel_order`` and the ``executions``
   channel of the simulator's one account, see :mod:`.trading`) and ``/v1`` (or ``/``: Kraken
   v1 ``book``);
-* one HTTP port serving ``POST /0/private/GetWebSocketsToken`` (see :mod:`.rest`);
+* one HTTP port serving Kraken's public REST (``AssetPairs``, ``Assets``, ``Time``,
+  ``SystemStatus``) and ``POST /0/private/GetWebSocketsToken`` (see :mod:`.rest`);
 * one driver task per symbol that runs ``rate`` engine steps per second (with ``rate`` 0, one
   task stepping all symbols in turn as fast as the consumers' queues allow) and, after every
   step, publishes to each subscriber the diff between what that subscriber holds and the
@@ -51,7 +52,7 @@ from ..errors import PrecisionError
 from ..numbers import parse_mantissa
 from .engine import Changes, MatchingEngine, Mode, Trade, derive_seed
 from .faults import Fault, parse_fault
-from .rest import RestServer, TokenIssuer
+from .rest import PublicApi, RestServer, TokenIssuer
 from .specs import DEFAULT_SPECS, SymbolSpec, spec_for
 from .trading import Account, OwnOrder, executions_frame
 from .windows import L2Window, L3Window, LevelUpdate, OrderEvent
@@ -289,7 +290,9 @@ class Simulator:
         self._issuer = TokenIssuer(
             {self.api_key: self.api_secret}, random.Random(derive_seed(seed, "tokens"))
         )
-        self._rest = RestServer(self._issuer, LOOPBACK, rest_port)
+        self._rest = RestServer(
+            self._issuer, LOOPBACK, rest_port, PublicApi(specs, lambda: self.system)
+        )
         self._server: Server | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._timers: list[asyncio.TimerHandle] = []

@@ -67,6 +67,23 @@ class SymbolSpec:
         return int(10 ** (self.v1_qty_decimals - self.qty_precision))
 
 
+COST_MIN = (5, 1)
+"""Minimum order cost in the quote currency, (mantissa, scale): 0.5, as Kraken's ``instrument``
+channel (``cost_min``) and REST (``costmin``) give it for USD pairs."""
+
+_FIAT = frozenset({"USD", "EUR", "GBP", "CAD", "JPY", "CHF", "AUD"})
+
+
+def asset_precision(asset: str) -> tuple[int, int]:
+    """(``precision``, ``precision_display``) of an asset: 4/4 for fiat, 10/5 for crypto.
+
+    The ``instrument`` channel's assets and REST ``Assets`` (``decimals``, ``display_decimals``)
+    both come from here.
+    """
+    precision = 4 if asset in _FIAT else 10
+    return precision, min(precision, 5)
+
+
 DEFAULT_SPECS: tuple[SymbolSpec, ...] = (
     # Precisions as Kraken's instrument channel gives them (tests/data/v2-instrument-snapshot).
     SymbolSpec("BTC/USD", "BTC", "USD", 1, 8, 650_000, 5_000_000, 10_000, "XBT/USD", 5, 8),
