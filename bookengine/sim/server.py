@@ -568,6 +568,8 @@ class Simulator:
                     )
                     self._send(conn, error, "error")
         finally:
+            # How connections ended, by close code (1000 normal, 1011 internal error, ...).
+            self.counters[f"close.{ws.close_code}"] += 1
             self._forget(conn)
             writer.cancel()
             await asyncio.gather(writer, return_exceptions=True)
