@@ -1,7 +1,8 @@
 """``bookengine sim``: run the local Kraken stand-in until interrupted.
 
-Prints the WebSocket URLs (v2, level3, v1), the REST URLs (public market data, token) and the API key/secret the token
-endpoint accepts, then serves until Ctrl-C / SIGTERM (or ``--duration`` seconds).
+Prints the WebSocket URLs (v2, level3, v1), the REST URLs (public market data, token) and the
+API key/secret the token endpoint accepts, then serves until Ctrl-C / SIGTERM (or ``--duration``
+seconds).
 """
 
 from __future__ import annotations
