@@ -103,9 +103,10 @@ _PATHS: dict[str, Api] = {
 }
 
 TWO_SIDED_SHARE = 0.05
-"""Share of two-sided L2 updates (both bids and asks changed in one engine step, about 2% of
-steps) sent as one message; the others are split into an asks message and a bids message. This
-brings two-sided messages to about 0.1% of updates, as in Kraken's real v1 capture (1 of 979)."""
+"""Share of two-sided L2 updates (both bids and asks changed in one engine step) sent as one
+message; the others are split into one message per side (the side first whose new state does
+not cross the other side's old one), each with the checksum of the book after it. Two-sided
+messages are then about 0.1-0.2% of updates, as in Kraken's real v1 capture (1 of 979)."""
 
 TRADE_SNAPSHOT_SIZE = 50
 """Trades replayed in a ``trade`` snapshot, like Kraken's."""
@@ -716,20 +717,40 @@ class Simulator:
             conn = sub.conn
             if sub.l2 is not None:
                 v1 = sub.channel == "v1book"
-                asks = sub.l2.side_update(engine.asks, changes.ask_prices, now_ns)
-                # The client's book between the two sides: new asks, bids as they were.
-                between = (
-                    _mirror_checksum(sub.l2, spec, v1)
-                    if asks and changes.bid_prices and not sub.corrupt
+                window = sub.l2
+                # What the client holds before this step (top 10 per side), in case the step
+                # is sent as two messages, each with the checksum of the book after it.
+                before = (
+                    (window.top(True, CHECKSUM_LEVELS), window.top(False, CHECKSUM_LEVELS))
+                    if changes.bid_prices and changes.ask_prices and not sub.corrupt
                     else None
                 )
-                bids = sub.l2.side_update(engine.bids, changes.bid_prices, now_ns)
-                if between is not None and bids and self._split_rng.random() >= TWO_SIDED_SHARE:
+                asks = window.side_update(engine.asks, changes.ask_prices, now_ns)
+                bids = window.side_update(engine.bids, changes.bid_prices, now_ns)
+                if (
+                    before is not None
+                    and asks
+                    and bids
+                    and self._split_rng.random() >= TWO_SIDED_SHARE
+                ):
                     # Kraken rarely carries both sides in one message (real captures: v2 0 of
-                    # 509 updates, v1 1 of 979): the asks go first, with their own checksum.
-                    self._send_l2(sub, spec, [], asks, between, now_ns)
-                    self.counters["l2.split"] += 1
-                    asks = []
+                    # 509 updates, v1 1 of 979).
+                    first = _split_first(window, *before)
+                    if first is not None:
+                        old_bids, old_asks = before
+                        if first == "asks":
+                            between = _checksum(
+                                spec, v1, window.top(False, CHECKSUM_LEVELS), old_bids
+                            )
+                            self._send_l2(sub, spec, [], asks, between, now_ns)
+                            asks = []
+                        else:
+                            between = _checksum(
+                                spec, v1, old_asks, window.top(True, CHECKSUM_LEVELS)
+                            )
+                            self._send_l2(sub, spec, bids, [], between, now_ns)
+                            bids = []
+                        self.counters["l2.split"] += 1
                 if sub.corrupt:
                     sub.corrupt = False
                     self.counters["corrupted"] += 1
@@ -1306,15 +1327,29 @@ def _order_number(value: Any, scale: int, name: str) -> int:
         ) from None
 
 
-def _mirror_checksum(window: L2Window, spec: SymbolSpec, v1: bool) -> int:
-    """The checksum of the book a window's client holds now (v1: at the wire decimals)."""
-    asks = window.levels(False)[:CHECKSUM_LEVELS]
-    bids = window.levels(True)[:CHECKSUM_LEVELS]
+def _checksum(
+    spec: SymbolSpec, v1: bool, asks: list[tuple[int, int]], bids: list[tuple[int, int]]
+) -> int:
+    """The L2 checksum of these levels (v1: at the wire decimals)."""
     if v1:
         pf, qf = spec.v1_price_factor, spec.v1_qty_factor
         asks = [(p * pf, q * qf) for p, q in asks]
         bids = [(p * pf, q * qf) for p, q in bids]
     return book_checksum(asks, bids)
+
+
+def _split_first(
+    window: L2Window, old_bids: list[tuple[int, int]], old_asks: list[tuple[int, int]]
+) -> Literal["asks", "bids"] | None:
+    """Which side to send first when a step is split, so that the client's book in between is
+    never crossed (an aggressive buy empties asks before its rest joins the bids; a sell, the
+    reverse); None when both orders would cross (then the step goes as one message)."""
+    new_bids, new_asks = window.top(True, 1), window.top(False, 1)
+    if not new_asks or not old_bids or new_asks[0][0] > old_bids[0][0]:
+        return "asks"
+    if not new_bids or not old_asks or new_bids[0][0] < old_asks[0][0]:
+        return "bids"
+    return None
 
 
 def _corrupt_l2(

@@ -34,6 +34,7 @@ added again under the same id), then modifies, then adds in queue order:
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import Literal
 
@@ -155,6 +156,12 @@ class L2Window:
                 mirror.pop(key, None)
         while len(mirror) > self.depth:
             mirror.popitem(-1)
+
+    def top(self, is_bid: bool, n: int) -> list[tuple[int, int]]:
+        """The best ``n`` mirrored levels of one side, best first, as (price, qty) mantissas."""
+        sign = -1 if is_bid else 1
+        mirror = self._mirror[is_bid]
+        return [(sign * key, mirror[key]) for key in itertools.islice(mirror.keys(), n)]
 
     def levels(self, is_bid: bool) -> list[tuple[int, int]]:
         """The mirrored levels of one side, best first, as (price, qty) mantissas."""

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import queue
 import re
-import select
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -42,24 +43,26 @@ def sim_process(*args: str, timeout: float = 20.0) -> Iterator[SimProcess]:
     process = subprocess.Popen(
         [sys.executable, "-m", "bookengine", "sim", *args],
         stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
         text=True,
         env=env,
     )
+    reader: threading.Thread | None = None
     try:
         urls: dict[str, str] = {}
         banner: list[str] = []
-        deadline = time.monotonic() + timeout
+        lines: queue.Queue[str] = queue.Queue()
         assert process.stdout is not None
+        stdout = process.stdout
+        # A thread reads stdout: select() on the pipe would miss lines already buffered.
+        reader = threading.Thread(target=lambda: [lines.put(x) for x in stdout], daemon=True)
+        reader.start()
+        deadline = time.monotonic() + timeout
         while len(urls) < 3:
-            remaining = deadline - time.monotonic()
-            ready, _, _ = select.select([process.stdout], [], [], max(0.0, remaining))
-            if not ready:
-                raise AssertionError(f"bookengine sim printed no banner: {banner}")
-            line = process.stdout.readline()
-            if not line:
-                assert process.stderr is not None
-                raise AssertionError(f"bookengine sim exited: {banner} {process.stderr.read()}")
+            try:
+                line = lines.get(timeout=max(0.01, deadline - time.monotonic()))
+            except queue.Empty:
+                raise AssertionError(f"bookengine sim printed no banner: {banner}") from None
             banner.append(line.rstrip("\n"))
             match = _URL.match(line)
             if match:
@@ -74,6 +77,7 @@ def sim_process(*args: str, timeout: float = 20.0) -> Iterator[SimProcess]:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
-        for stream in (process.stdout, process.stderr):
-            if stream is not None:
-                stream.close()
+        if reader is not None:
+            reader.join(10)  # the pipe ends with the process
+        if process.stdout is not None:
+            process.stdout.close()

@@ -32,6 +32,8 @@ class TruncatingBook:
         self.bids: dict[int, int] = {}
         self.verified = 0
         self.failed = 0
+        self.crossed = 0
+        """Messages after which the best bid was at or above the best ask."""
 
     def _entry(self, levels: dict[int, int], is_bid: bool, price: Any, qty: Any) -> None:
         p = parse_mantissa(_text(price), self.price_scale, "price")
@@ -57,6 +59,8 @@ class TruncatingBook:
         return book_checksum(asks, bids)
 
     def check(self, expected: int) -> bool:
+        if self.asks and self.bids and max(self.bids) >= min(self.asks):
+            self.crossed += 1
         ok = self.checksum() == expected
         if ok:
             self.verified += 1
