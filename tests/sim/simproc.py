@@ -30,6 +30,10 @@ class SimProcess:
     rest_url: str
     banner: list[str]
 
+    def banner_value(self, label: str) -> str:
+        """The last word of the banner line naming ``label`` (``"API key"``)."""
+        return next(line.split()[-1] for line in self.banner if label in line)
+
     @property
     def ws_base(self) -> str:
         """``ws://127.0.0.1:PORT`` (python-kraken-sdk appends ``/v2``)."""
@@ -58,7 +62,7 @@ def sim_process(*args: str, timeout: float = 20.0) -> Iterator[SimProcess]:
         reader = threading.Thread(target=lambda: [lines.put(x) for x in stdout], daemon=True)
         reader.start()
         deadline = time.monotonic() + timeout
-        while len(urls) < 3:
+        while len(urls) < 3 or not any("API secret" in seen for seen in banner):
             try:
                 line = lines.get(timeout=max(0.01, deadline - time.monotonic()))
             except queue.Empty:
