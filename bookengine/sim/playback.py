@@ -539,8 +539,8 @@ class CaptureServer:
             return
         channel = params["channel"]
         if channel in ("heartbeat", "status"):
-            result = {"channel": channel}
-            await self._send(conn, v2_ack(method, req_id, result, t_in, time.time_ns()))
+            ack = v2_ack(method, req_id, {"channel": channel}, t_in, time.time_ns())
+            await self._send(conn, ack)
             return
         if channel == "instrument":
             result = {"channel": channel, "snapshot": True}
@@ -567,7 +567,7 @@ class CaptureServer:
                 await self._v2_error(conn, error, method, req_id, t_in, symbol)
                 continue
             key = (channel, symbol)
-            result: dict[str, Any] = {"channel": channel}
+            result = {"channel": channel}
             if stream.depth:
                 result["depth"] = stream.depth
             result["snapshot"] = snapshot

@@ -58,8 +58,13 @@ def sim_process(*args: str, timeout: float = 20.0) -> Iterator[SimProcess]:
         lines: queue.Queue[str] = queue.Queue()
         assert process.stdout is not None
         stdout = process.stdout
+
         # A thread reads stdout: select() on the pipe would miss lines already buffered.
-        reader = threading.Thread(target=lambda: [lines.put(x) for x in stdout], daemon=True)
+        def pump() -> None:
+            for text in stdout:
+                lines.put(text)
+
+        reader = threading.Thread(target=pump, daemon=True)
         reader.start()
         deadline = time.monotonic() + timeout
         while len(urls) < 3 or not any("API secret" in seen for seen in banner):

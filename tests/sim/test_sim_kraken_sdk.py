@@ -30,7 +30,7 @@ def _run_sdk(depth: int, seconds: float, rate: int, seed: int) -> dict[str, Any]
     counts: collections.Counter[str] = collections.Counter()
     with sim_process("--rate", str(rate), "--seed", str(seed), "--idle-timeout", "0") as sim:
 
-        class Book(SpotOrderBookClient):  # type: ignore[misc]
+        class Book(SpotOrderBookClient):
             WS_URL = sim.ws_base
 
             async def on_book_update(self, pair: str, message: dict[str, Any]) -> None:
@@ -45,7 +45,8 @@ def _run_sdk(depth: int, seconds: float, rate: int, seed: int) -> dict[str, Any]
 
         async def body() -> dict[str, Any]:
             client = Book(depth=depth)
-            client._SpotOrderBookClient__market = Market(url=sim.rest_url)
+            # The client's private REST client, re-made with the simulator's URL (no stub).
+            client._SpotOrderBookClient__market = Market(url=sim.rest_url)  # type: ignore[attr-defined]
             await client.start()
             try:
                 await client.add_book(pairs=SYMBOLS)
