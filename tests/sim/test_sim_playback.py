@@ -230,3 +230,46 @@ def test_capture_without_playable_frames_is_refused(tmp_path: Path) -> None:
         check=False,
     )
     assert result.returncode == 2 and "no v2 book/level3/trade" in result.stderr
+
+
+def test_trade_stream_is_played_and_restamped(tmp_path: Path) -> None:
+    capture = tmp_path / "trades.jsonl"
+    trades = [
+        '{"channel":"trade","type":"update","data":[{"symbol":"BTC/USD","side":"buy",'
+        f'"price":29430.{i},"qty":0.001,"ord_type":"market","trade_id":{i},'
+        f'"timestamp":"2023-07-30T15:30:0{i}.000000Z"}}]}}'
+        for i in range(3)
+    ]
+    capture.write_text("\n".join(trades) + "\n")
+
+    async def body() -> None:
+        async with CaptureServer([capture], speed=None) as server, connect(server.url_v2) as ws:
+            client = Client(ws)
+            await client.send(
+                {"method": "subscribe", "params": {"channel": "trade", "symbol": ["BTC/USD"]}}
+            )
+            ack = (await client.until(is_method("subscribe")))[0]
+            assert ack["result"] == {"channel": "trade", "snapshot": True, "symbol": "BTC/USD"}
+            seen = []
+            for _ in range(3):
+                message = (await client.until(is_channel("trade")))[0]
+                seen.append(message["data"][0])
+            assert [t["trade_id"] for t in seen] == [0, 1, 2]
+            stamps = [parse_rfc3339_ns(t["timestamp"]) for t in seen]
+            assert stamps[1] - stamps[0] == stamps[2] - stamps[1] == 10**9  # gaps kept
+            assert abs(stamps[0] - time.time_ns()) < 60 * 10**9
+
+    run(body())
+
+
+def test_cli_speed_and_conflicting_options() -> None:
+    from bookengine.sim.cli import build_parser, main
+
+    parser = build_parser()
+    assert parser.parse_args(["--from-capture", "a.jsonl", "--speed", "max"]).speed is None
+    assert parser.parse_args(["--from-capture", "a.jsonl", "--speed", "2.5"]).speed == 2.5
+    assert parser.parse_args(["--from-capture", "a.jsonl"]).speed == 1.0
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--speed", "-1"])
+    with pytest.raises(SystemExit):
+        main(["--from-capture", "a.jsonl", "--fault", "drop@1s"])
