@@ -394,6 +394,7 @@ class _Connection:
         from websockets.asyncio.client import connect
 
         attempt = 0
+        self._closing = False
         while True:
             await self.feed.budget.acquire()
             attempt += 1

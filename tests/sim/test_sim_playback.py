@@ -98,7 +98,7 @@ def test_watch_cli_verifies_every_checksum_of_each_fixture(
 
     paths = [str(DATA / name) for name in files] + ([str(INSTRUMENTS)] if protocol == "v2" else [])
     with sim_process("--from-capture", *paths, "--speed", "max") as sim:
-        args = ["watch", symbol, "--depth", str(depth), "--duration", "2.5", "--json"]
+        args = ["watch", symbol, "--depth", str(depth), "--duration", "2", "--json"]
         if protocol == "v1":
             args += ["--v1", "--url", sim.url_v1]
         else:
