@@ -374,6 +374,9 @@ class _Connection:
         # it waits for an event ("the turn"). At most one coroutine is inside ws.recv.
         self._ws: Any = None
         """The WebSocket while it is served, None otherwise (nothing for a consumer to read)."""
+        self._socket: Any = None
+        """The open WebSocket, from connect to close (what :meth:`close_socket` closes)."""
+        self._closing = False
         self._process: Callable[[bytes, bool], FeedEvent | None]  # per WebSocket served
         self._handed_over_ns = 0  # receive time of the event _process handed to the consumer
         self._reader_in_recv = False
@@ -391,6 +394,7 @@ class _Connection:
         from websockets.asyncio.client import connect
 
         attempt = 0
+        self._closing = False
         while True:
             await self.feed.budget.acquire()
             attempt += 1
@@ -407,6 +411,7 @@ class _Connection:
                     ping_interval=None,  # Kraken's liveness is the application ping + heartbeat
                     create_connection=_waking_connection_class(),
                 ) as ws:
+                    self._socket = ws
                     ws.on_data = self.feed.mailbox.poke  # type: ignore[attr-defined]
                     if attempt > 1:
                         self.reconnects += 1
@@ -421,11 +426,26 @@ class _Connection:
             except (OSError, TimeoutError, websockets.exceptions.WebSocketException) as exc:
                 reason = f"{type(exc).__name__}: {exc}"
             finally:
+                self._socket = None
                 self.connected.clear()
+            if self._closing:
+                return  # closed on purpose (close_socket): the books stay as they were
             self.session.connection_lost()
             self.feed._emit(ConnectionLost(self.url, reason or "closed"), time.perf_counter_ns())
             maintenance = self.session.system_status not in (None, "online")
             await asyncio.sleep(self._policy.next_delay(maintenance))
+
+    async def close_socket(self, timeout: float = 2.0) -> None:
+        """Close the open WebSocket with code 1000 (normal closure), waiting for the handshake.
+
+        Cancelling :meth:`run` inside the ``connect`` context instead makes ``websockets``
+        close with 1011 (internal error).
+        """
+        self._closing = True
+        ws = self._socket
+        if ws is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(ws.close(1000), timeout)
 
     async def _serve(self, ws: Any, token: str | None, attempt: int) -> None:
         session = self.session
@@ -926,7 +946,9 @@ class KrakenFeed:
         await self.close()
 
     async def close(self) -> None:
-        """Close every connection and stop every task."""
+        """Close every connection (code 1000) and stop every task."""
+        if self._tasks:
+            await asyncio.gather(*(c.close_socket() for c in self.connections))
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

@@ -1,7 +1,8 @@
 """``bookengine sim``: run the local Kraken stand-in until interrupted.
 
-Prints the WebSocket URLs (v2, level3, v1), the REST token URL and the API key/secret the token
-endpoint accepts, then serves until Ctrl-C / SIGTERM (or ``--duration`` seconds).
+Prints the WebSocket URLs (v2, level3, v1), the REST URLs (public market data, token) and the
+API key/secret the token endpoint accepts, then serves until Ctrl-C / SIGTERM (or ``--duration``
+seconds).
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ from collections.abc import Sequence
 from typing import TextIO
 
 from ..auth import TOKEN_PATH
+from ..errors import CaptureError
 from .faults import Fault, parse_fault
+from .playback import CaptureServer
 from .server import LOOPBACK, Simulator
 from .specs import DEFAULT_SYMBOLS
 
@@ -85,7 +88,35 @@ def build_parser(prog: str = "bookengine sim") -> argparse.ArgumentParser:
         help="v2 number rendering (default plain: 0.001, 4.0)",
     )
     parser.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
+    parser.add_argument(
+        "--from-capture",
+        nargs="+",
+        default=None,
+        metavar="FILE",
+        help="serve these recorded frames (capture format, .gz/.zst) instead of simulated "
+        "ones: each subscriber gets its stream from the start, re-stamped to now",
+    )
+    parser.add_argument(
+        "--speed",
+        type=_speed,
+        default=1.0,
+        metavar="X",
+        help="with --from-capture: recorded time / X between frames (default 1; 'max': as "
+        "fast as the client reads)",
+    )
     return parser
+
+
+def _speed(text: str) -> float | None:
+    if text.lower() in ("max", "0"):
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or 'max', got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"speed must be positive, got {text!r}")
+    return value
 
 
 def _symbols(values: Sequence[str] | None) -> list[str] | None:
@@ -101,12 +132,48 @@ def _banner(sim: Simulator, out: TextIO) -> None:
         f"  v2 public   {sim.url_v2}",
         f"  level3      {sim.url_level3}   (subscribe with params.token)",
         f"  v1 public   {sim.url_v1}",
+        f"  REST public {sim.rest_url}/0/public/  (AssetPairs, Assets, Time, SystemStatus)",
         f"  REST token  POST {sim.rest_url}{TOKEN_PATH}",
         f"  API key     {sim.api_key}",
         f"  API secret  {sim.api_secret}",
     ]
     lines.extend(f"  fault       {fault}" for fault in sim.faults)
     print("\n".join(lines), file=out, flush=True)
+
+
+def _capture_banner(server: CaptureServer, out: TextIO) -> None:
+    speed = "as fast as possible" if server.speed is None else f"speed {server.speed:g}"
+    lines = [
+        f"bookengine sim: playing a capture, {speed}",
+        f"  v2 public   {server.url_v2}",
+        f"  level3      {server.url_level3}   (subscribe with params.token)",
+        f"  v1 public   {server.url_v1}",
+        f"  REST public {server.rest_url}/0/public/  (AssetPairs, Assets, Time, SystemStatus)",
+        f"  REST token  POST {server.rest_url}{TOKEN_PATH}",
+        f"  API key     {server.api_key}",
+        f"  API secret  {server.api_secret}",
+    ]
+    lines.extend(
+        f"  stream      {stream.label}: {len(stream.frames)} frames"
+        for stream in server.capture.streams.values()
+    )
+    print("\n".join(lines), file=out, flush=True)
+
+
+async def _serve_capture(args: argparse.Namespace, out: TextIO, stop: asyncio.Event) -> None:
+    async with CaptureServer(
+        args.from_capture,
+        speed=args.speed,
+        port=args.port,
+        rest_port=args.rest_port,
+        seed=args.seed,
+        idle_timeout=args.idle_timeout or None,
+        log=lambda line: print(f"bookengine sim: {line}", file=out, flush=True),
+    ) as server:
+        _capture_banner(server, out)
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(stop.wait(), args.duration)
+        print(f"bookengine sim: stopping; sent {server.counters['frames']} frames", file=out)
 
 
 async def _serve(args: argparse.Namespace, out: TextIO) -> None:
@@ -116,6 +183,14 @@ async def _serve(args: argparse.Namespace, out: TextIO) -> None:
         # Not every platform lets a loop own signals; Ctrl-C then ends asyncio.run instead.
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.add_signal_handler(signum, stop.set)
+    if args.from_capture:
+        try:
+            await _serve_capture(args, out, stop)
+        finally:
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                    loop.remove_signal_handler(signum)
+        return
     async with Simulator(
         symbols=_symbols(args.symbols),
         rate=args.rate,
@@ -143,11 +218,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.host not in (LOOPBACK, "localhost"):
         parser.error(f"--host must be {LOOPBACK}: the simulator never listens elsewhere")
+    if args.from_capture and (args.fault or args.symbols):
+        parser.error("--from-capture plays recorded frames: --fault and --symbols do not apply")
     try:
         asyncio.run(_serve(args, sys.stdout))
     except KeyboardInterrupt:
         return 0
-    except (ValueError, OSError) as exc:
+    except (ValueError, OSError, CaptureError) as exc:
         print(f"bookengine sim: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -1,4 +1,12 @@
-"""The simulator's REST side: ``POST /0/private/GetWebSocketsToken``, signed like Kraken's.
+"""The simulator's REST side: Kraken's public market data and ``GetWebSocketsToken``.
+
+* ``GET`` (or ``POST``) ``/0/public/AssetPairs`` (``?pair=`` comma list of v2 names, wsnames,
+  altnames or ids), ``/0/public/Assets`` (``?asset=``), ``/0/public/Time`` and
+  ``/0/public/SystemStatus``: :class:`PublicApi`, values from :mod:`.catalog`;
+* ``POST /0/private/GetWebSocketsToken``, signed like Kraken's: :class:`TokenIssuer`.
+
+Answers use Kraken's envelope, ``{"error": [], "result": {...}}``, with HTTP 200 also for errors
+(``{"error": ["EQuery:Unknown asset pair"]}``).
 
 ``websockets`` only parses GET upgrade requests (a body is refused), so the token endpoint is a
 tiny HTTP/1.1 server of its own, on a second loopback port of the same simulator. It answers
@@ -20,10 +28,13 @@ import json
 import random
 import time
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..auth import TOKEN_PATH, verify
+from .catalog import UnknownName, asset_pairs, assets
+from .specs import SymbolSpec
+from .wire import rfc3339
 
 TOKEN_EXPIRES_S = 900
 """A token must be used within 15 minutes."""
@@ -138,11 +149,86 @@ def _nonce_text(content_type: str, body: bytes) -> str | None:
     return value
 
 
-class RestServer:
-    """The HTTP/1.1 listener that serves a :class:`TokenIssuer` on a loopback port."""
+PUBLIC_PREFIX = "/0/public/"
+_SYSTEM_STATUS = {"online", "maintenance", "cancel_only", "post_only"}
 
-    def __init__(self, issuer: TokenIssuer, host: str, port: int) -> None:
+
+class PublicApi:
+    """Kraken's public REST endpoints over the simulator's instruments. No I/O.
+
+    Args:
+        specs: the simulated pairs (the same the ``instrument`` channel lists).
+        system: returns the current system state (``online``, ``maintenance``, ...).
+        clock_ns: wall clock in ns (``Time``).
+    """
+
+    def __init__(
+        self,
+        specs: Sequence[SymbolSpec],
+        system: Callable[[], str],
+        clock_ns: Callable[[], int] = time.time_ns,
+    ) -> None:
+        self.specs = list(specs)
+        self._system = system
+        self._clock_ns = clock_ns
+        self._changed_ns = clock_ns()
+        self._last_system = system()
+
+    def handle(self, method: str, path: str, body: bytes) -> tuple[int, Any]:
+        """Answer one ``/0/public/...`` request: (status code, JSON-able body)."""
+        route, _, query = path.partition("?")
+        if method not in ("GET", "POST"):
+            return 405, {"error": ["EGeneral:Invalid arguments"]}
+        try:
+            params = urllib.parse.parse_qs(query, keep_blank_values=True)
+            if method == "POST" and body:
+                params.update(urllib.parse.parse_qs(body.decode("ascii"), keep_blank_values=True))
+        except (ValueError, UnicodeDecodeError):
+            return 200, {"error": ["EGeneral:Invalid arguments"]}
+
+        def one(name: str) -> str | None:
+            values = params.get(name)
+            return None if not values else ",".join(values)
+
+        name = route[len(PUBLIC_PREFIX) :]
+        try:
+            if name == "AssetPairs":
+                result: Any = asset_pairs(self.specs, self._system(), one("pair"))
+            elif name == "Assets":
+                result = assets(self.specs, one("asset"))
+            elif name == "Time":
+                now_ns = self._clock_ns()
+                seconds = now_ns // 1_000_000_000
+                result = {
+                    "unixtime": seconds,
+                    "rfc1123": time.strftime("%a, %d %b %y %H:%M:%S +0000", time.gmtime(seconds)),
+                }
+            elif name == "SystemStatus":
+                result = self.system_status()
+            else:
+                return 404, {"error": ["EGeneral:Unknown method"]}
+        except UnknownName as exc:
+            return 200, {"error": [str(exc)]}
+        return 200, {"error": [], "result": result}
+
+    def system_status(self) -> dict[str, str]:
+        """``{"status": "online", "timestamp": ...}``: the state and when it last changed."""
+        system = self._system()
+        if system != self._last_system:
+            self._last_system = system
+            self._changed_ns = self._clock_ns()
+        status = system if system in _SYSTEM_STATUS else "maintenance"
+        return {"status": status, "timestamp": rfc3339(self._changed_ns, 0)}
+
+
+class RestServer:
+    """The HTTP/1.1 listener that serves a :class:`TokenIssuer` and a :class:`PublicApi`."""
+
+    def __init__(
+        self, issuer: TokenIssuer, host: str, port: int, public: PublicApi | None = None
+    ) -> None:
         self.issuer = issuer
+        self.public = public
         self._host = host
         self._port = port
         self._server: asyncio.Server | None = None
@@ -215,7 +301,10 @@ class RestServer:
             return
         body = await reader.readexactly(int(length_text))
         self.requests += 1
-        status, answer = self.issuer.handle(method, path, headers, body)
+        if self.public is not None and path.startswith(PUBLIC_PREFIX):
+            status, answer = self.public.handle(method, path, body)
+        else:
+            status, answer = self.issuer.handle(method, path, headers, body)
         await _respond(writer, status, answer)
 
 

@@ -8,7 +8,8 @@
   like ``wss://ws-auth.kraken.com/v2``: ``add_order``, ``cancel_order`` and the ``executions``
   channel of the simulator's one account, see :mod:`.trading`) and ``/v1`` (or ``/``: Kraken
   v1 ``book``);
-* one HTTP port serving ``POST /0/private/GetWebSocketsToken`` (see :mod:`.rest`);
+* one HTTP port serving Kraken's public REST (``AssetPairs``, ``Assets``, ``Time``,
+  ``SystemStatus``) and ``POST /0/private/GetWebSocketsToken`` (see :mod:`.rest`);
 * one driver task per symbol that runs ``rate`` engine steps per second (with ``rate`` 0, one
   task stepping all symbols in turn as fast as the consumers' queues allow) and, after every
   step, publishes to each subscriber the diff between what that subscriber holds and the
@@ -46,11 +47,12 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
+from ..checksum import CHECKSUM_LEVELS, book_checksum
 from ..errors import PrecisionError
 from ..numbers import parse_mantissa
 from .engine import Changes, MatchingEngine, Mode, Trade, derive_seed
 from .faults import Fault, parse_fault
-from .rest import RestServer, TokenIssuer
+from .rest import PublicApi, RestServer, TokenIssuer
 from .specs import DEFAULT_SPECS, SymbolSpec, spec_for
 from .trading import Account, OwnOrder, executions_frame
 from .windows import L2Window, L3Window, LevelUpdate, OrderEvent
@@ -99,6 +101,12 @@ _PATHS: dict[str, Api] = {
     "/": "v1",
     PATH_AUTH: "auth",
 }
+
+TWO_SIDED_SHARE = 0.05
+"""Share of two-sided L2 updates (both bids and asks changed in one engine step) sent as one
+message; the others are split into one message per side (the side first whose new state does
+not cross the other side's old one), each with the checksum of the book after it. Two-sided
+messages are then about 0.1-0.2% of updates, as in Kraken's real v1 capture (1 of 979)."""
 
 TRADE_SNAPSHOT_SIZE = 50
 """Trades replayed in a ``trade`` snapshot, like Kraken's."""
@@ -279,10 +287,13 @@ class Simulator:
         """Kraken ``system`` state: ``online``, ``maintenance``, ``cancel_only``, ``post_only``."""
         self._v1_symbols = {s.v1_pair: s.symbol for s in specs}
         self._rng = random.Random(derive_seed(seed, "server"))
+        self._split_rng = random.Random(derive_seed(seed, "split"))
         self._issuer = TokenIssuer(
             {self.api_key: self.api_secret}, random.Random(derive_seed(seed, "tokens"))
         )
-        self._rest = RestServer(self._issuer, LOOPBACK, rest_port)
+        self._rest = RestServer(
+            self._issuer, LOOPBACK, rest_port, PublicApi(specs, lambda: self.system)
+        )
         self._server: Server | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._timers: list[asyncio.TimerHandle] = []
@@ -558,6 +569,8 @@ class Simulator:
                     )
                     self._send(conn, error, "error")
         finally:
+            # How connections ended, by close code (1000 normal, 1011 internal error, ...).
+            self.counters[f"close.{ws.close_code}"] += 1
             self._forget(conn)
             writer.cancel()
             await asyncio.gather(writer, return_exceptions=True)
@@ -703,34 +716,50 @@ class Simulator:
         for sub in list(subs):
             conn = sub.conn
             if sub.l2 is not None:
-                bids, asks = sub.l2.update(engine, changes, now_ns)
+                v1 = sub.channel == "v1book"
+                window = sub.l2
+                # What the client holds before this step (top 10 per side), in case the step
+                # is sent as two messages, each with the checksum of the book after it.
+                before = (
+                    (window.top(True, CHECKSUM_LEVELS), window.top(False, CHECKSUM_LEVELS))
+                    if changes.bid_prices and changes.ask_prices and not sub.corrupt
+                    else None
+                )
+                asks = window.side_update(engine.asks, changes.ask_prices, now_ns)
+                bids = window.side_update(engine.bids, changes.bid_prices, now_ns)
+                if (
+                    before is not None
+                    and asks
+                    and bids
+                    and self._split_rng.random() >= TWO_SIDED_SHARE
+                ):
+                    # Kraken rarely carries both sides in one message (real captures: v2 0 of
+                    # 509 updates, v1 1 of 979).
+                    first = _split_first(window, *before)
+                    if first is not None:
+                        old_bids, old_asks = before
+                        if first == "asks":
+                            between = _checksum(
+                                spec, v1, window.top(False, CHECKSUM_LEVELS), old_bids
+                            )
+                            self._send_l2(sub, spec, [], asks, between, now_ns)
+                            asks = []
+                        else:
+                            between = _checksum(
+                                spec, v1, old_asks, window.top(True, CHECKSUM_LEVELS)
+                            )
+                            self._send_l2(sub, spec, bids, [], between, now_ns)
+                            bids = []
+                        self.counters["l2.split"] += 1
                 if sub.corrupt:
                     sub.corrupt = False
                     self.counters["corrupted"] += 1
                     bids, asks = _corrupt_l2(sub.l2, bids, asks, now_ns)
                 if not bids and not asks:
                     continue
-                if sub.channel == "v1book":
-                    frame = v1_book_update(
-                        sub.channel_id,
-                        f"book-{sub.depth}",
-                        spec,
-                        bids,
-                        asks,
-                        checksum("v1book", sub.depth),
-                    )
-                    self._send(conn, frame, "v1book.update")
-                else:
-                    frame = v2_book(
-                        "update",
-                        spec,
-                        bids,
-                        asks,
-                        checksum("book", sub.depth),
-                        now_ns,
-                        self._render,
-                    )
-                    self._send(conn, frame, "book.update")
+                self._send_l2(
+                    sub, spec, bids, asks, checksum("v1book" if v1 else "book", sub.depth), now_ns
+                )
             elif sub.l3 is not None:
                 bid_events, ask_events = sub.l3.update(engine, changes, now_ns)
                 if sub.corrupt:
@@ -751,6 +780,22 @@ class Simulator:
                 self._send(conn, frame, "level3.update")
             elif sub.channel == "trade" and changes.trades:
                 self._send(conn, v2_trades("update", spec, changes.trades, self._render), "trade")
+
+    def _send_l2(
+        self,
+        sub: _Subscription,
+        spec: SymbolSpec,
+        bids: list[LevelUpdate],
+        asks: list[LevelUpdate],
+        checksum: int,
+        now_ns: int,
+    ) -> None:
+        if sub.channel == "v1book":
+            frame = v1_book_update(sub.channel_id, f"book-{sub.depth}", spec, bids, asks, checksum)
+            self._send(sub.conn, frame, "v1book.update")
+        else:
+            frame = v2_book("update", spec, bids, asks, checksum, now_ns, self._render)
+            self._send(sub.conn, frame, "book.update")
 
     # -- requests ---------------------------------------------------------------------------
 
@@ -1280,6 +1325,31 @@ def _order_number(value: Any, scale: int, name: str) -> int:
         raise ValueError(
             ERR_PRICE if name == "limit_price" else ERR_ORDER_ARGS.format(field=name)
         ) from None
+
+
+def _checksum(
+    spec: SymbolSpec, v1: bool, asks: list[tuple[int, int]], bids: list[tuple[int, int]]
+) -> int:
+    """The L2 checksum of these levels (v1: at the wire decimals)."""
+    if v1:
+        pf, qf = spec.v1_price_factor, spec.v1_qty_factor
+        asks = [(p * pf, q * qf) for p, q in asks]
+        bids = [(p * pf, q * qf) for p, q in bids]
+    return book_checksum(asks, bids)
+
+
+def _split_first(
+    window: L2Window, old_bids: list[tuple[int, int]], old_asks: list[tuple[int, int]]
+) -> Literal["asks", "bids"] | None:
+    """Which side to send first when a step is split, so that the client's book in between is
+    never crossed (an aggressive buy empties asks before its rest joins the bids; a sell, the
+    reverse); None when both orders would cross (then the step goes as one message)."""
+    new_bids, new_asks = window.top(True, 1), window.top(False, 1)
+    if not new_asks or not old_bids or new_asks[0][0] > old_bids[0][0]:
+        return "asks"
+    if not new_bids or not old_asks or new_bids[0][0] < old_asks[0][0]:
+        return "bids"
+    return None
 
 
 def _corrupt_l2(

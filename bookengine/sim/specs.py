@@ -67,6 +67,37 @@ class SymbolSpec:
         return int(10 ** (self.v1_qty_decimals - self.qty_precision))
 
 
+COST_MIN = (5, 1)
+"""Minimum order cost in the quote currency, (mantissa, scale): 0.5, as Kraken's ``instrument``
+channel (``cost_min``) and REST (``costmin``) give it for USD pairs."""
+
+_FIAT = frozenset({"USD", "EUR", "GBP", "CAD", "JPY", "CHF", "AUD"})
+_ASSET_PRECISION = {
+    "USD": (4, 2),
+    "EUR": (4, 2),
+    "GBP": (4, 2),
+    "BTC": (10, 5),
+    "ETH": (10, 5),
+    "DOGE": (8, 2),
+    "PEPE": (2, 0),
+}
+"""(``precision``, ``precision_display``) as Kraken's instrument channel gave them
+(tests/data/v2-instrument-snapshot.jsonl, 2024-03)."""
+
+
+def asset_precision(asset: str) -> tuple[int, int]:
+    """(``precision``, ``precision_display``) of an asset: Kraken's recorded values for the known
+    ones, else 4/2 for fiat and 10/5 for crypto (the recorded values of USD and BTC).
+
+    The ``instrument`` channel's assets and REST ``Assets`` (``decimals``, ``display_decimals``)
+    both come from here.
+    """
+    known = _ASSET_PRECISION.get(asset)
+    if known is not None:
+        return known
+    return (4, 2) if asset in _FIAT else (10, 5)
+
+
 DEFAULT_SPECS: tuple[SymbolSpec, ...] = (
     # Precisions as Kraken's instrument channel gives them (tests/data/v2-instrument-snapshot).
     SymbolSpec("BTC/USD", "BTC", "USD", 1, 8, 650_000, 5_000_000, 10_000, "XBT/USD", 5, 8),

@@ -10,7 +10,10 @@ mirror's ``_check`` proves the result equals the engine's window.
 Only levels touched since the last publish (``Changes``) and the levels between the old and the
 new window edge can differ, so an update costs O((touched + entering) log n), not O(depth).
 
-L2 entries (``book``):
+L2 entries (``book``), per side: deletions first, then the other entries best first (Kraken's
+order: in the real captures every side that carries both a deletion and another entry lists the
+deletion first, so a client that truncates after every entry never drops a level it still needs;
+see ``docs/simulator-fidelity.md``):
 
 * a level removed from the book that was inside the old window: ``qty 0``;
 * a level of the new window that is new or whose quantity changed: its quantity;
@@ -31,6 +34,7 @@ added again under the same id), then modifies, then adds in queue order:
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import Literal
 
@@ -111,13 +115,21 @@ class L2Window:
         self, engine: MatchingEngine, changes: Changes, now_ns: int
     ) -> tuple[list[LevelUpdate], list[LevelUpdate]]:
         """The entries (bids, asks) that bring the client to the engine's window; applies them."""
-        bids = self._side_update(engine.bids, changes.bid_prices, now_ns)
-        asks = self._side_update(engine.asks, changes.ask_prices, now_ns)
+        bids = self.side_update(engine.bids, changes.bid_prices, now_ns)
+        asks = self.side_update(engine.asks, changes.ask_prices, now_ns)
         return bids, asks
 
-    def _side_update(self, side: BookSide, touched: set[int], now_ns: int) -> list[LevelUpdate]:
+    def side_update(self, side: BookSide, touched: set[int], now_ns: int) -> list[LevelUpdate]:
+        """The entries of one side, deletions first; applies them to the mirror.
+
+        With every deletion first, a client that truncates to the depth after each entry holds
+        the same book as one that truncates after the whole message: once the deletions are
+        applied, whenever the client holds more than ``depth`` levels, its worst level is one
+        that better levels pushed out of the new window.
+        """
         mirror = self._mirror[side.is_bid]
         keys, new_end = _candidate_keys(side, mirror, touched, self.depth)
+        deletions: list[LevelUpdate] = []
         entries: list[LevelUpdate] = []
         for key in keys:
             level: Level | None = side.levels.get(key)
@@ -128,9 +140,10 @@ class L2Window:
                     republish = old_qty is None and level.price not in touched
                     entries.append(LevelUpdate(level.price, level.qty, level.updated_ns, republish))
             elif old_qty is not None and level is None:
-                entries.append(LevelUpdate(side.sign * key, 0, now_ns))
-        self._apply(side, entries)
-        return entries
+                deletions.append(LevelUpdate(side.sign * key, 0, now_ns))
+        deletions.extend(entries)
+        self._apply(side, deletions)
+        return deletions
 
     def _apply(self, side: BookSide, entries: list[LevelUpdate]) -> None:
         """Kraken's client rule on the mirror: each entry replaces its level, then truncate."""
@@ -143,6 +156,12 @@ class L2Window:
                 mirror.pop(key, None)
         while len(mirror) > self.depth:
             mirror.popitem(-1)
+
+    def top(self, is_bid: bool, n: int) -> list[tuple[int, int]]:
+        """The best ``n`` mirrored levels of one side, best first, as (price, qty) mantissas."""
+        sign = -1 if is_bid else 1
+        mirror = self._mirror[is_bid]
+        return [(sign * key, mirror[key]) for key in itertools.islice(mirror.keys(), n)]
 
     def levels(self, is_bid: bool) -> list[tuple[int, int]]:
         """The mirrored levels of one side, best first, as (price, qty) mantissas."""

@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 from ..numbers import mantissa_text
 from .engine import Trade
-from .specs import SymbolSpec
+from .specs import COST_MIN, SymbolSpec, asset_precision
 from .windows import LevelUpdate, OrderEvent
 
 NumberStyle = Literal["plain", "exponent"]
@@ -232,11 +232,11 @@ def v2_instrument(specs: Sequence[SymbolSpec], render: NumberRenderer, status: s
     assets: dict[str, str] = {}
     for spec in specs:
         for asset in (spec.base, spec.quote):
-            precision = 4 if asset in ("USD", "EUR", "GBP") else 10
+            precision, display = asset_precision(asset)
             assets.setdefault(
                 asset,
                 f'{{"id":{_dumps(asset)},"status":"enabled","precision":{precision},'
-                f'"precision_display":{min(precision, 5)},"borrowable":false,'
+                f'"precision_display":{display},"borrowable":false,'
                 f'"collateral_value":0.0}}',
             )
     pairs = []
@@ -248,7 +248,7 @@ def v2_instrument(specs: Sequence[SymbolSpec], render: NumberRenderer, status: s
             f'"quote":{_dumps(spec.quote)},"status":{_dumps(status)},'
             f'"qty_precision":{qp},"qty_increment":{_increment(qp, render)},'
             f'"price_precision":{pp},"cost_precision":{spec.cost_precision},'
-            f'"marginable":false,"has_index":true,"cost_min":0.5,'
+            f'"marginable":false,"has_index":true,"cost_min":{render(*COST_MIN)},'
             f'"tick_size":{increment},"price_increment":{increment},'
             f'"qty_min":{render(spec.qty_min, qp)}}}'
         )
