@@ -281,7 +281,11 @@ def _replay(
 
 
 def _print_table(result: ReplayResult, levels: int) -> None:
-    print(f"{result.frames} frames, {result.bad_frames} bad, implementation {active_name()}")
+    print(
+        f"{result.frames} frames, {result.bad_frames} bad, {result.checksum_mismatches} "
+        f"mismatched, {result.skipped_frames} skipped while stale, "
+        f"implementation {active_name()}"
+    )
     for key, state in sorted(result.books.items()):
         print()
         _print_book(key, state, levels)

@@ -71,6 +71,13 @@ class ReplayResult:
     checkpoints_applied: int = 0
     """``#checkpoint`` books used to seed a segment replayed without its predecessors."""
     headers: list[CaptureHeader] = field(default_factory=list)
+    mismatches: list[ChecksumMismatch] = field(default_factory=list)
+    """Every checksum mismatch, with its forensics (``likely_cause``, top levels, frames)."""
+
+    @property
+    def skipped_frames(self) -> int:
+        """Frames of stale books skipped until their next snapshot."""
+        return sum(state.skipped_while_stale for state in self.books.values())
 
     @property
     def checksum_mismatches(self) -> int:
@@ -86,15 +93,33 @@ class ReplayResult:
         return (
             self.bad_frames == 0
             and self.checksum_mismatches == 0
+            and self.skipped_frames == 0
             and not any(note.kind == "corrupt" for note in self.notes)
         )
 
     def summary(self) -> dict[str, Any]:
         """The ``bookengine replay --json`` object (notes go to stderr, not in here)."""
+        books = {}
+        for key, state in sorted(self.books.items()):
+            book = state.summary()
+            book["skipped_frames"] = state.skipped_while_stale
+            book["mismatches"] = [
+                {
+                    "recv_ts_ns": event.recv_ts_ns,
+                    "expected": event.expected,
+                    "computed": event.computed,
+                    "likely_cause": event.likely_cause,
+                }
+                for event in self.mismatches
+                if event.key == key
+            ]
+            books[key] = book
         return {
             "frames": self.frames,
             "bad_frames": self.bad_frames,
-            "books": {key: state.summary() for key, state in sorted(self.books.items())},
+            "skipped_frames": self.skipped_frames,
+            "checksum_mismatches": self.checksum_mismatches,
+            "books": books,
         }
 
 
@@ -435,6 +460,7 @@ class Replayer:
         self.frames = 0
         self.bad = 0
         self.checkpoints_applied = 0
+        self.mismatches: list[ChecksumMismatch] = []
         self._subscriptions: dict[tuple[str, str], int | None] = {}
         self._cursor: _Cursor | None = None
         self._checkpoints: list[_Checkpoint] = []
@@ -466,6 +492,7 @@ class Replayer:
             reader = CaptureReader(self.paths, kinds=("frame", "checkpoint", "torn"))
             self.reader = reader
             self.frames = self.bad = self.checkpoints_applied = 0
+            self.mismatches = []
             self._subscriptions = {}
         bar = _ProgressBar(reader, label) if self.progress else None
         wanted = self.symbols
@@ -546,10 +573,8 @@ class Replayer:
                 self.bad += 1
                 message = f"{event.key}: {event.reason}"
             elif isinstance(event, ChecksumMismatch):
-                message = (
-                    f"{event.key}: checksum mismatch: Kraken sent {event.expected}, "
-                    f"book gives {event.computed}"
-                )
+                self.mismatches.append(event)
+                message = event.message
             if message is not None and self.on_problem is not None:
                 self.on_problem(record, message)
 
@@ -596,6 +621,7 @@ class Replayer:
             report.sent if report is not None else 0,
             self.checkpoints_applied,
             list(report.headers) if report is not None else [],
+            list(self.mismatches),
         )
 
     # -- full passes ---------------------------------------------------------------------------
@@ -623,6 +649,7 @@ class Replayer:
         reader = CaptureReader(self.paths, kinds=("raw", "frame", "checkpoint", "torn"))
         self.reader = reader
         self.frames = self.bad = self.checkpoints_applied = 0
+        self.mismatches = []
         self._subscriptions = {}
         session = self.session
         bar = _ProgressBar(reader, "replay") if self.progress else None

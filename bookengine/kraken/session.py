@@ -25,11 +25,10 @@ from ..errors import BookError, ChecksumError, ProtocolError, UnknownSymbolError
 from ..instruments import Instruments
 from ..numbers import parse_mantissa
 from ..timestamps import parse_rfc3339_ns
-from . import frames
+from . import forensics, frames
 from .events import (
     BadFrame,
     BookInvalid,
-    ChecksumMismatch,
     Event,
     InstrumentsUpdated,
     Pong,
@@ -247,13 +246,13 @@ class KrakenSession:
                 state = self._new_state(kind, symbol, channel_name)
         book = state.book
         if book is None or state.stale:
-            return self._apply(state, scanner, recv_ts_ns)
+            return self._apply(state, scanner, recv_ts_ns, frame)
         # The common case, a healthy book: _apply's steps, inline (this runs for every frame).
-        state.last_recv_ts_ns = recv_ts_ns
         try:
             verified = book.apply_scanned(scanner)
         except BookError as exc:
-            return self._apply_failed(state, exc, recv_ts_ns)
+            return self._apply_failed(state, exc, recv_ts_ns, frame)
+        state.last_recv_ts_ns = recv_ts_ns
         return self._applied(state, book, scanner.is_snapshot, verified, recv_ts_ns)
 
     def receive_buffer(
@@ -294,7 +293,7 @@ class KrakenSession:
                     self._merge_router_counts()  # before anything reads the session's counts
                 if reason != _STOP_HANDOFF:
                     if reason != _STOP_END:
-                        events = self._fast_path_failure(reason, router.failure)
+                        events = self._fast_path_failure(reason, router.failure, data, pos)
                         if on_events is not None:
                             on_events(line - 1, events)
                     continue
@@ -332,20 +331,28 @@ class KrakenSession:
             self.fast_path_frames += messages
         self.last_recv_ts_ns = router.last_recv_ts
 
-    def _fast_path_failure(self, reason: int, failure: tuple[int, str, Any, int]) -> list[Event]:
+    def _fast_path_failure(
+        self, reason: int, failure: tuple[int, str, Any, int], data: bytes = b"", end: int = 0
+    ) -> list[Event]:
         kind, symbol, error, recv_ts_ns = failure
         state = self._books[(kind, symbol, "")]
         assert self._router is not None
         self._router.remove(kind, symbol)
         if reason == _STOP_MISMATCH:  # the router stops before counting a failed message
+            mismatch = forensics.explain(
+                state,
+                error.expected,
+                error.computed,
+                recv_ts_ns,
+                previous_recv_ts_ns=state.last_recv_ts_ns,
+                frame=forensics.failed_line(data, end) if data else None,
+            )
             self.frames += 1
             state.messages += 1
             state.last_recv_ts_ns = self.last_recv_ts_ns = recv_ts_ns
             state.checksums_checked += 1
             state.checksum_mismatches += 1
-            events: list[Event] = [
-                ChecksumMismatch(state.key, symbol, error.expected, error.computed, recv_ts_ns)
-            ]
+            events: list[Event] = [mismatch]
             events.extend(self._mark_stale(state, str(error), recv_ts_ns))
             return events
         return self._invalid(state, "book is crossed", recv_ts_ns)  # counted by the router
@@ -391,7 +398,9 @@ class KrakenSession:
             self._v2_books[symbol] = state
         return state
 
-    def _apply(self, state: BookState, scanner: Any, recv_ts_ns: int) -> list[Event]:
+    def _apply(
+        self, state: BookState, scanner: Any, recv_ts_ns: int, frame: bytes | str | None = None
+    ) -> list[Event]:
         state.last_recv_ts_ns = recv_ts_ns
         if state.book is None or state.stale:
             if not scanner.is_snapshot:
@@ -408,7 +417,7 @@ class KrakenSession:
         try:
             verified = book.apply_scanned(scanner)
         except BookError as exc:
-            return self._apply_failed(state, exc, recv_ts_ns)
+            return self._apply_failed(state, exc, recv_ts_ns, frame)
         return self._applied(state, book, scanner.is_snapshot, verified, recv_ts_ns)
 
     def _applied(
@@ -428,13 +437,25 @@ class KrakenSession:
             return self._invalid(state, "book is crossed", recv_ts_ns)
         return [new_book_changed(state.key, state.symbol, book, recv_ts_ns, is_snapshot, verified)]
 
-    def _apply_failed(self, state: BookState, exc: BookError, recv_ts_ns: int) -> list[Event]:
+    def _apply_failed(
+        self, state: BookState, exc: BookError, recv_ts_ns: int, frame: bytes | str | None = None
+    ) -> list[Event]:
+        previous_recv_ts_ns = state.last_recv_ts_ns
+        state.last_recv_ts_ns = recv_ts_ns
         if isinstance(exc, ChecksumError):
             state.messages += 1
             state.checksums_checked += 1
             state.checksum_mismatches += 1
             events: list[Event] = [
-                ChecksumMismatch(state.key, state.symbol, exc.expected, exc.computed, recv_ts_ns)
+                forensics.explain(
+                    state,
+                    exc.expected,
+                    exc.computed,
+                    recv_ts_ns,
+                    previous_recv_ts_ns=previous_recv_ts_ns,
+                    frame=frame,
+                    scanner=self._scanner,
+                )
             ]
             events.extend(self._mark_stale(state, str(exc), recv_ts_ns))
             return events
