@@ -42,6 +42,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ._impl import implementation
+from .boundary import check_captures, track_output
 from .capture import CaptureRecord, parse_checkpoint
 from .errors import BookError, UnknownSymbolError
 from .instruments import Instruments
@@ -1005,6 +1006,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             problems += 1
         print(f"{record.path}:{record.line}: {message}", file=sys.stderr)
 
+    check_captures(args.files)
     try:
         instruments = Instruments()
         for path in args.instruments:
@@ -1022,6 +1024,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             on_problem=problem,
             progress=args.progress,
         )
+        track_output(out)  # removed again if the export fails or is interrupted
         out.mkdir(parents=True, exist_ok=True)
         sources = replayer.paths
         written = export(
