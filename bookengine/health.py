@@ -89,6 +89,8 @@ class Health:
         self.resync_log: list[dict[str, Any]] = []
         self.mismatch_log: list[dict[str, Any]] = []
         self.last_error = ""
+        self.last_problem = ""
+        """The latest mismatch or refusal, as one line (the full-screen view shows it)."""
         self._failure: tuple[int, str] | None = None
 
     # -- inputs ---------------------------------------------------------------------------------
@@ -144,6 +146,7 @@ class Health:
                 )
         elif isinstance(event, ChecksumMismatch):
             self.mismatches += 1
+            self.last_problem = event.message
             if len(self.mismatch_log) < MAX_LISTED:
                 self.mismatch_log.append(
                     {
@@ -174,6 +177,7 @@ class Health:
         }
         if len(self.refused) < MAX_LISTED:
             self.refused.append(record)
+        self.last_problem = f"{event.method or 'request'} refused: {event.error}"
         error = event.error
         if any(error.startswith(transient) for transient in TRANSIENT_ERRORS):
             return

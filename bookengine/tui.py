@@ -198,7 +198,9 @@ def _touch_orders(book: Any, per_side: int = 3) -> Text | None:
             continue
         orders = book.level_orders(side, best[0])
         text.append(f"{side} touch {book.price_text(best[0])}: ", style=f"bold {style}")
-        shown = [f"#{n} {oid} {book.qty_text(qty)}" for n, (oid, qty, *_) in enumerate(orders, 1)]
+        shown = [
+            f"#{n} {book.qty_text(qty)} ({oid[:6]})" for n, (oid, qty, *_) in enumerate(orders, 1)
+        ]
         more = len(shown) - per_side
         text.append(", ".join(shown[:per_side]) + (f" (+{more} more)" if more > 0 else ""))
         text.append("\n")
@@ -223,7 +225,10 @@ def header(title: str, elapsed_s: float, metrics: Any, health: Any, width: int) 
     lines: list[RenderableType] = [first]
     if health is not None:
         style = "green" if health.connected else "bold red"
-        lines.append(Text(health.line(), style=style, overflow="ellipsis", no_wrap=True))
+        status = Text(health.line(), style=style, overflow="ellipsis", no_wrap=True)
+        if health.last_problem:
+            status.append(f"  last: {health.last_problem}", style="yellow")
+        lines.append(status)
     lines.append(Text("q quits", style="dim"))
     return Group(*lines)
 
