@@ -155,8 +155,8 @@ def _parser() -> argparse.ArgumentParser:
             "--health-every",
             type=_seconds,
             metavar="S",
-            help="print a health line on stderr every S seconds (record: default 60; watch: "
-            "in the full-screen view, else off)",
+            help="print a health line on stderr every S seconds (default 60; the full-screen "
+            "view shows it all the time)",
         )
 
     watch = commands.add_parser("watch", help="live books in the terminal, every CRC32 verified")
@@ -218,6 +218,11 @@ def _main(argv: Sequence[str] | None) -> int:
         return DELEGATED[argv[0]](argv[1:])
     args = _parser().parse_args(argv)
     if args.command == "replay":
+        if args.depth is not None and args.depth not in BOOK_DEPTHS:
+            raise CLIError(
+                f"bookengine replay: --depth must be one of Kraken's depths "
+                f"{', '.join(map(str, BOOK_DEPTHS))}, got {args.depth}"
+            )
         return _replay(
             args.files, args.instruments, dict(args.precision), args.depth, args.json, args.levels
         )
@@ -258,7 +263,7 @@ def _main(argv: Sequence[str] | None) -> int:
                 args.symbols,
                 beta=args.beta,
                 as_json=args.json,
-                health_every_s=args.health_every,
+                health_every_s=60.0 if args.health_every is None else args.health_every,
                 **common,
             )
         return run_record(

@@ -392,7 +392,6 @@ def run_record(
         previous: Any = signal.signal(signal.SIGTERM, terminate)
     except ValueError:  # not the main thread: leave signals alone
         previous = None
-    interrupted = False
     try:
         asyncio.run(
             watch(
@@ -405,7 +404,7 @@ def run_record(
             )
         )
     except KeyboardInterrupt:
-        interrupted = True
+        pass
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
@@ -421,8 +420,7 @@ def run_record(
     if recorder.segments and failure is None:
         where = ", ".join(str(path) for path in recorder.segments)
         print(f"recorded {recorder.frames} frames to {where}", file=sys.stderr)
-    if interrupted and failure is None:
-        return ExitCode.OK  # Ctrl-C / SIGTERM is how a recording is meant to end
+    # Ctrl-C / SIGTERM is how a recording is meant to end: not a failure in itself.
     _check_failure(health)
     if code:
         print(

@@ -168,6 +168,14 @@ def likely_cause(
         found = _entry_cause(asks, bids, entries, pp, qp, expected)
         if found:
             return found
+    window = min(CHECKSUM_LEVELS, depth or CHECKSUM_LEVELS)
+    for side, levels in (("bid", bids), ("ask", asks)):
+        if 0 < len(levels) < window:
+            return (
+                f"the book holds only {len(levels)} {side} levels where the checksum covers "
+                f"{window}: a level beyond the book's depth came into the window (a deeper "
+                "subscription than the book's depth?) or a level was missed"
+            )
     if recv_ts_ns >= 0 and previous_recv_ts_ns >= 0 and recv_ts_ns - previous_recv_ts_ns > GAP_NS:
         gap = (recv_ts_ns - previous_recv_ts_ns) / 1e9
         return f"a gap of {gap:.0f}s in receive times before this frame: frames were missed"

@@ -28,6 +28,8 @@ from .helpers import CAPTURE, INSTRUMENTS, cli, command, env, one_line
         (["record", "BTC/USD"], "-o/--output"),
         (["replay"], "the following arguments are required: FILE"),
         (["replay", str(CAPTURE), "--precision", "BTC/USD"], "expected SYMBOL=PRICE/QTY"),
+        (["replay", str(CAPTURE), "--depth", "7"], "--depth must be one of"),
+        (["demo", "--duration", "soon"], "invalid float value"),
         (["nosuchcommand"], "invalid choice"),
         (["sim", "--bogus"], "unrecognized arguments: --bogus"),
         (["export", "--levels", "x", "-o", "out", str(CAPTURE)], "--levels"),

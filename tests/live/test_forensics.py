@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from bookengine.capture import CHECKPOINT_PREFIX, session_checkpoint
 from bookengine.instruments import Instruments
@@ -151,3 +152,12 @@ def test_a_level_the_book_lacks_or_holds_extra() -> None:
     assert "gap of 120s" in forensics.likely_cause(
         book, 1, recv_ts_ns=121_000_000_000, previous_recv_ts_ns=1_000_000_000
     )
+
+
+def test_a_thin_side_names_the_missing_level(impl: Any) -> None:
+    book = impl.L2Book("BTC/USD", 10, 1, 8)
+    bids = [{"price": f"{100 - n}.0", "qty": "1.0"} for n in range(9)]
+    asks = [{"price": f"{101 + n}.0", "qty": "1.0"} for n in range(10)]
+    book.apply_snapshot(bids, asks)
+    cause = forensics.likely_cause(book, 12345, depth=10)
+    assert cause.startswith("the book holds only 9 bid levels where the checksum covers 10")
