@@ -156,8 +156,8 @@ def test_a_level_the_book_lacks_or_holds_extra() -> None:
 
 def test_a_thin_side_names_the_missing_level(impl: Any) -> None:
     book = impl.L2Book("BTC/USD", 10, 1, 8)
-    bids = [{"price": f"{100 - n}.0", "qty": "1.0"} for n in range(9)]
-    asks = [{"price": f"{101 + n}.0", "qty": "1.0"} for n in range(10)]
+    bids = [(f"{100 - n}.0", "1.0") for n in range(9)]
+    asks = [(f"{101 + n}.0", "1.0") for n in range(10)]
     book.apply_snapshot(bids, asks)
     cause = forensics.likely_cause(book, 12345, depth=10)
     assert cause.startswith("the book holds only 9 bid levels where the checksum covers 10")
