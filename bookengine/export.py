@@ -42,7 +42,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ._impl import implementation
-from .boundary import check_captures, track_output
+from .boundary import CLIError, ExitCode, check_captures, track_output
 from .capture import CaptureRecord, parse_checkpoint
 from .errors import BookError, UnknownSymbolError
 from .instruments import Instruments
@@ -1007,6 +1007,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{record.path}:{record.line}: {message}", file=sys.stderr)
 
     check_captures(args.files)
+    if args.format == "parquet":
+        try:
+            _pyarrow()
+        except ExportError as exc:
+            raise CLIError(f"bookengine export: {exc}", ExitCode.DEPENDENCY) from None
     try:
         instruments = Instruments()
         for path in args.instruments:

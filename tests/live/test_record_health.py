@@ -133,3 +133,19 @@ def test_mismatch_and_resync_are_in_the_sidecar(tmp_path: Path) -> None:
     assert mismatch["key"] == "book:BTC/USD" and mismatch["likely_cause"]
     assert health["resyncs"] and health["resyncs"][0]["key"] == "book:BTC/USD"
     assert health["exit_code"] == ExitCode.DATA
+
+
+def test_a_dropped_connection_is_a_gap_with_times(tmp_path: Path) -> None:
+    output = tmp_path / "drop.jsonl"
+    with simulator("--fault", "drop@3s") as url:
+        result = cli(
+            "record", "-o", str(output), "BTC/USD", "--url", f"{url}/v2", "--duration", "4.5",
+            "--health-every", "0.5",
+        )  # fmt: skip
+    assert result.returncode == ExitCode.OK, result.stderr
+    assert any("reconnects 1, gaps 1" in line for line in result.stderr.splitlines())
+    health = sidecar(output)
+    (gap,) = health["gaps"]
+    assert gap["start"].endswith("Z") and gap["end"].endswith("Z")
+    assert 0 <= gap["seconds"] < 3 and gap["reason"]
+    assert health["reconnects"] == 1 and health["status"] == "closed"
