@@ -12,10 +12,11 @@ from typing import Any
 
 from . import __version__
 from ._impl import active_name
+from .boundary import EXIT_CODES_TEXT, CLIError, ExitCode, check_captures, guarded
 from .capture import CaptureRecord
 from .errors import BookError
 from .instruments import Instruments
-from .kraken.session import BookState
+from .kraken.session import BOOK_DEPTHS, LEVEL3_DEPTHS, BookState
 from .replay import ReplayResult, replay
 
 DATA = Path(__file__).parent / "data"
@@ -88,7 +89,10 @@ def _seconds(text: str) -> float:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="bookengine", description="Exact Kraken Spot order books and queue analytics."
+        prog="bookengine",
+        description="Exact Kraken Spot order books and queue analytics.",
+        epilog=EXIT_CODES_TEXT,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"bookengine {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -149,7 +153,22 @@ def _parser() -> argparse.ArgumentParser:
         command.add_argument("--url", help="public WebSocket URL (default: Kraken's)")
         command.add_argument("--level3-url", help="level3 WebSocket URL (default: Kraken's)")
         command.add_argument("--rest-url", help="REST base URL for the level3 token")
-        command.add_argument("--duration", type=float, help="stop after this many seconds")
+        command.add_argument(
+            "--duration", type=_seconds, metavar="S", help="stop after this many seconds"
+        )
+        command.add_argument(
+            "--max-silence",
+            type=_seconds,
+            metavar="S",
+            help="fail (exit 1) when no frame at all arrives for S seconds",
+        )
+        command.add_argument(
+            "--health-every",
+            type=_seconds,
+            metavar="S",
+            help="print a health line on stderr every S seconds (default 60; the full-screen "
+            "view shows it all the time)",
+        )
 
     watch = commands.add_parser("watch", help="live books in the terminal, every CRC32 verified")
     live_options(watch)
@@ -195,7 +214,14 @@ def _credentials() -> tuple[str | None, str | None]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``bookengine`` command; returns the exit status."""
+    """Entry point of the ``bookengine`` command; returns the exit status (see ExitCode).
+
+    Every failure a user can cause is one line on stderr (see :mod:`bookengine.boundary`).
+    """
+    return guarded(lambda: _main(argv))
+
+
+def _main(argv: Sequence[str] | None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     # Delegated commands parse their own options (argparse's REMAINDER would refuse a leading
     # option such as --help).
@@ -203,6 +229,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return DELEGATED[argv[0]](argv[1:])
     args = _parser().parse_args(argv)
     if args.command == "replay":
+        if args.depth is not None and args.depth not in BOOK_DEPTHS:
+            raise CLIError(
+                f"bookengine replay: --depth must be one of Kraken's depths "
+                f"{', '.join(map(str, BOOK_DEPTHS))}, got {args.depth}"
+            )
         return _replay(
             args.files,
             args.instruments,
@@ -217,9 +248,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command in ("watch", "record"):
         from .watch import run_record, run_watch
 
-        if args.level3 and args.depth not in (10, 100, 1000):
-            print("bookengine: level3 depth must be 10, 100 or 1000", file=sys.stderr)
-            return 2
+        if args.level3 and args.depth not in LEVEL3_DEPTHS:
+            raise CLIError(f"bookengine {args.command}: level3 depth must be 10, 100 or 1000")
+        if not args.level3 and args.depth not in BOOK_DEPTHS:
+            raise CLIError(
+                f"bookengine {args.command}: --depth must be one of Kraken's book depths "
+                f"{', '.join(map(str, BOOK_DEPTHS))}, got {args.depth}"
+            )
         api_key, api_secret = _credentials()
         if args.level3 and not (api_key and api_secret):
             print(
@@ -238,15 +273,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             api_secret=api_secret,
             protocol="v1" if args.v1 else "v2",
             duration_s=args.duration,
+            max_silence_s=args.max_silence,
         )
         if args.command == "watch":
-            return run_watch(args.symbols, beta=args.beta, as_json=args.json, **common)
+            return run_watch(
+                args.symbols,
+                beta=args.beta,
+                as_json=args.json,
+                health_every_s=60.0 if args.health_every is None else args.health_every,
+                **common,
+            )
         return run_record(
             args.symbols,
             args.output,
             rotate_bytes=args.rotate_bytes,
             trades=args.trades,
             rotate_seconds=args.rotate_seconds,
+            health_every_s=60.0 if args.health_every is None else args.health_every,
             **common,
         )
     if args.command == "demo":
@@ -279,6 +322,7 @@ def _replay(
             message += " (replay: pass --instruments FILE or --precision SYMBOL=P/Q)"
         print(f"{record.path}:{record.line}: {message}", file=sys.stderr)
 
+    check_captures(files)
     try:
         instruments = Instruments()
         for path in instrument_files:
@@ -297,8 +341,9 @@ def _replay(
             progress=sys.stderr.isatty() and not as_json,
         )
     except BookError as exc:
-        print(f"bookengine replay: {exc}", file=sys.stderr)
-        return 2
+        raise CLIError(f"bookengine replay: {exc}", ExitCode.USAGE) from None
+    if result.frames == 0:
+        raise CLIError(f"bookengine replay: no frames in {', '.join(files)}", ExitCode.DATA)
     if as_json:
         print(json.dumps(result.summary()))
     else:
@@ -307,7 +352,11 @@ def _replay(
 
 
 def _print_table(result: ReplayResult, levels: int) -> None:
-    print(f"{result.frames} frames, {result.bad_frames} bad, implementation {active_name()}")
+    print(
+        f"{result.frames} frames, {result.bad_frames} bad, {result.checksum_mismatches} "
+        f"mismatched, {result.skipped_frames} skipped while stale, "
+        f"implementation {active_name()}"
+    )
     for key, state in sorted(result.books.items()):
         print()
         _print_book(key, state, levels)

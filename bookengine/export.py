@@ -51,6 +51,7 @@ import numpy.typing as npt
 
 from ._impl import implementation
 from .analytics.tables import Table
+from .boundary import CLIError, ExitCode, check_captures, track_output
 from .capture import CaptureReader, CaptureRecord, parse_checkpoint
 from .dataset import DatasetWriter
 from .errors import BookError, UnknownSymbolError
@@ -1104,6 +1105,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             problems += 1
         print(f"{record.path}:{record.line}: {message}", file=sys.stderr)
 
+    check_captures(args.files)
+    if args.format == "parquet":
+        try:
+            _pyarrow()
+        except ExportError as exc:
+            raise CLIError(f"bookengine export: {exc}", ExitCode.DEPENDENCY) from None
     try:
         instruments = Instruments()
         for path in args.instruments:
@@ -1121,6 +1128,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             on_problem=problem,
             progress=args.progress,
         )
+        track_output(out)  # removed again if the export fails or is interrupted
+        out.mkdir(parents=True, exist_ok=True)
         sources = replayer.paths
         written = export(
             replayer,

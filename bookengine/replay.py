@@ -79,6 +79,13 @@ class ReplayResult:
     headers: list[CaptureHeader] = field(default_factory=list)
     skipped: int = 0
     """Data frames of other symbols skipped by a ``symbols`` filter (not in ``frames``)."""
+    mismatches: list[ChecksumMismatch] = field(default_factory=list)
+    """Every checksum mismatch, with its forensics (``likely_cause``, top levels, frames)."""
+
+    @property
+    def skipped_frames(self) -> int:
+        """Frames of stale books skipped until their next snapshot."""
+        return sum(state.skipped_while_stale for state in self.books.values())
 
     @property
     def checksum_mismatches(self) -> int:
@@ -94,15 +101,33 @@ class ReplayResult:
         return (
             self.bad_frames == 0
             and self.checksum_mismatches == 0
+            and self.skipped_frames == 0
             and not any(note.kind == "corrupt" for note in self.notes)
         )
 
     def summary(self) -> dict[str, Any]:
         """The ``bookengine replay --json`` object (notes go to stderr, not in here)."""
+        books = {}
+        for key, state in sorted(self.books.items()):
+            book = state.summary()
+            book["skipped_frames"] = state.skipped_while_stale
+            book["mismatches"] = [
+                {
+                    "recv_ts_ns": event.recv_ts_ns,
+                    "expected": event.expected,
+                    "computed": event.computed,
+                    "likely_cause": event.likely_cause,
+                }
+                for event in self.mismatches
+                if event.key == key
+            ]
+            books[key] = book
         summary: dict[str, Any] = {
             "frames": self.frames,
             "bad_frames": self.bad_frames,
-            "books": {key: state.summary() for key, state in sorted(self.books.items())},
+            "skipped_frames": self.skipped_frames,
+            "checksum_mismatches": self.checksum_mismatches,
+            "books": books,
         }
         if self.skipped:
             summary["filtered_frames"] = self.skipped
@@ -685,6 +710,7 @@ class Replayer:
         """The session of the latest full pass (``run``, ``events``, ``sample``...)."""
         self._pass: _Pass | None = None
         self._cursor: _Pass | None = None
+        self.mismatches: list[ChecksumMismatch] = []
         self._checkpoints: list[_Checkpoint] = []
 
     @property
@@ -718,6 +744,7 @@ class Replayer:
     def new_pass(self, *, emit: bool, trades: bool, label: str = "replay") -> _Pass:
         """A fresh session and the one loop over the captures through it (the main pass)."""
         self.session = self._new_session()
+        self.mismatches = []
         self._pass = _Pass(self, self.session, emit=emit, trades=trades, main=True, label=label)
         return self._pass
 
@@ -739,10 +766,8 @@ class Replayer:
                 bad += 1
                 message = f"{event.key}: {event.reason}"
             elif isinstance(event, ChecksumMismatch):
-                message = (
-                    f"{event.key}: checksum mismatch: Kraken sent {event.expected}, "
-                    f"book gives {event.computed}"
-                )
+                self.mismatches.append(event)
+                message = event.message
             if message is not None and self.on_problem is not None:
                 self.on_problem(record, message)
         return bad
@@ -794,6 +819,7 @@ class Replayer:
             self.checkpoints_applied,
             list(report.headers) if report is not None else [],
             skipped=self.session.filtered_frames,
+            mismatches=list(self.mismatches),
         )
 
     # -- full passes ---------------------------------------------------------------------------

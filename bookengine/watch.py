@@ -7,11 +7,14 @@ import contextlib
 import json
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import IO, Any
 
-from .feed import LEVEL3_URL, V1_URL, V2_URL, KrakenFeed
-from .kraken.events import BookChanged, ChecksumMismatch, ConnectionLost, Event, ResyncRequested
+from .boundary import CLIError, ExitCode
+from .feed import LEVEL3_URL, V1_BETA_URL, V1_URL, V2_BETA_URL, V2_URL, KrakenFeed
+from .health import Health, sidecar_path, write_json_atomic
+from .kraken.events import ChecksumMismatch, ConnectionLost, Event, ResyncRequested
+from .tui import plain_lines
 
 
 def _fmt_us(ns: int | None) -> str:
@@ -19,37 +22,8 @@ def _fmt_us(ns: int | None) -> str:
 
 
 def render(feed: KrakenFeed, started: float, levels: int = 5) -> str:
-    """The terminal view: top levels, spread, checksums, message rate, latency per book."""
-    elapsed = max(1e-9, time.monotonic() - started)
-    metrics = feed.metrics
-    lines = [
-        f"bookengine watch  {elapsed:6.1f}s  {metrics.messages / elapsed:8.0f} msg/s  "
-        f"verified {metrics.checksums_verified}  mismatches {metrics.mismatches}  "
-        f"resyncs {metrics.resyncs}  reconnects {metrics.reconnects}  "
-        f"latency p50 {_fmt_us(metrics.processing_ns.percentile(50))} "
-        f"p99 {_fmt_us(metrics.processing_ns.percentile(99))}",
-    ]
-    for key, state in sorted(feed.books().items()):
-        book = state.book
-        status = "STALE: " + state.stale_reason if state.stale else "exact"
-        lines.append("")
-        lines.append(
-            f"{key}  depth {state.depth}  {state.messages} msgs  "
-            f"{state.checksums_checked} verified  {state.checksum_mismatches} failed  [{status}]"
-        )
-        if book is None:
-            lines.append("  waiting for snapshot")
-            continue
-        spread = book.spread()
-        extra = f"  orders {len(book)}" if state.channel == "level3" else ""
-        lines.append(f"  spread {'-' if spread is None else book.price_text(spread)}{extra}")
-        bids = book.levels_text("bid", levels)
-        asks = book.levels_text("ask", levels)
-        for row in range(max(len(bids), len(asks))):
-            left = f"{bids[row][1]} @ {bids[row][0]}" if row < len(bids) else ""
-            right = f"{asks[row][0]} x {asks[row][1]}" if row < len(asks) else ""
-            lines.append(f"  {left:>32}   {right:<32}")
-    return "\n".join(lines)
+    """A plain-text view of every book (for logs and non-terminal output)."""
+    return "\n".join(plain_lines(feed.books(), time.monotonic() - started))
 
 
 async def watch(
@@ -59,36 +33,79 @@ async def watch(
     as_json: bool,
     refresh_s: float = 0.5,
     out: IO[str] | None = None,
+    health: Health | None = None,
+    health_every_s: float | None = None,
+    on_tick: Callable[[], None] | None = None,
+    title: str = "bookengine watch",
+    console: Any = None,
 ) -> dict[str, Any]:
-    """Run ``feed`` for ``duration_s`` (forever when None), showing the view unless ``as_json``.
+    """Run ``feed`` for ``duration_s`` (forever when None) and show it.
+
+    On a terminal (and not ``as_json``): the full-screen view (:mod:`bookengine.tui`); ``q``
+    quits. Otherwise plain lines (one per book, every ``plain_every_s``), or nothing with
+    ``as_json``. With ``health``: its line goes to stderr every ``health_every_s`` (when the
+    full-screen view is not showing it) and the run stops as soon as ``health.failure()``
+    says so. ``on_tick`` is called at every refresh (the recorder's sidecars).
 
     Returns:
         The feed's summary (``replay --json`` shape plus reconnects and resyncs per book).
     """
     out = out or sys.stdout
     started = time.monotonic()
-    tty = out.isatty()
+    full_screen = not as_json and (console is not None or out.isatty())
+    view = None
+    if full_screen:
+        from rich.console import Console
+
+        from .tui import LiveView
+
+        view = LiveView(console or Console(file=out), title=title)
+    loop = asyncio.get_running_loop()
     async with feed:
         deadline = None if duration_s is None else started + duration_s
 
         async def consume() -> None:
             async for event in feed:
-                _log_event(event, as_json, out, tty)
+                if view is None:
+                    _log_event(event, health)
 
         consumer = asyncio.ensure_future(consume())
+        next_health = started + (health_every_s or 0.0)
+        next_plain = started
+        screen = view.running(loop) if view is not None else contextlib.nullcontext()
         try:
-            while deadline is None or time.monotonic() < deadline:
-                wait = (
-                    refresh_s if deadline is None else min(refresh_s, deadline - time.monotonic())
-                )
-                done, _ = await asyncio.wait({consumer}, timeout=max(0.0, wait))
-                if done:
-                    consumer.result()  # a fatal feed error surfaces here
-                    break
-                if not as_json:
-                    view = render(feed, started)
-                    out.write(("\x1b[H\x1b[2J" + view + "\n") if tty else (view + "\n\n"))
-                    out.flush()
+            with screen:
+                while deadline is None or time.monotonic() < deadline:
+                    wait = refresh_s
+                    if deadline is not None:
+                        wait = min(refresh_s, deadline - time.monotonic())
+                    done, _ = await asyncio.wait({consumer}, timeout=max(0.0, wait))
+                    if done:
+                        consumer.result()  # a fatal feed error surfaces here
+                        break
+                    if on_tick is not None:
+                        on_tick()
+                    if health is not None and health.failure() is not None:
+                        break
+                    now = time.monotonic()
+                    if view is not None:
+                        view.update(
+                            feed.books(), started=started, metrics=feed.metrics, health=health
+                        )
+                        if view.quit:
+                            break
+                    elif not as_json and now >= next_plain:
+                        next_plain = now + max(1.0, refresh_s)
+                        out.write("\n".join(plain_lines(feed.books(), now - started)) + "\n")
+                        out.flush()
+                    if (
+                        health is not None
+                        and health_every_s
+                        and view is None
+                        and now >= next_health
+                    ):
+                        next_health = now + health_every_s
+                        print(health.line(), file=sys.stderr, flush=True)
         finally:
             consumer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -96,11 +113,14 @@ async def watch(
     return feed.summary()
 
 
-def _log_event(event: Event, as_json: bool, out: IO[str], tty: bool) -> None:
-    if as_json or isinstance(event, BookChanged):
-        return
-    if isinstance(event, ChecksumMismatch | ResyncRequested | ConnectionLost) and not tty:
-        print(f"# {event}", file=sys.stderr)
+def _log_event(event: Event, health: Health | None) -> None:
+    """Problems as they happen, one line each on stderr (the full-screen view shows them)."""
+    if isinstance(event, ChecksumMismatch):
+        print(f"# {event.message}", file=sys.stderr)
+    elif isinstance(event, ResyncRequested):
+        print(f"# {event.key}: resync requested (attempt {event.attempt})", file=sys.stderr)
+    elif isinstance(event, ConnectionLost) and (health is None or health.ever_connected):
+        print(f"# connection lost: {event.url}: {event.reason}", file=sys.stderr)
 
 
 def _live_feed(symbols: Sequence[str], *, depth: int, level3: bool, **options: Any) -> KrakenFeed:
@@ -112,6 +132,30 @@ def _live_feed(symbols: Sequence[str], *, depth: int, level3: bool, **options: A
         level3_depth=depth if level3 else 10,
         **options,
     )
+
+
+def _requested(symbols: Sequence[str], level3: bool, protocol: str, trades: bool) -> dict[str, Any]:
+    requested: dict[str, list[str]] = {}
+    if protocol == "v2":
+        requested["instrument"] = []
+    requested["level3" if level3 else "book"] = list(symbols)
+    if trades or level3:
+        requested["trade"] = list(symbols)
+    return requested
+
+
+def _public_url(url: str | None, protocol: str, beta: bool = False) -> str:
+    if url:
+        return url
+    if protocol == "v1":
+        return V1_BETA_URL if beta else V1_URL
+    return V2_BETA_URL if beta else V2_URL
+
+
+def _check_failure(health: Health) -> None:
+    failure = health.failure()
+    if failure is not None:
+        raise CLIError(failure[1], failure[0])
 
 
 def run_watch(
@@ -128,8 +172,20 @@ def run_watch(
     beta: bool,
     duration_s: float | None,
     as_json: bool,
+    max_silence_s: float | None = None,
+    health_every_s: float | None = None,
 ) -> int:
-    """``bookengine watch``: exit 0 when every book ended exact (no mismatch left unrepaired)."""
+    """``bookengine watch``: 0 when every book ended exact and nothing mismatched.
+
+    Raises:
+        CLIError: the run failed (see :meth:`Health.failure`): no connection, not a Kraken
+            endpoint, a refused subscription, silence beyond ``max_silence_s``.
+    """
+    health = Health(
+        url=_public_url(url, protocol, beta),
+        subscribed=_requested(symbols, level3, protocol, False),
+        max_silence_s=max_silence_s,
+    )
     feed = _live_feed(
         symbols,
         depth=depth,
@@ -141,19 +197,81 @@ def run_watch(
         rest_url=rest_url,
         api_key=api_key,
         api_secret=api_secret,
+        on_event=health.on_event,
+        on_frame=health.on_frame,
     )
-    try:
-        summary = asyncio.run(watch(feed, duration_s=duration_s, as_json=as_json))
-    except KeyboardInterrupt:
-        return 130
+    summary = asyncio.run(
+        watch(
+            feed,
+            duration_s=duration_s,
+            as_json=as_json,
+            health=health,
+            health_every_s=health_every_s,
+        )
+    )
     if as_json:
         print(json.dumps(summary))
-    return 0 if all(_exact(feed, key) for key in summary["books"]) else 1
+    _check_failure(health)
+    if health.mismatches or health.bad_frames:
+        print(
+            f"bookengine watch: {health.mismatches} checksum mismatches, {health.bad_frames} "
+            "bad frames during the run",
+            file=sys.stderr,
+        )
+        return ExitCode.DATA
+    return 0 if all(_exact(feed, key) for key in summary["books"]) else ExitCode.DATA
 
 
 def _exact(feed: KrakenFeed, key: str) -> bool:
     state = feed.books().get(key)
     return state is not None and state.book is not None and not state.stale
+
+
+class _Sidecars:
+    """``<segment>.health.json`` next to every segment of a recording, kept up to date."""
+
+    def __init__(self, recorder: Any, health: Health, output: str, every_s: float = 5.0) -> None:
+        self.recorder = recorder
+        self.health = health
+        self.output = output
+        self.every_s = every_s
+        self._starts: list[int] = []  # segment i began at _starts[i] (ns, as first seen)
+        self._next = 0.0
+
+    def tick(self, force: bool = False) -> None:
+        segments = self.recorder.segments
+        now_ns = time.time_ns()
+        grew = len(segments) > len(self._starts)
+        while len(self._starts) < len(segments):
+            if len(self._starts) > 0:
+                self._write(len(self._starts) - 1, "closed")  # the segment before: final
+            self._starts.append(now_ns if self._starts else self.health.started_ns)
+        if force or grew or time.monotonic() >= self._next:
+            self._next = time.monotonic() + self.every_s
+            if segments:
+                self._write(len(segments) - 1, "recording")
+
+    def close(self, exit_code: int, failure: str | None) -> None:
+        self.tick()
+        status = "failed" if exit_code else "closed"
+        if self.recorder.segments:
+            self._write(len(self.recorder.segments) - 1, status, exit_code)
+        else:  # nothing was recorded: the sidecar of the file that was never written says why
+            value = self.health.sidecar(segment=None, status=status, exit_code=exit_code)
+            write_json_atomic(sidecar_path(self.output), value)
+
+    def _write(self, index: int, status: str, exit_code: int | None = None) -> None:
+        segment = self.recorder.segments[index]
+        since = self._starts[index] if index else None
+        until = self._starts[index + 1] if index + 1 < len(self._starts) else None
+        value = self.health.sidecar(
+            segment=str(segment),
+            since_ns=since,
+            until_ns=until,
+            status=status,
+            exit_code=exit_code,
+        )
+        write_json_atomic(sidecar_path(segment), value)
 
 
 def run_record(
@@ -172,6 +290,8 @@ def run_record(
     rotate_bytes: int | None = None,
     rotate_seconds: float | None = None,
     trades: bool = False,
+    max_silence_s: float | None = None,
+    health_every_s: float | None = 60.0,
 ) -> int:
     """``bookengine record``: a crash-safe capture (see :class:`~bookengine.capture.Recorder`).
 
@@ -181,10 +301,25 @@ def run_record(
     ``rotate_bytes`` / ``rotate_seconds`` the output is split into numbered segments, each
     starting with checkpoints of the live books so it also replays on its own. SIGTERM and
     Ctrl-C end the recording cleanly; a SIGKILL loses at most the last second.
+
+    Next to each segment, ``<segment>.health.json`` (:meth:`Health.sidecar`) says what was
+    subscribed, acknowledged and refused, and every gap, resync and mismatch with its time;
+    it is rewritten atomically every few seconds, when the segment closes and at exit.
+    The health line goes to stderr every ``health_every_s``.
+
+    Returns:
+        0 clean; 1 when a checksum mismatched or a frame was bad during the run.
+
+    Raises:
+        CLIError: the run failed (no connection, not a Kraken endpoint, refused
+            subscription, silence beyond ``max_silence_s``); the sidecar says why.
     """
     import signal
 
     from .capture import Recorder, session_checkpoint
+
+    if output.endswith(".zst"):
+        import zstandard  # noqa: F401  # fail now (one line), not at the first frame
 
     feed: KrakenFeed | None = None
 
@@ -220,6 +355,18 @@ def run_record(
         redact=[api_key, api_secret],
         overwrite=True,  # as before rotation existed: one named file is replaced
     )
+    health = Health(
+        url=public_url,
+        subscribed=_requested(symbols, level3, protocol, trades),
+        max_silence_s=max_silence_s,
+    )
+    write_frame = recorder.write_frame
+    on_frame_health = health.on_frame
+
+    def on_frame(recv_ts_ns: int, frame: bytes) -> None:
+        write_frame(recv_ts_ns, frame)
+        on_frame_health(recv_ts_ns, frame)
+
     feed = _live_feed(
         symbols,
         depth=depth,
@@ -232,9 +379,11 @@ def run_record(
         api_secret=api_secret,
         # level3 captures need the trades to tell fills from cancels later (analytics, export)
         trade=symbols if level3 or trades else (),
-        on_frame=recorder.write_frame,
+        on_frame=on_frame,
         on_send=recorder.write_sent,
+        on_event=health.on_event,
     )
+    sidecars = _Sidecars(recorder, health, output)
 
     def terminate(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt  # finish the segment cleanly, as Ctrl-C does
@@ -244,16 +393,42 @@ def run_record(
     except ValueError:  # not the main thread: leave signals alone
         previous = None
     try:
-        asyncio.run(watch(feed, duration_s=duration_s, as_json=True))
+        asyncio.run(
+            watch(
+                feed,
+                duration_s=duration_s,
+                as_json=True,
+                health=health,
+                health_every_s=health_every_s,
+                on_tick=sidecars.tick,
+            )
+        )
     except KeyboardInterrupt:
         pass
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
         recorder.close()
-    where = ", ".join(str(path) for path in recorder.segments) or str(output)
-    print(f"recorded {recorder.frames} frames to {where}", file=sys.stderr)
-    return 0
+    failure = health.failure()
+    if failure is not None:
+        code = failure[0]
+    elif health.mismatches or health.bad_frames:
+        code = ExitCode.DATA
+    else:
+        code = ExitCode.OK
+    sidecars.close(int(code), None if failure is None else failure[1])
+    if recorder.segments and failure is None:
+        where = ", ".join(str(path) for path in recorder.segments)
+        print(f"recorded {recorder.frames} frames to {where}", file=sys.stderr)
+    # Ctrl-C / SIGTERM is how a recording is meant to end: not a failure in itself.
+    _check_failure(health)
+    if code:
+        print(
+            f"bookengine record: {health.mismatches} checksum mismatches, {health.bad_frames} "
+            "bad frames during the recording (see the .health.json sidecar)",
+            file=sys.stderr,
+        )
+    return int(code)
 
 
 def run_demo(duration_s: float = 12.0) -> int:
@@ -262,6 +437,14 @@ def run_demo(duration_s: float = 12.0) -> int:
 
     async def main() -> dict[str, Any]:
         async with Simulator(seed=7, rate=100.0) as sim:
+            health = Health(
+                url=sim.url_v2,
+                subscribed={
+                    "instrument": [],
+                    "book": ["BTC/USD", "ETH/USD"],
+                    "level3": ["BTC/USD"],
+                },
+            )
             feed = KrakenFeed(
                 book=["BTC/USD", "ETH/USD"],
                 level3=["BTC/USD"],
@@ -271,6 +454,8 @@ def run_demo(duration_s: float = 12.0) -> int:
                 rest_url=sim.rest_url,
                 api_key=sim.api_key,
                 api_secret=sim.api_secret,
+                on_event=health.on_event,
+                on_frame=health.on_frame,
             )
 
             async def sabotage() -> None:
@@ -281,7 +466,13 @@ def run_demo(duration_s: float = 12.0) -> int:
 
             task = asyncio.ensure_future(sabotage())
             try:
-                return await watch(feed, duration_s=duration_s, as_json=False)
+                return await watch(
+                    feed,
+                    duration_s=duration_s,
+                    as_json=False,
+                    health=health,
+                    title="bookengine demo (simulator)",
+                )
             finally:
                 task.cancel()
 

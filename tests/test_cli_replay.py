@@ -33,6 +33,8 @@ BOOK_KEYS = {
     "best_ask",
     "bid_levels",
     "ask_levels",
+    "skipped_frames",
+    "mismatches",
 }
 
 
@@ -57,7 +59,13 @@ def summary_of(result: subprocess.CompletedProcess[str]) -> dict[str, Any]:
     assert len(lines) == 1, result.stdout
     summary = json.loads(lines[0])
     assert isinstance(summary, dict)
-    assert set(summary) == {"frames", "bad_frames", "books"}
+    assert set(summary) == {
+        "frames",
+        "bad_frames",
+        "skipped_frames",
+        "checksum_mismatches",
+        "books",
+    }
     assert isinstance(summary["frames"], int) and isinstance(summary["bad_frames"], int)
     for book in summary["books"].values():
         assert set(book) == BOOK_KEYS
@@ -99,6 +107,8 @@ class Stream:
             "best_ask": fixed_text(asks[0][0], pp) if asks else None,
             "bid_levels": len(bids),
             "ask_levels": len(asks),
+            "skipped_frames": 0,
+            "mismatches": [],
         }
 
 
@@ -154,6 +164,8 @@ def expected_v2(capture: Capture) -> dict[str, Any]:
     return {
         "frames": len(capture.lines),
         "bad_frames": 0,
+        "skipped_frames": 0,
+        "checksum_mismatches": 0,
         "books": {
             f"book:{symbol}": stream.expected(
                 capture.counts[f"book:{symbol}"], capture.counts[f"book:{symbol}"]
@@ -194,6 +206,8 @@ def test_v1_capture_keys_books_by_channel_name(impl: Implementation, tmp_path: P
     assert summary_of(result) == {
         "frames": len(lines),
         "bad_frames": 0,
+        "skipped_frames": 0,
+        "checksum_mismatches": 0,
         "books": {"book-25:XBT/USD": stream.expected(26, 25)},
     }
 

@@ -158,6 +158,8 @@ def test_cli_reproduces_every_fixture_checksum(impl: Implementation) -> None:
         "best_ask": books["book-10:XBT/USD"]["best_ask"],
         "bid_levels": 10,
         "ask_levels": 10,
+        "skipped_frames": 0,
+        "mismatches": [],
     }
     # v1 prices keep the wire's 5 decimals.
     assert books["book-10:XBT/USD"]["best_bid"].split(".")[1].__len__() == 5

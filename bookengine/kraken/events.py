@@ -83,6 +83,35 @@ class ChecksumMismatch:
     expected: int
     computed: int
     recv_ts_ns: int
+    top_levels: tuple[tuple[str, str, str], ...] = ()
+    """The book's top 10 asks (best first) then bids after the failing message, as
+    ``(side, price, qty)`` exact decimal text."""
+    frames: tuple[str, ...] = ()
+    """The raw frame(s) since the last verified state (bounded; see ``kraken.forensics``)."""
+    likely_cause: str = ""
+    """The first cheap re-check that explains Kraken's checksum, as a sentence ("price
+    precision is 1, not 2"); "" when not examined."""
+
+    @property
+    def message(self) -> str:
+        """One line: the mismatch and its likely cause."""
+        text = (
+            f"{self.key}: checksum mismatch: Kraken sent {self.expected}, "
+            f"book gives {self.computed}"
+        )
+        return f"{text}; likely cause: {self.likely_cause}" if self.likely_cause else text
+
+    def to_dict(self) -> dict[str, object]:
+        """A JSON-ready record (levels as lists of text)."""
+        return {
+            "key": self.key,
+            "recv_ts_ns": self.recv_ts_ns,
+            "expected": self.expected,
+            "computed": self.computed,
+            "likely_cause": self.likely_cause,
+            "top_levels": [list(level) for level in self.top_levels],
+            "frames": list(self.frames),
+        }
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,12 +25,11 @@ from ..errors import BookError, ChecksumError, ProtocolError, UnknownSymbolError
 from ..instruments import Instruments
 from ..numbers import parse_mantissa
 from ..timestamps import parse_rfc3339_ns
-from . import frames
+from . import forensics, frames
 from .events import (
     BadFrame,
     BookChanged,
     BookInvalid,
-    ChecksumMismatch,
     Event,
     Executions,
     InstrumentsUpdated,
@@ -295,7 +294,8 @@ class KrakenSession:
             elif stop == codes.STOP_APPLIED:
                 events.append(self._applied_event(router.applied))
             elif stop in (codes.STOP_MISMATCH, codes.STOP_CROSSED):
-                events.extend(self._fast_path_failure(stop, router.failure))
+                frame = data[router.span_start : router.span_stop]
+                events.extend(self._fast_path_failure(stop, router.failure, frame))
             else:
                 return pos, stop, lines, events
             if events:
@@ -397,7 +397,7 @@ class KrakenSession:
         state = self._books.get((kind, symbol, channel_name))
         if state is None:
             state = self._new_state(kind, symbol, channel_name)
-        events = self._apply(state, scanner, recv_ts_ns)
+        events = self._apply(state, scanner, recv_ts_ns, frame)
         self._sync_router(state)
         return events
 
@@ -427,20 +427,26 @@ class KrakenSession:
             self.fast_path_frames += messages
 
     def _fast_path_failure(
-        self, reason: int, failure: tuple[int, str, str, Any, int]
+        self, reason: int, failure: tuple[int, str, str, Any, int], frame: bytes
     ) -> list[Event]:
         kind, symbol, channel_name, error, recv_ts_ns = failure
         state = self._books[(kind, symbol, channel_name)]
         self._router.remove(kind, symbol, channel_name)
         if reason == codes.STOP_MISMATCH:  # the reader stops before counting a failed message
+            mismatch = forensics.explain(
+                state,
+                error.expected,
+                error.computed,
+                recv_ts_ns,
+                previous_recv_ts_ns=state.last_recv_ts_ns,
+                frame=frame,
+            )
             self.frames += 1
             state.messages += 1
             state.last_recv_ts_ns = self.last_recv_ts_ns = recv_ts_ns
             state.checksums_checked += 1
             state.checksum_mismatches += 1
-            events: list[Event] = [
-                ChecksumMismatch(state.key, symbol, error.expected, error.computed, recv_ts_ns)
-            ]
+            events: list[Event] = [mismatch]
             events.extend(self._mark_stale(state, str(error), recv_ts_ns))
             return events
         return self._invalid(state, "book is crossed", recv_ts_ns)  # counted by the reader
@@ -493,7 +499,10 @@ class KrakenSession:
             self._v2_books[symbol] = state
         return state
 
-    def _apply(self, state: BookState, scanner: Any, recv_ts_ns: int) -> list[Event]:
+    def _apply(
+        self, state: BookState, scanner: Any, recv_ts_ns: int, frame: bytes | None = None
+    ) -> list[Event]:
+        previous_recv_ts_ns = state.last_recv_ts_ns
         state.last_recv_ts_ns = recv_ts_ns
         if state.book is None or state.stale:
             if not scanner.is_snapshot:
@@ -510,7 +519,7 @@ class KrakenSession:
         try:
             verified = book.apply_scanned(scanner)
         except BookError as exc:
-            return self._apply_failed(state, exc, recv_ts_ns)
+            return self._apply_failed(state, exc, recv_ts_ns, frame, previous_recv_ts_ns)
         return self._applied(state, book, scanner.is_snapshot, verified, recv_ts_ns)
 
     def _applied(
@@ -530,13 +539,28 @@ class KrakenSession:
             return self._invalid(state, "book is crossed", recv_ts_ns)
         return [new_book_changed(state.key, state.symbol, book, recv_ts_ns, is_snapshot, verified)]
 
-    def _apply_failed(self, state: BookState, exc: BookError, recv_ts_ns: int) -> list[Event]:
+    def _apply_failed(
+        self,
+        state: BookState,
+        exc: BookError,
+        recv_ts_ns: int,
+        frame: bytes | None = None,
+        previous_recv_ts_ns: int = -1,
+    ) -> list[Event]:
         if isinstance(exc, ChecksumError):
             state.messages += 1
             state.checksums_checked += 1
             state.checksum_mismatches += 1
             events: list[Event] = [
-                ChecksumMismatch(state.key, state.symbol, exc.expected, exc.computed, recv_ts_ns)
+                forensics.explain(
+                    state,
+                    exc.expected,
+                    exc.computed,
+                    recv_ts_ns,
+                    previous_recv_ts_ns=previous_recv_ts_ns,
+                    frame=frame,
+                    scanner=self._scanner,
+                )
             ]
             events.extend(self._mark_stale(state, str(exc), recv_ts_ns))
             return events
