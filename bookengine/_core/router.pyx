@@ -278,6 +278,8 @@ cdef class BookRouter:
     cdef Py_ssize_t _last_slot
     cdef dict _trade_scales     # symbol (bytes) -> (symbol, price precision, qty precision)
     cdef object _wanted         # frozenset of symbol bytes, or None: every symbol
+    cdef bytes _filter_last     # the symbol the filter judged last, and its verdict
+    cdef bint _filter_last_out
     cdef bint _emit_all
     cdef readonly object failure
     """After STOP_MISMATCH/STOP_CROSSED: (kind, symbol, channel_name, error, recv_ts_ns)."""
@@ -386,6 +388,7 @@ cdef class BookRouter:
         """Skip data lines (book, level3, trade) of other symbols; None: read every symbol."""
         self._wanted = None if symbols is None else frozenset(
             s.encode("utf-8") for s in symbols)
+        self._filter_last = None
 
     def take_counts(self):
         """``{(kind, symbol, channel_name): (messages, verified, last_recv_ts_ns)}`` since the
@@ -435,6 +438,7 @@ cdef class BookRouter:
         cdef const char* p
         cdef const char* end = frame + length
         cdef const char* close
+        cdef bytes last
         if not (length > 20 and memcmp(frame, b'{"channel":"', 12) == 0 and (
                 memcmp(frame + 12, b'book"', 5) == 0 or memcmp(frame + 12, b'level3"', 7) == 0
                 or memcmp(frame + 12, b'trade"', 6) == 0)):
@@ -451,7 +455,14 @@ cdef class BookRouter:
         close = <const char*>memchr(p, c'"', end - p)
         if close == NULL:
             return 0
-        return (p[:close - p]) not in self._wanted
+        # Consecutive lines mostly name the symbol judged last: compare before hashing.
+        last = self._filter_last
+        if (last is not None and PyBytes_GET_SIZE(last) == close - p
+                and memcmp(PyBytes_AS_STRING(last), p, close - p) == 0):
+            return self._filter_last_out
+        self._filter_last = p[:close - p]
+        self._filter_last_out = self._filter_last not in self._wanted
+        return self._filter_last_out
 
     cdef int _read_trades(self, const char* frame, Py_ssize_t length, int64_t recv_ts) except -1:
         """1 when the frame was a trade frame read here; 0 to hand it to the session."""
