@@ -63,6 +63,7 @@ import os
 import platform
 import queue
 import random
+import resource
 import statistics
 import subprocess
 import sys
@@ -479,27 +480,37 @@ def precision_args(precisions: dict[str, tuple[int, int]] | None) -> list[str]:
     return args
 
 
-def run_cli(path: Path, extra: list[str]) -> tuple[float, dict[str, Any]]:
-    """Wall seconds of ``bookengine replay --json`` and its summary (exit status must be 0)."""
-    command = [sys.executable, "-m", "bookengine", "replay", "--json", *extra, str(path)]
+def timed_child(command: list[str]) -> tuple[float, float, subprocess.CompletedProcess[bytes]]:
+    """Wall seconds and CPU seconds (user + system) of a child process, and its result."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     result = subprocess.run(command, capture_output=True, check=False)
-    seconds = time.perf_counter() - started
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu, result
+
+
+def run_cli(path: Path, extra: list[str]) -> tuple[float, float, dict[str, Any]]:
+    """Wall and CPU seconds of ``bookengine replay --json`` and its summary (must exit 0)."""
+    command = [sys.executable, "-m", "bookengine", "replay", "--json", *extra, str(path)]
+    wall, cpu, result = timed_child(command)
     if result.returncode:
         raise RuntimeError(
             f"{' '.join(command[2:])}: exit status {result.returncode}: "
             f"{result.stderr.decode(errors='replace')[-500:]}"
         )
     summary: dict[str, Any] = json.loads(result.stdout)
-    return seconds, summary
+    return wall, cpu, summary
 
 
-def startup_seconds() -> float:
-    """Wall seconds of the baseline subtracted from each CLI run."""
-    command = [sys.executable, "-c", "import bookengine.cli, bookengine.replay"]
-    started = time.perf_counter()
-    subprocess.run(command, check=True)
-    return time.perf_counter() - started
+def startup_seconds() -> tuple[float, float]:
+    """Wall and CPU seconds of the baseline subtracted from each CLI run."""
+    wall, cpu, result = timed_child(
+        [sys.executable, "-c", "import bookengine.cli, bookengine.replay"]
+    )
+    result.check_returncode()
+    return wall, cpu
 
 
 def run_inprocess(
@@ -546,6 +557,7 @@ class Shape:
     counts: dict[str, int] = field(default_factory=dict)
     book_msgs: int = 0
     cli: list[float] = field(default_factory=list)
+    cli_cpu: list[float] = field(default_factory=list)
     cpu: list[float] = field(default_factory=list)
     peer_runs: dict[str, list[PeerRun]] = field(default_factory=dict)
     cli_note: str = ""
@@ -618,9 +630,11 @@ def run_suite(args: argparse.Namespace) -> dict[str, Any]:
     analytics: list[float] = []
     l3 = next(shape for shape in shapes if shape.group == "l3")
     _, analytics_events = run_analytics(l3.path)
-    baseline: list[float] = []
-    startup_seconds()
+    baseline: list[tuple[float, float]] = []
+    if not args.quick:
+        startup_seconds()  # warm-up (page cache, bytecode)
 
+    loadavg = [round(os.getloadavg()[0], 2)]
     for round_ in range(args.repeats):
         baseline.append(startup_seconds())
         for shape in shapes:
@@ -628,10 +642,11 @@ def run_suite(args: argparse.Namespace) -> dict[str, Any]:
                 extra = precision_args(shape.precisions)
                 if shape.symbols is not None:
                     extra += ["--symbols", ",".join(shape.symbols)]
-                seconds, summary = run_cli(shape.path, extra)
+                seconds, cpu_seconds, summary = run_cli(shape.path, extra)
                 if summary.get("bad_frames"):
                     raise AssertionError(f"{shape.name}: {summary['bad_frames']} bad frames")
                 shape.cli.append(seconds)
+                shape.cli_cpu.append(cpu_seconds)
             if not shape.inproc_note:
                 seconds, _ = run_inprocess(shape.path, shape.precisions, shape.symbols)
                 shape.cpu.append(seconds)
@@ -642,9 +657,12 @@ def run_suite(args: argparse.Namespace) -> dict[str, Any]:
                     shape.peer_runs.setdefault(name, []).append(run)
         analytics.append(run_analytics(l3.path)[0])
         log(f"round {round_ + 1}/{args.repeats} done")
+    loadavg.append(round(os.getloadavg()[0], 2))
     return {
         "shapes": shapes,
-        "baseline": statistics.median(baseline),
+        "baseline": statistics.median(wall for wall, _ in baseline),
+        "baseline_cpu": statistics.median(cpu for _, cpu in baseline),
+        "loadavg": loadavg,
         "analytics": statistics.median(analytics),
         "analytics_events": analytics_events,
         "cli_symbols": cli_symbols,
@@ -688,6 +706,8 @@ def table(report: dict[str, Any]) -> tuple[list[str], list[dict[str, Any]]]:
         cpu = median(shape.cpu)
         cli = median(shape.cli)
         net = None if cli is None else max(cli - baseline, 1e-9)
+        cli_cpu = median(shape.cli_cpu)
+        net_cpu = None if cli_cpu is None else max(cli_cpu - report["baseline_cpu"], 1e-9)
         rate = None if cpu is None or not shape.book_msgs else shape.book_msgs / cpu
         ratio = None
         if fastest and cpu is not None and shape.name in per_msg:
@@ -724,6 +744,7 @@ def table(report: dict[str, Any]) -> tuple[list[str], list[dict[str, Any]]]:
                 "cli_seconds_net": net,
                 "cli_rate": None if net is None or not shape.book_msgs else shape.book_msgs / net,
                 "cli_note": shape.cli_note,
+                "cli_cpu_seconds_net": net_cpu,
                 "seconds": cpu,
                 "rate": rate,
                 "inproc_note": shape.inproc_note,
@@ -752,6 +773,7 @@ def table(report: dict[str, Any]) -> tuple[list[str], list[dict[str, Any]]]:
             "cli_seconds_net": None,
             "cli_rate": None,
             "cli_note": "-",
+            "cli_cpu_seconds_net": None,
             "seconds": analytics,
             "rate": l3.book_msgs / analytics if analytics else None,
             "inproc_note": "",
@@ -771,6 +793,19 @@ def table(report: dict[str, Any]) -> tuple[list[str], list[dict[str, Any]]]:
         }
     )
     return render(rows), rows
+
+
+LEGEND = """\
+* CLI wall s (net): wall time of `bookengine replay --json FILE` (a subprocess) minus {wall:.3f} s,
+  the wall time of `python -c "import bookengine.cli, bookengine.replay"` (interpreter start and
+  the imports the command needs); CLI CPU s (net): its user + system CPU time minus the
+  baseline's ({cpu:.3f} s); CLI msg/s: book (or level3) messages over CLI wall s (net).
+* seconds: CPU time of the in-process `replay([FILE])` (`Replayer(symbols=...).run()` when
+  filtered); msg/s: book (or level3) messages per second of it. The targets are judged on these.
+* vs fastest: seconds per book message over that of the fastest unfiltered L2 shape.
+* peers: book messages per CPU second on a prefix of the same file (reading it included),
+  frames they cannot use skipped; x: bookengine's in-process msg/s over the peer's.
+"""
 
 
 def summary(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -831,11 +866,12 @@ def summary(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def render(rows: list[dict[str, Any]]) -> list[str]:
     header = (
-        "| shape | lines | book msgs | trade lines | bytes | CLI s (net) | CLI msg/s | seconds "
+        "| shape | lines | book msgs | trade lines | bytes | CLI wall s (net) | CLI CPU s (net) "
+        "| CLI msg/s | seconds "
         "| msg/s | vs fastest | order-book+orjson msg/s | x | python-kraken-sdk msg/s | x "
         "| target | verdict |"
     )
-    out = [header, "|---|" + "---:|" * 13 + "---|---|"]
+    out = [header, "|---|" + "---:|" * 14 + "---|---|"]
     for row in rows:
         rate = row["rate"]
 
@@ -853,10 +889,14 @@ def render(rows: list[dict[str, Any]]) -> list[str]:
             return f"{_rate(value)}{bad} | {ratio}"
 
         if row["cli_note"]:
-            cli = f"{row['cli_note']} | -"
+            cli = f"{row['cli_note']} | - | -"
         else:
-            net = row["cli_seconds_net"]
-            cli = f"{net:.3f} | {_rate(row['cli_rate'])}" if net is not None else "- | -"
+            net, net_cpu = row["cli_seconds_net"], row["cli_cpu_seconds_net"]
+            cli = (
+                f"{net:.3f} | {net_cpu:.3f} | {_rate(row['cli_rate'])}"
+                if net is not None and net_cpu is not None
+                else "- | - | -"
+            )
         seconds = row["inproc_note"] or ("-" if row["seconds"] is None else f"{row['seconds']:.3f}")
         vs = row.get("vs_fastest")
         targets = row["targets"]
@@ -907,7 +947,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small inputs, 1 round (smoke test)")
     parser.add_argument("--repeats", type=int, help="rounds, medians reported (default 3; quick 1)")
     parser.add_argument("--messages", type=int, default=400_000, help="book messages, 2-symbol")
-    parser.add_argument("--record-seconds", type=float, default=25.0, help="per recording")
+    parser.add_argument("--record-seconds", type=float, default=40.0, help="per recording")
     parser.add_argument(
         "--rate", type=float, default=0.0, help="simulator events/s per symbol (0: max)"
     )
@@ -919,7 +959,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.quick:
         args.messages = min(args.messages, 6_000)
-        args.record_seconds = min(args.record_seconds, 1.0)
+        args.record_seconds = min(args.record_seconds, 0.6)
         args.rate = args.rate or 300.0
         args.peer_lines = min(args.peer_lines, 3_000)
         args.sdk_lines = min(args.sdk_lines, 300)
@@ -933,13 +973,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n## Capture shapes: bookengine replay, depth 100, {args.repeats} round(s), medians\n")
     print(
         f"Machine: {info['cpu']}, nproc {info['nproc']}, Python {info['python']}, commit "
-        f"{info['commit']}, load {info['loadavg_1m']}; CLI s (net): wall time of `bookengine "
-        f'replay --json FILE` minus {report["baseline"]:.3f} s for `python -c "import '
-        f'bookengine.cli, bookengine.replay"`; seconds: CPU time of in-process '
-        f"`replay([FILE])`; msg/s: book (or level3) messages per second; vs fastest: per book "
-        f"message, against the fastest unfiltered L2 shape; peers: per book message on a prefix "
-        f"of the same file (reading included); x: bookengine in-process over the peer.\n"
+        f"{info['commit']}; 1-minute load average {report['loadavg'][0]} / "
+        f"{report['loadavg'][1]} before / after the timed rounds.\n"
     )
+    print(LEGEND.format(wall=report["baseline"], cpu=report["baseline_cpu"]))
     print("\n".join(lines))
     print(
         f"\nanalytics: {report['analytics_events']:,} events from BookAnalytics().replay over the "

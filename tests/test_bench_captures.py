@@ -56,28 +56,36 @@ def test_bench_captures_quick_prints_every_row(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr[-3000:]
     table = [line for line in done.stdout.splitlines() if line.startswith("| ")]
-    header, rows = table[0], table[1:]
-    assert "| shape | lines | book msgs | trade lines | bytes |" in header
-    assert header.rstrip().endswith("| target | verdict |")
-    assert [row.split("|")[1].strip() for row in rows] == list(ROWS)
-    columns = header.count("|")
-    for row in rows:
-        cells = [cell.strip() for cell in row.split("|")[1:-1]]
-        assert row.count("|") == columns, row
-        name, lines, book_msgs = cells[0], cells[1], cells[2]
-        assert int(lines.replace(",", "")) > 0, row
-        assert int(book_msgs.replace(",", "")) > 0, row
-        assert cells[7] not in ("", "-"), f"{name}: no in-process time"
-        assert cells[-1] in ("PASS", "FAIL"), f"{name}: no verdict"
-    by_name = {row.split("|")[1].strip(): row for row in rows}
+    names = [cell.strip() for cell in table[0].split("|")[1:-1]]
+    assert names[:5] == ["shape", "lines", "book msgs", "trade lines", "bytes"]
+    assert names[-2:] == ["target", "verdict"]
+    rows = {}
+    for line in table[1:]:
+        cells = [cell.strip() for cell in line.split("|")[1:-1]]
+        assert len(cells) == len(names), line
+        rows[cells[0]] = dict(zip(names, cells, strict=True))
+    assert list(rows) == list(ROWS)
+
+    def number(row: str, column: str) -> int:
+        return int(rows[row][column].replace(",", ""))
+
+    for name, row in rows.items():
+        assert number(name, "lines") > 0 and number(name, "book msgs") > 0, row
+        assert row["seconds"] not in ("", "-"), f"{name}: no in-process time"
+        assert row["verdict"] in ("PASS", "FAIL"), f"{name}: no verdict"
+    for name in ROWS[:6]:  # every unfiltered L2 shape ran through the command too
+        assert float(rows[name]["CLI wall s (net)"]) >= 0, name  # tiny inputs: about 0
     # the filtered rows replay fewer book messages than the whole recording
-    whole = int(by_name["recording 4 sym + trades"].split("|")[3].strip().replace(",", ""))
-    one = int(by_name["--symbols BTC/USD"].split("|")[3].strip().replace(",", ""))
-    assert 0 < one < whole
-    # the trades shape really interleaves trade lines (~17% of its lines)
-    trades = [cell.strip() for cell in by_name["raw + trades"].split("|")]
-    share = int(trades[4].replace(",", "")) / int(trades[2].replace(",", ""))
+    assert (
+        0
+        < number("--symbols BTC/USD", "book msgs")
+        < number("recording 4 sym + trades", "book msgs")
+    )
+    # the trades shape really interleaves trade lines (~17% of its lines), the others have none
+    share = number("raw + trades", "trade lines") / number("raw + trades", "lines")
     assert 0.12 < share < 0.22
+    assert number("raw", "trade lines") == 0
+    assert number("raw", "book msgs") == number("raw .zst", "book msgs")
     document = json.loads(results.read_text())
     assert [item["what"] for item in document["summary"]][-5:] == list(SUMMARY[1:])
     assert SUMMARY[0] in {item["what"] for item in document["summary"]}
