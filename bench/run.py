@@ -159,7 +159,9 @@ def print_summary(
         rows.append(
             (
                 what,
-                f"{value:,.1f}{unit}" if value < 100 else f"{value:,.0f}{unit}",
+                f"{value:,.2f}{unit}"
+                if value < 10 and unit == "x"
+                else (f"{value:,.1f}{unit}" if value < 100 else f"{value:,.0f}{unit}"),
                 f"{'>=' if higher else '<='} {_number(target)}{unit}",
                 met,
             )
