@@ -439,7 +439,7 @@ def available_peers(
     args: argparse.Namespace,
 ) -> tuple[list[tuple[str, PeerFunction, int]], list[str]]:
     """The peers importable here (name, function, line limit) and the names of the others."""
-    import importlib.util
+    import importlib
 
     peers: list[tuple[str, PeerFunction, int]] = []
     missing: list[str] = []
@@ -447,10 +447,13 @@ def available_peers(
         ("order-book", ("order_book", "orjson"), order_book_peer, args.peer_lines),
         ("sdk", ("kraken",), kraken_sdk_peer, args.sdk_lines),
     ):
-        if all(importlib.util.find_spec(module) for module in modules):
-            peers.append((name, function, limit))
-        else:
+        try:
+            for module in modules:
+                importlib.import_module(module)
+        except ImportError:
             missing.append(name)
+        else:
+            peers.append((name, function, limit))
     return peers, missing
 
 
