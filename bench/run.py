@@ -1,8 +1,10 @@
-"""Run the benchmark programs (``make bench``, ``bookengine bench``): L2, L3 and the live path.
+"""Run the benchmark programs (``make bench``, ``bookengine bench``): L2, L3, the live path and
+the capture shapes.
 
-Options both programs understand (``--quick``, ``--repeats R``) go to each of them; anything
-for one program only goes through ``--l2 "..."`` or ``--l3 "..."`` (the L2 program counts
-``--messages`` and takes ``--depth``, the L3 one counts ``--events`` and takes ``--depths``)::
+Options every program understands (``--quick``, ``--repeats R``) go to each of them; anything
+for one program only goes through ``--l2 "..."``, ``--l3 "..."`` or ``--captures "..."`` (the
+L2 program counts ``--messages`` and takes ``--depth``, the L3 one counts ``--events`` and takes
+``--depths``, the capture suite takes ``--messages`` and ``--record-seconds``)::
 
     python bench/run.py --quick
     python bench/run.py --repeats 7 --l2 "--messages 200000 --depth 100" --l3 "--events 200000"
@@ -10,7 +12,8 @@ for one program only goes through ``--l2 "..."`` or ``--l3 "..."`` (the L2 progr
 
 Each program runs in its own process, so one's allocations and warm caches do not colour the
 other's numbers. Each prints its own tables; at the end a summary puts the figures of this run
-next to the targets of issue 9 (throughput, ratios to the peers, memory, live latency).
+next to the targets of issue 9 (throughput, ratios to the peers, memory, live latency) and of
+issue 13 (the capture shapes: ``bench_captures.py``).
 """
 
 from __future__ import annotations
@@ -26,7 +29,12 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-PROGRAMS = {"l2": "bench_l2.py", "l3": "bench_l3.py", "live": "bench_live.py"}
+PROGRAMS = {
+    "l2": "bench_l2.py",
+    "l3": "bench_l3.py",
+    "live": "bench_live.py",
+    "captures": "bench_captures.py",
+}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -60,15 +68,21 @@ def main(argv: list[str] | None = None) -> int:
             result = subprocess.run(
                 [*command, "--json"], env=env, check=False, text=True, stdout=subprocess.PIPE
             )
-            if result.returncode == 0:
+            returncode = result.returncode
+            if returncode == 0:
                 live = json.loads(result.stdout)
                 print_live(live)
         else:
-            result = subprocess.run(command, env=env, check=False)
-        if result.returncode:
-            print(f"{name} failed with exit status {result.returncode}", file=sys.stderr)
-            status = status or result.returncode
-    print_summary(newest("results_l2_", started), newest("results_l3_", started), live)
+            returncode = subprocess.run(command, env=env, check=False).returncode
+        if returncode:
+            print(f"{name} failed with exit status {returncode}", file=sys.stderr)
+            status = status or returncode
+    print_summary(
+        newest("results_l2_", started),
+        newest("results_l3_", started),
+        live,
+        newest("results_captures_", started),
+    )
     return status
 
 
@@ -124,21 +138,31 @@ def _l2_best_peer(l2: dict[str, Any], depth: int) -> tuple[str, float] | None:
     return max(peers, key=lambda item: item[1]) if peers else None
 
 
+def _number(value: float) -> str:
+    """A target as written in the issues: 2,000,000 or 1.3."""
+    return f"{value:,.0f}" if value >= 100 or value == int(value) else f"{value:g}"
+
+
 def print_summary(
-    l2: dict[str, Any] | None, l3: dict[str, Any] | None, live: list[dict[str, Any]] | None
+    l2: dict[str, Any] | None,
+    l3: dict[str, Any] | None,
+    live: list[dict[str, Any]] | None,
+    captures: dict[str, Any] | None = None,
 ) -> None:
     rows: list[tuple[str, str, str, bool | None]] = []
 
     def add(what: str, value: float | None, unit: str, target: float, higher: bool = True) -> None:
         if value is None:
-            rows.append((what, "not measured", f"{target:,.0f}{unit}", None))
+            rows.append((what, "not measured", f"{_number(target)}{unit}", None))
             return
         met = value >= target if higher else value <= target
         rows.append(
             (
                 what,
-                f"{value:,.1f}{unit}" if value < 100 else f"{value:,.0f}{unit}",
-                f"{'>=' if higher else '<='} {target:,.0f}{unit}",
+                f"{value:,.2f}{unit}"
+                if value < 10 and unit == "x"
+                else (f"{value:,.1f}{unit}" if value < 100 else f"{value:,.0f}{unit}"),
+                f"{'>=' if higher else '<='} {_number(target)}{unit}",
                 met,
             )
         )
@@ -217,13 +241,17 @@ def print_summary(
                 10,
                 higher=False,
             )
+    if captures is not None:
+        # bench_captures.py writes the figures its targets are judged on (issue 13)
+        for item in captures.get("summary", []):
+            add(item["what"], item["value"], item["unit"], item["target"], item["higher"])
     if not rows:
         return
     width = max(len(row[0]) for row in rows)
-    print("\nsummary: this run against the targets of issue 9 (one core, same machine)")
-    for what, value, target, met in rows:
+    print("\nsummary: this run against the targets of issues 9 and 13 (one core, same machine)")
+    for what, value, goal, met in rows:
         verdict = "" if met is None else ("met" if met else "NOT met")
-        print(f"  {what:<{width}}  {value:>14}  target {target:<14} {verdict}")
+        print(f"  {what:<{width}}  {value:>14}  target {goal:<14} {verdict}")
 
 
 if __name__ == "__main__":
