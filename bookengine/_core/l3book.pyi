@@ -7,6 +7,7 @@ import numpy as np
 import numpy.typing as npt
 
 from bookengine._core.scan import FrameScanner
+from bookengine.kraken.events import OrderEffect
 from bookengine._reference.l3book import OrderInfo, QueuePosition
 
 def _parse_numbers(texts: Sequence[bytes], scale: int) -> list[int | None]: ...
@@ -31,9 +32,12 @@ class L3BookCore:
     def bid_levels(self) -> int: ...
     @property
     def ask_levels(self) -> int: ...
+    record_effects: bool
+    """Record what each update does to the queues (see ``effects``); off by default."""
     def __init__(
         self, symbol: str, depth: int, price_precision: int, qty_precision: int
     ) -> None: ...
+    def effects(self) -> tuple[OrderEffect, ...]: ...
     def apply_scanned(self, scanner: FrameScanner) -> bool: ...
     def apply_snapshot(
         self,
