@@ -955,3 +955,28 @@ def _state_copy(state: BookState) -> BookState:
         stale=state.stale,
         stale_reason=state.stale_reason,
     )
+
+
+def effects_pass(
+    replayer: Replayer, session: KrakenSession | None = None
+) -> Iterator[tuple[int, list[Event]]]:
+    """A full pass of ``replayer`` (as :meth:`Replayer.records`) whose session records level3
+    effects: each applied record's receive time and events, never its frame.
+
+    For the consumers that read what each level3 message did to the queues (analytics, the
+    exporters). ``session``: replay into this one instead of a fresh one.
+    """
+    # The one place that asks the Replayer for such a session (until it takes the option).
+    make = replayer._new_session
+
+    def new_session() -> KrakenSession:
+        fresh = session if session is not None else make()
+        fresh.record_effects(True)
+        return fresh
+
+    replayer._new_session = new_session  # type: ignore[method-assign]
+    try:
+        for record, events in replayer.records():
+            yield record.recv_ts_ns, events
+    finally:
+        del replayer._new_session

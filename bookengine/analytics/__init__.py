@@ -55,7 +55,8 @@ from .features import (
     spread,
     vwap,
 )
-from .frames import ExecutionReport, TradePrint, parse_executions, parse_trades
+from ..kraken.events import ExecutionReport
+from ..kraken.events import Trade as TradePrint
 from .queue import (
     BookAnalytics,
     QueueInfo,
@@ -106,8 +107,6 @@ __all__ = [
     "microprice",
     "mid_price",
     "order_ages",
-    "parse_executions",
-    "parse_trades",
     "queue_position",
     "sample_features",
     "score",

@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from .frames import TradePrint
+from ..kraken.events import Trade as TradePrint
 from .tables import Table
 
 FILL = "fill"

@@ -148,6 +148,8 @@ class KrakenSession:
             the snapshot.
         implementation: ``"cython"``, ``"python"`` or None for the active one.
         resync_backoff_ns: (first, cap) delay between repeated resyncs of one book.
+        level3_effects: every level3 book records what each update did to its queues, and
+            its :class:`BookChanged` events carry them (``effects``; see :meth:`record_effects`).
         resync_timeout_ns: how long to wait for the snapshot after a resync before asking again.
     """
 
@@ -161,6 +163,7 @@ class KrakenSession:
         implementation_name: str | None = None,
         resync_backoff_ns: tuple[int, int] = (SECOND_NS, 60 * SECOND_NS),
         resync_timeout_ns: int = 10 * SECOND_NS,
+        level3_effects: bool = False,
     ) -> None:
         if protocol not in ("v1", "v2"):
             raise ValueError(f"protocol must be 'v1' or 'v2', got {protocol!r}")
@@ -172,6 +175,8 @@ class KrakenSession:
         self.default_depth = depth
         self.resync_backoff_ns = resync_backoff_ns
         self.resync_timeout_ns = resync_timeout_ns
+        self.level3_effects = level3_effects
+        """level3 ``BookChanged`` events carry ``effects`` (switch with :meth:`record_effects`)."""
         self.token: str | None = None
         """level3 token for this connection (set by the feed before subscribing)."""
         self.system_status: str | None = None
@@ -260,6 +265,19 @@ class KrakenSession:
         except BookError as exc:
             return self._apply_failed(state, exc, recv_ts_ns)
         return self._applied(state, book, scanner.is_snapshot, verified, recv_ts_ns)
+
+    def record_effects(self, on: bool = True) -> None:
+        """Switch effects recording on (or off) for every level3 book, now and to come.
+
+        With it, each level3 :class:`BookChanged` carries ``effects``: one
+        :class:`~bookengine.kraken.events.OrderEffect` per entry of the update (what it did to
+        the order's queue, with the place it held), then one per order truncated away.
+        Snapshots carry none. Off by default: a plain replay pays nothing for it.
+        """
+        self.level3_effects = on
+        for state in self._books.values():
+            if state.channel == "level3" and state.book is not None:
+                state.book.record_effects = on
 
     def receive_buffer(
         self,
@@ -431,6 +449,12 @@ class KrakenSession:
             # Kraken's book is never crossed; a crossed one passed the top-10 checksum by luck
             # or is corrupt beyond the checksum window (pitfall 14).
             return self._invalid(state, "book is crossed", recv_ts_ns)
+        if self.level3_effects and state.channel == "level3":
+            return [
+                new_book_changed(
+                    state.key, state.symbol, book, recv_ts_ns, is_snapshot, verified, book.effects()
+                )
+            ]
         return [new_book_changed(state.key, state.symbol, book, recv_ts_ns, is_snapshot, verified)]
 
     def _apply_failed(self, state: BookState, exc: BookError, recv_ts_ns: int) -> list[Event]:
@@ -459,7 +483,9 @@ class KrakenSession:
         if state.depth is None:
             state.depth = self.default_depth or self._infer_depth(state, scanner, precision[0])
         if state.channel == "level3":
-            return self.impl.L3Book(state.symbol, state.depth, *precision)
+            book = self.impl.L3Book(state.symbol, state.depth, *precision)
+            book.record_effects = self.level3_effects
+            return book
         return self.impl.L2Book(state.symbol, state.depth, *precision)
 
     @staticmethod
