@@ -7,8 +7,8 @@ import numpy as np
 import numpy.typing as npt
 
 from bookengine._core.scan import FrameScanner
-from bookengine.kraken.events import OrderEffect
 from bookengine._reference.l3book import OrderInfo, QueuePosition
+from bookengine.kraken.events import OrderEffect
 
 def _parse_numbers(texts: Sequence[bytes], scale: int) -> list[int | None]: ...
 def _parse_timestamps(texts: Sequence[bytes]) -> list[int | None]: ...

@@ -21,7 +21,6 @@ import numpy.typing as npt
 from sortedcontainers import SortedDict
 
 from ..checksum import CHECKSUM_LEVELS, level3_checksum
-from ..kraken.events import NO_EFFECTS, OrderEffect
 from ..errors import (
     BookError,
     ChecksumError,
@@ -30,6 +29,7 @@ from ..errors import (
     PrecisionError,
     ProtocolError,
 )
+from ..kraken.events import NO_EFFECTS, OrderEffect
 from ..numbers import INT64_MAX, NumberLike, check_scale, mantissa_text, parse_mantissa
 from ..timestamps import parse_rfc3339_ns
 from .scan import EVENT_ADD, EVENT_DELETE, EVENT_MODIFY, KIND_LEVEL3, FrameScanner
@@ -718,8 +718,8 @@ class _Recorder:
             if len(ladder) <= depth:
                 continue
             for level_index, level in enumerate(ladder.values()[depth:], depth):
-                ahead = qty_ahead = 0
-                for o in level.values():
+                qty_ahead = 0
+                for ahead, o in enumerate(level.values()):
                     self.effects.append(
                         OrderEffect(
                             "truncate",
@@ -737,7 +737,6 @@ class _Recorder:
                             self.message_ts_ns,
                         )
                     )
-                    ahead += 1
                     qty_ahead += o.qty
 
 

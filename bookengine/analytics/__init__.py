@@ -19,6 +19,8 @@ Results with rows are :class:`Table` objects: dicts of numpy arrays with ``to_pa
 
 from __future__ import annotations
 
+from ..kraken.events import ExecutionReport
+from ..kraken.events import Trade as TradePrint
 from .classify import (
     CANCEL,
     FILL,
@@ -55,8 +57,6 @@ from .features import (
     spread,
     vwap,
 )
-from ..kraken.events import ExecutionReport
-from ..kraken.events import Trade as TradePrint
 from .queue import (
     BookAnalytics,
     QueueInfo,

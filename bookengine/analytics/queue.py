@@ -12,9 +12,10 @@ to the queues (:class:`~bookengine.kraken.events.OrderEffect`). From that it
   :class:`~bookengine.analytics.classify.FillClassifier` decide fill or cancel against the
   public trades (``Trades`` events) of the same stream;
 * follows tracked orders (:meth:`BookAnalytics.track`, or every own order announced on the
-  private ``executions`` channel, ``Executions`` events): a :class:`~bookengine.analytics.events.QueueChanged`
-  whenever the place changes, an :class:`~bookengine.analytics.events.OrderOutcome` when the
-  trade join has decided what happened;
+  private ``executions`` channel, ``Executions`` events): a
+  :class:`~bookengine.analytics.events.QueueChanged` whenever the place changes, an
+  :class:`~bookengine.analytics.events.OrderOutcome` when the trade join has decided what
+  happened;
 * keeps a :class:`~bookengine.analytics.dynamics.QueueFlow` per symbol for rates and fill
   estimates.
 
@@ -28,7 +29,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple, cast
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -204,7 +205,6 @@ class AnalyticsStats:
     changes: int = 0
     refused_messages: int = 0
     """level3 messages the session refused (their changes were dropped with them)."""
-
 
 
 @dataclass(slots=True)

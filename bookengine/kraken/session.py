@@ -188,6 +188,8 @@ class KrakenSession:
         """Frames that were malformed or could not be applied to their book."""
         self.trades_unpriced = 0
         """Trades skipped because their symbol's precision is not known (cannot be exact)."""
+        self.unpriced_symbols: set[str] = set()
+        """The symbols of those trades."""
         self.last_recv_ts_ns = -1
         self._scanner = self.impl.FrameScanner()
         self._router: Any = None
@@ -616,6 +618,7 @@ class KrakenSession:
         instrument = self.instruments.get(symbol)
         if instrument is None:
             self.trades_unpriced += 1
+            self.unpriced_symbols.add(symbol)
             return None
         return instrument.price_precision, instrument.qty_precision
 
