@@ -316,15 +316,10 @@ def sample_features(
     sampler = FeatureSampler(levels, sizes, every_ns, ofi_levels)
     items = list(source) if isinstance(source, list | tuple) else source
     if isinstance(items, list | tuple) and items and isinstance(items[0], str | Path):
-        from ..kraken.session import KrakenSession
-        from ..replay import replay_events
+        from ..replay import Replayer
 
-        session = KrakenSession(precisions=precisions)
-        events: Iterable[Any] = (
-            event
-            for _, batch in replay_events([Path(p) for p in items], session)
-            for event in batch
-        )
+        replayer = Replayer([Path(p) for p in items], precisions=precisions, progress=False)
+        events: Iterable[Any] = replayer.events()
     else:
         events = items
     for event in events:

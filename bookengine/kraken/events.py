@@ -37,7 +37,9 @@ class OrderEffect(NamedTuple):
 
     Numbers are mantissas. ``orders_ahead``/``qty_ahead``/``level_index`` describe the book
     just before this entry (after the entries before it): for an ``add``, the whole level it
-    joins is ahead of it and ``level_index`` is the index its level has or takes.
+    joins is ahead of it and ``level_index`` is the index its level has or takes. For a
+    ``truncate``, they are the order's place when the entries were done (a dropped level
+    leaves whole: the orders of the same batch ahead of it count).
 
     Snapshots leave no effects (a snapshot replaces the book: ``BookChanged.is_snapshot``
     says so), nor does a refused message (it is rolled back).
