@@ -337,23 +337,20 @@ class BookAnalytics:
         out = self._outbox
         self._outbox = []
         for event in events:
-            kind = type(event)
-            if kind is BookChanged:
-                assert isinstance(event, BookChanged)
-                book_channel, _, symbol = event.key.partition(":")
-                if book_channel == "level3":
-                    self._books[symbol] = event.book
+            if isinstance(event, BookChanged):
+                key = event.key
+                if key.startswith("level3:"):
+                    self._books[event.symbol] = event.book
                     out.extend(self._on_level3(event, recv_ts_ns))
                 else:
-                    self._l2_books[symbol] = event.book
-            elif kind is Trades:
-                assert isinstance(event, Trades)
-                self._on_trades(event)
-            elif kind is Executions:
-                assert isinstance(event, Executions)
+                    self._l2_books[event.symbol] = event.book
+            elif isinstance(event, Trades):
+                if not event.is_snapshot:  # the last 50 trades on subscribe: history, not news
+                    self.stats.trades += len(event.trades)
+                    self.classifier.add_trades(event.trades)
+            elif isinstance(event, Executions):
                 out.extend(self._on_executions(event.reports, recv_ts_ns))
-            elif kind is BookInvalid or kind is ChecksumMismatch:
-                assert isinstance(event, BookInvalid | ChecksumMismatch)
+            elif isinstance(event, BookInvalid | ChecksumMismatch):
                 if event.key.startswith("level3:"):
                     self.stats.refused_messages += 1  # its changes were dropped with it
         out.extend(self._decide(self.classifier.poll(recv_ts_ns if recv_ts_ns >= 0 else None)))
@@ -405,7 +402,7 @@ class BookAnalytics:
         self.stats.level3_messages += 1
         symbol = changed.symbol
         book = changed.book
-        flow = self.flow(symbol)
+        flow = self._flows.get(symbol) or self.flow(symbol)
         flow.observe(recv_ts_ns)
         out: list[AnalyticsEvent] = []
         message = _Message(changed.is_snapshot, set(), {})
@@ -451,7 +448,10 @@ class BookAnalytics:
                 out.extend(self._decide(self.classifier.add_changes(changes)))
             for side in added:
                 flow.add_add(recv_ts_ns, side)
-        for tracked in list(self._following.get(symbol, {}).values()):
+        following = self._following.get(symbol)
+        if not following:
+            return out
+        for tracked in list(following.values()):
             if tracked.status == "pending":
                 if tracked.order_id in book:
                     out.extend(self._start(tracked, book, recv_ts_ns, "tracked"))
@@ -633,12 +633,6 @@ class BookAnalytics:
         return event
 
     # -- trades and own orders -----------------------------------------------------------------
-
-    def _on_trades(self, event: Trades) -> None:
-        if event.is_snapshot:
-            return  # Kraken replays the last 50 trades on subscribe: history, not news
-        self.stats.trades += len(event.trades)
-        self.classifier.add_trades(event.trades)
 
     def _on_executions(
         self, reports: Sequence[ExecutionReport], recv_ts_ns: int
