@@ -36,6 +36,13 @@ import numpy as np
 
 cimport numpy as cnp
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
+from cpython.object cimport PyObject, PyTypeObject
+from cpython.ref cimport Py_DECREF, Py_INCREF
+from cpython.tuple cimport PyTuple_GET_ITEM, PyTuple_New, PyTuple_SET_ITEM
+
+
+cdef extern from "Python.h":
+    PyObject* PyType_GenericAlloc(PyTypeObject* cls, Py_ssize_t nitems)  # new reference
 from libc.stdint cimport int8_t, int32_t, int64_t, uint32_t, uint64_t
 from libc.stdlib cimport calloc, free, malloc, realloc
 from libc.string cimport memcmp, memcpy, memmove
@@ -149,10 +156,29 @@ cdef enum:
     ACT_REQUEUE = 4
     ACT_TRUNCATE = 5
 
-_ACTION_WORDS = ("", "add", "modify", "delete", "requeue", "truncate")
-_EVENT_WORDS = ("", "add", "modify", "delete")
-_SIDE_WORDS = ("bid", "ask")
-_tuple_new = tuple.__new__
+cdef tuple _ACTION_WORDS = ("", "add", "modify", "delete", "requeue", "truncate")
+cdef tuple _EVENT_WORDS = ("", "add", "modify", "delete")
+cdef tuple _SIDE_WORDS = ("bid", "ask")
+cdef Py_ssize_t EFFECT_FIELDS = 13
+if (len(OrderEffect._fields) != EFFECT_FIELDS or OrderEffect.__slots__ != ()
+        or OrderEffect.__basicsize__ != tuple.__basicsize__):
+    raise ImportError("bookengine._core.l3book builds OrderEffect records: a 13-field NamedTuple")
+
+
+cdef inline void tuple_put(object t, Py_ssize_t i, object value):
+    Py_INCREF(value)  # PyTuple_SET_ITEM steals a reference
+    PyTuple_SET_ITEM(t, i, value)
+
+
+cdef object new_effect(PyTypeObject* cls):
+    """An empty OrderEffect (a tuple subclass of EFFECT_FIELDS items, filled by the caller):
+    what ``tuple.__new__(OrderEffect, items)`` makes, without its two temporary tuples."""
+    cdef PyObject* raw = PyType_GenericAlloc(cls, EFFECT_FIELDS)
+    if raw == NULL:
+        raise MemoryError()
+    result = <object>raw  # a new reference: drop the allocation's own
+    Py_DECREF(result)
+    return result
 
 # Undo-log operations. Each undoes one primitive step; replayed newest first.
 cdef enum:
@@ -1204,8 +1230,8 @@ cdef class L3BookCore:
             self._effects_reset()
         if self.record_effects:
             stamp = scanner.timestamp_span
-            if stamp.length < 0 or parse_timestamp(&self._day, scanner.data + stamp.start,
-                                                    stamp.length, &self._effect_ts) < 0:
+            if stamp.length < 0 or parse_timestamp(
+                    &self._day, scanner.data + stamp.start, stamp.length, &self._effect_ts) < 0:
                 self._effect_ts = -1  # absent or unreadable: the book does not judge it
         self._parse_scanned(scanner)  # on error: needs_resync set, book untouched
         return self._apply_parsed(scanner.is_snapshot,
@@ -1689,21 +1715,32 @@ cdef class L3BookCore:
             return self._effects_tuple
         if self._effect_count == 0:
             return NO_EFFECTS
+        cdef PyTypeObject* cls = <PyTypeObject*>OrderEffect
         stamp = self._effect_ts
-        items = []
+        items = PyTuple_New(self._effect_count)
         for k in range(self._effect_count):
             e = &self._effects[k]
             if e.id_text >= 0:
                 order_id = self._effect_ids[e.id_text]
             else:
                 order_id = id_text(e.id_hi, e.id_lo, NULL, 0)
-            items.append(_tuple_new(OrderEffect, (
-                _ACTION_WORDS[e.action], _EVENT_WORDS[e.event], _SIDE_WORDS[e.side], order_id,
-                e.price, e.new_price, e.qty_before, e.qty_after, e.orders_ahead, e.qty_ahead,
-                e.level_index, e.timestamp_ns, stamp,
-            )))
-        self._effects_tuple = tuple(items)
-        return self._effects_tuple
+            effect = new_effect(cls)
+            tuple_put(effect, 0, <object>PyTuple_GET_ITEM(_ACTION_WORDS, e.action))
+            tuple_put(effect, 1, <object>PyTuple_GET_ITEM(_EVENT_WORDS, e.event))
+            tuple_put(effect, 2, <object>PyTuple_GET_ITEM(_SIDE_WORDS, e.side))
+            tuple_put(effect, 3, order_id)
+            tuple_put(effect, 4, e.price)
+            tuple_put(effect, 5, e.new_price)
+            tuple_put(effect, 6, e.qty_before)
+            tuple_put(effect, 7, e.qty_after)
+            tuple_put(effect, 8, e.orders_ahead)
+            tuple_put(effect, 9, e.qty_ahead)
+            tuple_put(effect, 10, e.level_index)
+            tuple_put(effect, 11, e.timestamp_ns)
+            tuple_put(effect, 12, stamp)
+            tuple_put(items, k, effect)
+        self._effects_tuple = items
+        return items
 
     cdef int _check_not_crossed(self, State* s, Py_ssize_t count) except -1:
         cdef int64_t bid, ask
