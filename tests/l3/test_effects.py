@@ -25,7 +25,7 @@ MESSAGE_TS_NS = 1704164645500000000
 
 def _book(impl: Implementation, depth: int = 10, record: bool = True) -> Any:
     """Bids 100.0: A 3, B 4, C 5; 99.0: D 1. Asks 101.0: E 2, F 6; 102.0: G 7."""
-    book = impl.L3Book(SYMBOL, depth, 1, 0)  # type: ignore[misc]
+    book = impl.L3Book(SYMBOL, depth, 1, 0)
     book.record_effects = record
     bids = [o("A", "100.0", "3"), o("B", "100.0", "4"), o("C", "100.0", "5"), o("D", "99.0", "1")]
     asks = [o("E", "101.0", "2"), o("F", "101.0", "6"), o("G", "102.0", "7")]
