@@ -220,8 +220,10 @@ class FillClassifier:
         Returns:
             New decisions, in the order the reductions arrived.
         """
-        if now_recv_ns is not None:
-            self._now = max(self._now, now_recv_ns)
+        if now_recv_ns is not None and now_recv_ns > self._now:
+            self._now = now_recv_ns
+        if not self._pending and not self._trades:
+            return []  # nothing to decide or expire (called for every frame)
         now = self._now
         decided: list[Classification] = []
         pending = self._pending
