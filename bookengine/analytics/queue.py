@@ -350,9 +350,10 @@ class BookAnalytics:
                     self.classifier.add_trades(event.trades)
             elif isinstance(event, Executions):
                 out.extend(self._on_executions(event.reports, recv_ts_ns))
-            elif isinstance(event, BookInvalid | ChecksumMismatch):
-                if event.key.startswith("level3:"):
-                    self.stats.refused_messages += 1  # its changes were dropped with it
+            elif isinstance(event, BookInvalid | ChecksumMismatch) and event.key.startswith(
+                "level3:"
+            ):
+                self.stats.refused_messages += 1  # its changes were dropped with it
         out.extend(self._decide(self.classifier.poll(recv_ts_ns if recv_ts_ns >= 0 else None)))
         if self.on_event is not None:
             for made in out:
