@@ -88,7 +88,8 @@ class L3Change:
     new_price: int | None = None
     """For a requeue: the price it rests at afterwards (None otherwise)."""
     level_index: int = 0
-    """0 for the best level of its side, before the message."""
+    """0 for the best level of its side, just before the change (after the entries of the
+    same message before it)."""
     seq: int = 0
     """Message counter (orders changes of one message together)."""
 

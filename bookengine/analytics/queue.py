@@ -412,6 +412,8 @@ class BookAnalytics:
             seq = self._seq
             changes: list[L3Change] = []
             added: list[str] = []
+            # Per level: (place, qty before, qty after, left) of the entries seen so far.
+            levels: dict[tuple[str, int], list[tuple[int, int, int, bool]]] = {}
             for effect in changed.effects:
                 action = effect.action
                 if action == "add":
@@ -419,6 +421,24 @@ class BookAnalytics:
                     continue
                 if action == "truncate":
                     continue
+                # An effect's place is the one just before its entry; a change's is the one
+                # before the message: undo what the earlier entries at its level did.
+                ahead, qty_ahead = effect.orders_ahead, effect.qty_ahead
+                level_key = (effect.side, effect.price)
+                earlier = levels.get(level_key)
+                if earlier is None:
+                    earlier = levels[level_key] = []
+                else:
+                    for place, before, after, left in reversed(earlier):
+                        if left:
+                            if place <= ahead:
+                                ahead += 1
+                                qty_ahead += before
+                        elif place < ahead:
+                            qty_ahead += before - after
+                earlier.append(
+                    (effect.orders_ahead, effect.qty_before, effect.qty_after, action != "modify")
+                )
                 new_price: int | None = None
                 if action == "delete":
                     message.deleted.add(effect.order_id)
@@ -435,8 +455,8 @@ class BookAnalytics:
                         effect.qty_after,
                         effect.message_ts_ns,
                         recv_ts_ns,
-                        effect.orders_ahead,
-                        effect.qty_ahead,
+                        ahead,
+                        qty_ahead,
                         True,
                         new_price,
                         effect.level_index,

@@ -97,3 +97,34 @@ def test_export_reads_no_frame(tmp_path: Path, counts: dict[str, int]) -> None:
     assert columns["execution"].tolist()[4:] == [True, False, False]
     (trade_table,) = trades.values()
     assert trade_table.columns["trade_id"].tolist() == [1]
+
+
+def test_places_are_before_the_message() -> None:
+    """Effects give each entry's place just before it; the changes keep the place before the
+    whole message (what the ``front`` flag and the queue attribution are defined on)."""
+    for name in ("cython", "python"):
+        analytics = BookAnalytics(session(name))
+        analytics.receive(ack("level3", 10), T0)
+        snapshot = level3(
+            "snapshot",
+            [order("A", "100.0", "3"), order("B", "100.0", "4"), order("C", "100.0", "5")],
+            [order("F", "100.2", "6")],
+            T0,
+        )
+        analytics.receive(snapshot, T0)
+        t1 = T0 + 10 * MS
+        # A leaves, C is reduced while B is still ahead of it, then B leaves: a sweep.
+        entries = [
+            order("A", "100.0", "3", "delete"),
+            order("C", "100.0", "2", "modify"),
+            order("B", "100.0", "4", "delete"),
+        ]
+        analytics.receive(level3("update", entries, [], t1), t1)
+        analytics.flush()
+        changes = {c.change.order_id: c.change for c in analytics.classifications}
+        assert [(changes[i].orders_ahead, changes[i].qty_ahead) for i in "ACB"] == [
+            (0, 0),
+            (2, 7),
+            (1, 3),
+        ], name
+        assert all(changes[i].front for i in "ACB"), name
