@@ -17,8 +17,9 @@ about a fifth of the steps, one trade message.
 Variants, each over the same frames from a fresh session (all frames count as messages):
 
 * ``session``: ``KrakenSession.receive`` alone (books applied, checksums verified);
-* ``analytics``: through ``BookAnalytics.receive``: level3 pre-scan, the queue place of every
-  deleted or modified order, the trade join, the queue flow;
+* ``analytics``: through ``BookAnalytics.receive``: the session records level3 effects (the
+  queue place of every order each message touched, measured by the book as it applies it),
+  analytics reads them and the ``Trades`` events: the trade join, the queue flow;
 * ``+track``: the same while following 20 resting orders (re-tracked as they finish);
 * ``+features``: the same plus a ``FeatureSampler`` (5 levels, two VWAP sizes) on every L2
   book change.
@@ -219,9 +220,9 @@ def render(report: dict[str, Any], args: argparse.Namespace) -> str:
         )
     lines += [
         "",
-        "Reading it: `analytics` adds a second scan of each level3 frame, two queue look-ups",
-        "per delete/modify entry (`order`, `queue_position`: O(orders ahead) in C for the",
-        "compiled book), a JSON decode of each trade frame and the trade join; `+track` adds",
+        "Reading it: `analytics` adds the books' effects recording (a queue walk per",
+        "delete/modify entry, O(min(orders ahead, behind)) in C for the compiled book), one",
+        "`L3Change` per delete/modify and the trade join, reading events only; `+track` adds",
         f"a `queue_position` per tracked order ({TRACKED}) per level3 message; `+features` a",
         "feature row per L2 change (Python arithmetic over 5 levels and two VWAP walks).",
         "",

@@ -176,20 +176,35 @@ def load_stream(depth: int, events: int, seed: int) -> tuple[bytes, list[bytes],
 
 
 def run_bookengine(
-    name: str, depth: int, snapshot: bytes, frames: Sequence[bytes], apply: bool = True
+    name: str,
+    depth: int,
+    snapshot: bytes,
+    frames: Sequence[bytes],
+    apply: bool = True,
+    effects: int = 0,
 ) -> float:
-    """Seconds to scan (and apply) ``frames`` on a fresh book built from ``snapshot``."""
+    """Seconds to scan (and apply) ``frames`` on a fresh book built from ``snapshot``.
+
+    ``effects``: 1 records the effects of each message (``record_effects``), 2 also builds
+    them (``effects()``, as a session with ``level3_effects`` does for every message).
+    """
     impl = bookengine.implementation(name)
     scanner = impl.FrameScanner()
     book = impl.L3Book(SYMBOL, depth, PRICE_PRECISION, QTY_PRECISION)
+    book.record_effects = effects > 0
     scanner.scan(snapshot)
     book.apply_scanned(scanner)
-    scan, apply_scanned = scanner.scan, book.apply_scanned
+    scan, apply_scanned, built = scanner.scan, book.apply_scanned, book.effects
     gc.collect()
     gc.disable()
     try:
         started = CLOCK()
-        if apply:
+        if effects == 2:
+            for frame in frames:
+                scan(frame)
+                apply_scanned(scanner)
+                built()
+        elif apply:
             for frame in frames:
                 scan(frame)
                 apply_scanned(scanner)
@@ -468,6 +483,18 @@ def main() -> None:
                 args.repeats,
                 run_bookengine,
                 ("cython", depth, snapshot, bare),
+            ),
+            "cython + effects": (
+                full,
+                args.repeats,
+                run_bookengine,
+                ("cython", depth, snapshot, frames, True, 1),
+            ),
+            "cython + effects()": (
+                full,
+                args.repeats,
+                run_bookengine,
+                ("cython", depth, snapshot, frames, True, 2),
             ),
             "cython scan only": (
                 full,

@@ -38,7 +38,6 @@ import argparse
 import bisect
 import contextlib
 import json
-import re
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -48,18 +47,17 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from sortedcontainers import SortedDict
 
-from ._impl import implementation
 from .analytics.tables import Table
 from .boundary import CLIError, ExitCode, check_captures, track_output
-from .capture import CaptureReader, CaptureRecord, parse_checkpoint
+from .capture import CaptureRecord
 from .dataset import DatasetWriter
 from .errors import BookError, UnknownSymbolError
 from .instruments import Instruments
-from .kraken.events import BookChanged, ChecksumMismatch
-from .numbers import parse_mantissa
-from .replay import BookSamples, Replayer
-from .timestamps import parse_rfc3339_ns
+from .kraken.events import BookChanged, BookInvalid, ChecksumMismatch, OrderEffect
+from .kraken.events import Trades as TradesEvent
+from .replay import BookSamples, Replayer, effects_pass
 from .units import to_datetime, to_float
 
 L2_DOC = """\
@@ -238,8 +236,19 @@ def _user_table(
     return Table(out, masks=masks, scales=table_scales)
 
 
+def _negate(price: int) -> int:
+    return -price
+
+
+def _book_order(item: tuple[str, tuple[int, int, int]]) -> tuple[int, int]:
+    # orders_arrays' order: bids best (highest) first, then asks best (lowest) first; a stable
+    # sort keeps queue order within a level.
+    side, price, _ = item[1]
+    return side, -price if side == 0 else price
+
+
 class _L3Collector:
-    """Rows of one level3 key while its frames are replayed."""
+    """Rows of one level3 key, from the effects of its ``BookChanged`` events."""
 
     def __init__(self, key: str, symbol: str, levels: int | None) -> None:
         self.key = key
@@ -263,7 +272,11 @@ class _L3Collector:
             )
         }
         self.book_rows: list[list[int]] = []
-        self._agg: tuple[dict[int, int], dict[int, int]] = ({}, {})
+        # The book's orders as the rows left it, queue order within a level (an in-place
+        # modify keeps its dict slot, a move re-inserts): the reset rows of the next snapshot.
+        self._orders: dict[str, tuple[int, int, int]] = {}
+        # Running per-price totals (LOBSTER book after each row), best price first.
+        self._agg: tuple[SortedDict, SortedDict] = (SortedDict(_negate), SortedDict())
 
     def row(
         self,
@@ -306,8 +319,8 @@ class _L3Collector:
     def _top(self) -> list[int]:
         levels = self.levels
         assert levels is not None
-        bids = sorted(self._agg[0].items(), reverse=True)[:levels]
-        asks = sorted(self._agg[1].items())[:levels]
+        bids = self._agg[0].items()[:levels]
+        asks = self._agg[1].items()[:levels]
         out: list[int] = []
         for index in range(levels):
             ask = asks[index] if index < len(asks) else (ASK_DUMMY, 0)
@@ -315,29 +328,83 @@ class _L3Collector:
             out.extend((ask[0], ask[1], bid[0], bid[1]))
         return out
 
-    def begin_frame(self, book: Any, bid_removals: int | None, ask_removals: int | None) -> None:
-        """Seed the running aggregate from the book before a frame.
+    def snapshot(self, ts: int, message: int, book: Any) -> None:
+        """A snapshot replaced the book: reset rows for the old orders, then its orders."""
+        old = sorted(self._orders.items(), key=_book_order)
+        for order_id, (side, price, qty) in old:
+            self.row(ts, -1, message, side, "delete", "reset", order_id, price, 0, price, qty)
+        self._agg = (SortedDict(_negate), SortedDict())
+        orders = self._orders = {}
+        columns = book.orders_arrays(order_ids=True)
+        names = ("side", "price", "qty", "order_id", "timestamp_ns")
+        for side, price, qty, order_id, stamp in _rows(columns, *names):
+            side, price, qty = int(side), int(price), int(qty)
+            self.row(ts, int(stamp), message, side, "add", "snapshot", order_id, price, qty, -1, 0)
+            orders[order_id] = (side, price, qty)
 
-        Each row removes at most one level, so with ``k`` rows to come the top ``N + k`` levels
-        are all that can reach the top ``N``; None: the whole side (a snapshot's reset rows
-        remove every order of the old book).
-        """
-        if self.levels is None:
-            return
-        if book is None:
-            self._agg = ({}, {})
-            return
-        self._agg = (
-            dict(book.bids(None if bid_removals is None else self.levels + bid_removals)),
-            dict(book.asks(None if ask_removals is None else self.levels + ask_removals)),
-        )
+    def update(self, ts: int, message: int, effects: Sequence[OrderEffect]) -> None:
+        """One applied update: a row per entry, then one per order truncated away."""
+        orders = self._orders
+        for e in effects:
+            side = 0 if e.side == "bid" else 1
+            order_id = e.order_id
+            event = e.event
+            if event == "add":
+                self.row(
+                    ts,
+                    e.timestamp_ns,
+                    message,
+                    side,
+                    "add",
+                    "wire",
+                    order_id,
+                    e.price,
+                    e.qty_after,
+                    -1,
+                    0,
+                )
+                orders[order_id] = (side, e.price, e.qty_after)
+            elif event == "delete" or e.qty_after == 0:
+                origin = "truncated" if e.action == "truncate" else "wire"
+                self.row(
+                    ts,
+                    e.timestamp_ns,
+                    message,
+                    side,
+                    "delete",
+                    origin,
+                    order_id,
+                    e.price,
+                    0,
+                    e.price,
+                    e.qty_before,
+                )
+                orders.pop(order_id, None)
+            else:
+                new_price = e.new_price
+                self.row(
+                    ts,
+                    e.timestamp_ns,
+                    message,
+                    side,
+                    "modify",
+                    "wire",
+                    order_id,
+                    new_price,
+                    e.qty_after,
+                    e.price,
+                    e.qty_before,
+                )
+                if e.action == "requeue":
+                    orders.pop(order_id, None)  # to the back of its new level
+                orders[order_id] = (side, new_price, e.qty_after)
 
     def check(self, book: Any) -> None:
         """The running aggregate must equal the book after the frame (a differential check)."""
         if self.levels is None:
             return
-        bids = sorted(self._agg[0].items(), reverse=True)[: self.levels]
-        asks = sorted(self._agg[1].items())[: self.levels]
+        bids = list(self._agg[0].items()[: self.levels])
+        asks = list(self._agg[1].items()[: self.levels])
         if bids != book.bids(self.levels) or asks != book.asks(self.levels):
             raise ExportError(
                 f"{self.key}: event-by-event book differs from the replayed book "
@@ -412,55 +479,29 @@ class _TradeRows:
     rows: list[tuple[int, int, int, str, int, int, str, bool]] = field(default_factory=list)
 
 
-def _trade_rows(
-    record: CaptureRecord,
-    instruments: Instruments,
-    wanted: frozenset[str] | None,
-    out: dict[str, _TradeRows],
-) -> None:
-    try:
-        message = json.loads(record.frame, parse_float=str, parse_int=str)
-    except (ValueError, UnicodeDecodeError):
-        return  # the session reports it as a bad frame
-    if not isinstance(message, dict) or message.get("channel") != "trade":
-        return
-    is_snapshot = message.get("type") == "snapshot"
-    for index, trade in enumerate(message.get("data") or []):
-        where = f"{record.path}:{record.line}: trade data[{index}]"
-        try:
-            symbol = trade["symbol"]
-            if wanted is not None and symbol not in wanted:
-                continue
-            table = out.get(symbol)
-            if table is None:
-                instrument = instruments.get(symbol)
-                if instrument is None:
-                    raise UnknownSymbolError(
-                        f"{where}: {symbol}: no precision known: capture the 'instrument' "
-                        "channel or give --precision/--instruments"
-                    )
-                table = out[symbol] = _TradeRows(
-                    (instrument.price_precision, instrument.qty_precision)
-                )
-            pp, qp = table.scales
-            trade_id = int(trade["trade_id"])
-            if trade_id in table.seen:
-                continue
-            table.seen.add(trade_id)
-            table.rows.append(
-                (
-                    record.recv_ts_ns,
-                    parse_rfc3339_ns(trade["timestamp"]) if trade.get("timestamp") else -1,
-                    trade_id,
-                    str(trade["side"]),
-                    parse_mantissa(trade["price"], pp, f"{where}.price"),
-                    parse_mantissa(trade["qty"], qp, f"{where}.qty"),
-                    str(trade.get("ord_type", "")),
-                    is_snapshot,
-                )
+def _trade_rows(event: TradesEvent, out: dict[str, _TradeRows]) -> None:
+    table = out.get(event.symbol)
+    if table is None:
+        table = out[event.symbol] = _TradeRows((event.price_precision, event.qty_precision))
+    seen = table.seen
+    for trade in event.trades:
+        trade_id = trade.trade_id
+        if trade_id >= 0:
+            if trade_id in seen:
+                continue  # a snapshot repeats trades already seen
+            seen.add(trade_id)
+        table.rows.append(
+            (
+                trade.recv_ts_ns,
+                trade.timestamp_ns,
+                trade_id,
+                trade.side,
+                trade.price,
+                trade.qty,
+                trade.ord_type,
+                event.is_snapshot,
             )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ExportError(f"{where}: malformed trade: {exc}") from None
+        )
 
 
 def _build_trades(symbol: str, table: _TradeRows) -> Trades:
@@ -499,183 +540,51 @@ def collect(
         ExportError: malformed trade data, or (a bug) an event-by-event book that differs
             from the replayed one.
     """
-    impl = implementation(replayer.implementation_name)
-    scanner = impl.FrameScanner()
-    from .core_types import EVENT_ADD, EVENT_DELETE, KIND_LEVEL3
-
     collectors: dict[str, _L3Collector] = {}
     trade_tables: dict[str, _TradeRows] = {}
     wanted = replayer.symbols
     message = -1
-    session = replayer.session
-    session = replayer.session = replayer._new_session()
-
-    def apply(record: CaptureRecord) -> list[Any]:
-        # Transitional: frame by frame until the collectors read the session's events.
-        if record.kind == "checkpoint":
-            return replayer._apply_checkpoint(record, session)
-        return session.receive(record.frame, record.recv_ts_ns)
-
-    last = -1
-    for record in CaptureReader(replayer.paths, kinds=("frame", "checkpoint")):
-        if record.recv_ts_ns < 0 <= last:
-            record = CaptureRecord(record.path, record.line, last, record.frame, record.kind)
-        last = record.recv_ts_ns
-        if wanted is not None and record.kind == "frame" and not _wanted(record.frame, wanted):
-            continue
-        frame = record.frame
-        if record.kind == "checkpoint":
-            meta, frame = parse_checkpoint(record)
-            if meta.get("kind") != "book" or meta.get("channel") != "level3":
-                apply(record)
+    for recv_ts_ns, events in effects_pass(replayer):
+        for event in events:
+            kind = type(event)
+            if kind is TradesEvent:
+                assert isinstance(event, TradesEvent)
+                if trades and (wanted is None or event.symbol in wanted):
+                    _trade_rows(event, trade_tables)
                 continue
-        elif trades and b'"trade"' in frame[:40]:  # confirmed by the JSON decode
-            _trade_rows(record, session.instruments, wanted, trade_tables)
-            apply(record)
-            continue
-        if not l3 or b'"level3"' not in frame[:32]:
-            apply(record)
-            continue
-        try:
-            kind = scanner.scan(frame)
-        except BookError:
-            kind = -1
-        if kind != KIND_LEVEL3:
-            apply(record)
-            continue
-        key = f"level3:{scanner.symbol}"
-        state = session.books.get(key)
-        book = None if state is None else state.book
-        collector = collectors.get(key)
-        if collector is None:
-            collector = collectors[key] = _L3Collector(key, scanner.symbol, levels)
-        message += 1
-        is_snapshot = scanner.is_snapshot
-        sides = (scanner.bids, scanner.asks)
-        pre_ids: dict[str, tuple[int, int, int]] = {}  # order -> (side, price, qty) known now
-        candidates: list[str] = []
-        if book is not None and not is_snapshot and state is not None and not state.stale:
-            pp, qp = book.price_precision, book.qty_precision
-            for side_index, entries in enumerate(sides):
-                word = "bid" if side_index == 0 else "ask"
-                new_levels = set()
-                for entry in entries:
-                    if entry.event != EVENT_DELETE:
-                        price = parse_mantissa(entry.price, pp)
-                        if book.qty_at(word, price) == 0:
-                            new_levels.add(price)
-                    info = book.order(entry.order_id)
-                    if info is not None and entry.order_id not in pre_ids:
-                        pre_ids[entry.order_id] = (side_index, info.price, info.qty)
-                levels_now = book.bid_levels if side_index == 0 else book.ask_levels
-                if new_levels and levels_now + len(new_levels) > book.depth:
-                    ladder = book.bids() if side_index == 0 else book.asks()
-                    for price, _ in ladder[max(0, book.depth - len(new_levels)) :]:
-                        for order_id, qty, _ in book.level_orders(word, price):
-                            candidates.append(order_id)
-                            pre_ids.setdefault(order_id, (side_index, price, qty))
-        old_orders = None
-        if book is not None and is_snapshot:
-            old_orders = book.orders_arrays(order_ids=True)
-            collector.begin_frame(book, None, None)
-        else:
-            # Truncation rows are removals too: at most one per order of a dropped level.
-            extra = len(candidates)
-            collector.begin_frame(book, len(scanner.bids) + extra, len(scanner.asks) + extra)
-        parsed = [
-            (side_index, entry) for side_index, entries in enumerate(sides) for entry in entries
-        ]
-        events = apply(record)
-        applied = any(
-            isinstance(event, BookChanged | ChecksumMismatch) and event.key == key
-            for event in events
-        )
-        if not applied:
-            continue
-        state = session.books[key]
-        book = state.book
-        pp, qp = book.price_precision, book.qty_precision
-        collector.scales = (pp, qp)
-        ts = record.recv_ts_ns
-        if old_orders is not None:
-            for side, price, qty, order_id in _rows(old_orders, "side", "price", "qty", "order_id"):
-                collector.row(
-                    ts, -1, message, side, "delete", "reset", order_id, price, 0, price, qty
-                )
-            collector.begin_frame(None, 0, 0)
-        current: dict[str, tuple[int, int, int]] = dict(pre_ids)
-        touched: set[str] = set()
-        for side_index, entry in parsed:
-            order_id = entry.order_id
-            price = parse_mantissa(entry.price, pp)
-            qty = parse_mantissa(entry.qty, qp)
-            exchange_ts = parse_rfc3339_ns(entry.timestamp) if entry.timestamp else -1
-            before = current.get(order_id)
-            touched.add(order_id)
-            if is_snapshot or entry.event == EVENT_ADD:
-                collector.row(
-                    ts,
-                    exchange_ts,
-                    message,
-                    side_index,
-                    "add",
-                    "snapshot" if is_snapshot else "wire",
-                    order_id,
-                    price,
-                    qty,
-                    -1,
-                    0,
-                )
-                current[order_id] = (side_index, price, qty)
+            if not l3 or (kind is not BookChanged and kind is not ChecksumMismatch):
+                if kind is BookInvalid and l3:
+                    assert isinstance(event, BookInvalid)
+                    if event.key.startswith("level3:"):
+                        message += 1  # refused: numbered, no rows
                 continue
-            prev_price, prev_qty = (before[1], before[2]) if before is not None else (-1, 0)
-            if entry.event == EVENT_DELETE or qty == 0:
-                collector.row(
-                    ts,
-                    exchange_ts,
-                    message,
-                    side_index,
-                    "delete",
-                    "wire",
-                    order_id,
-                    prev_price if before is not None else price,
-                    0,
-                    prev_price,
-                    prev_qty,
-                )
-                current.pop(order_id, None)
+            assert isinstance(event, BookChanged | ChecksumMismatch)
+            key = event.key
+            if not key.startswith("level3:"):
+                continue
+            state = replayer.session.books[key]
+            book = state.book
+            collector = collectors.get(key)
+            if collector is None:
+                collector = collectors[key] = _L3Collector(key, event.symbol, levels)
+            message += 1
+            collector.scales = (book.price_precision, book.qty_precision)
+            if kind is ChecksumMismatch:
+                # Applied, though its checksum differs: its rows are written all the same.
+                collector.update(recv_ts_ns, message, book.effects())
             else:
-                collector.row(
-                    ts,
-                    exchange_ts,
-                    message,
-                    side_index,
-                    "modify",
-                    "wire",
-                    order_id,
-                    price,
-                    qty,
-                    prev_price,
-                    prev_qty,
-                )
-                current[order_id] = (side_index, price, qty)
-        for order_id in dict.fromkeys(candidates + [o for o in touched if o in current]):
-            if order_id in current and order_id not in book:
-                side_index, price, qty = current.pop(order_id)
-                collector.row(
-                    ts,
-                    -1,
-                    message,
-                    side_index,
-                    "delete",
-                    "truncated",
-                    order_id,
-                    price,
-                    0,
-                    price,
-                    qty,
-                )
-        collector.check(book)
+                assert isinstance(event, BookChanged)
+                if event.is_snapshot:
+                    collector.snapshot(recv_ts_ns, message, book)
+                else:
+                    collector.update(recv_ts_ns, message, event.effects)
+            collector.check(book)
+        if trades and replayer.session.unpriced_symbols:
+            symbol = min(replayer.session.unpriced_symbols)
+            raise UnknownSymbolError(
+                f"trade: {symbol}: no precision known: capture the 'instrument' "
+                "channel or give --precision/--instruments"
+            )
     trades_out = {symbol: _build_trades(symbol, t) for symbol, t in trade_tables.items()}
     l3_out = {key: c.build() for key, c in collectors.items()}
     for events_table in l3_out.values():
@@ -683,11 +592,6 @@ def collect(
         if table is not None:
             _match_executions(events_table, table, match_window_ns)
     return l3_out, trades_out
-
-
-def _wanted(frame: bytes, symbols: frozenset[str]) -> bool:
-    match = re.search(rb'"symbol":\s*"([^"]*)"', frame[:200])
-    return match is None or match.group(1).decode("utf-8", "replace") in symbols
 
 
 def _rows(columns: Mapping[str, Any], *names: str) -> Iterator[tuple[Any, ...]]:

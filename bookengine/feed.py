@@ -245,6 +245,8 @@ class _Mailbox:
                     event,
                     conflated=old.conflated + 1,
                     is_snapshot=event.is_snapshot or old.is_snapshot,
+                    # level3 effects in message order; a snapshot voids the ones before it.
+                    effects=event.effects if event.is_snapshot else old.effects + event.effects,
                 )
                 conflated = self._metrics.conflated
                 conflated[event.key] = conflated.get(event.key, 0) + 1

@@ -134,25 +134,6 @@ class ReplayResult:
         return summary
 
 
-def replay_events(
-    paths: Iterable[str | Path], session: KrakenSession
-) -> Iterator[tuple[CaptureRecord, list[Event]]]:
-    """Feed each capture frame to ``session.receive``; yield the line and its events.
-
-    Transitional: the analytics' wrapped session still needs ``receive`` per frame; it goes
-    once analytics read the session's events (see :class:`Replayer`).
-    """
-    replayer = Replayer(paths, progress=False)
-    last = -1
-    for record in CaptureReader(replayer.paths, kinds=("frame", "checkpoint")):
-        ts = record.recv_ts_ns if record.recv_ts_ns >= 0 else last
-        last = ts
-        if record.kind == "checkpoint":
-            yield record, replayer._apply_checkpoint(record, session)
-        else:
-            yield record, session.receive(record.frame, ts)
-
-
 def replay(
     paths: Iterable[str | Path],
     *,
@@ -741,9 +722,26 @@ class Replayer:
             session.set_symbols(self.symbols)
         return session
 
-    def new_pass(self, *, emit: bool, trades: bool, label: str = "replay") -> _Pass:
-        """A fresh session and the one loop over the captures through it (the main pass)."""
-        self.session = self._new_session()
+    def new_pass(
+        self,
+        *,
+        emit: bool,
+        trades: bool,
+        label: str = "replay",
+        session: KrakenSession | None = None,
+        level3_effects: bool = False,
+    ) -> _Pass:
+        """The one loop over the captures through a fresh session (the main pass).
+
+        Args:
+            emit: a :class:`BookChanged` per applied book message (False: books only).
+            trades: a :class:`Trades` event per trade frame (False: counted only).
+            session: replay into this session instead of a fresh one.
+            level3_effects: level3 events carry what each message did to the queues.
+        """
+        self.session = self._new_session() if session is None else session
+        if level3_effects:
+            self.session.record_effects(True)
         self.mismatches = []
         self._pass = _Pass(self, self.session, emit=emit, trades=trades, main=True, label=label)
         return self._pass
@@ -1090,3 +1088,17 @@ def _state_copy(state: BookState) -> BookState:
         stale=state.stale,
         stale_reason=state.stale_reason,
     )
+
+
+def effects_pass(
+    replayer: Replayer, session: KrakenSession | None = None
+) -> Iterator[tuple[int, list[Event]]]:
+    """A full pass of ``replayer`` (as :meth:`Replayer.records`) whose session records level3
+    effects: each line's receive time and events, never its frame.
+
+    For the consumers that read what each level3 message did to the queues (analytics, the
+    exporters). ``session``: replay into this one instead of a fresh one.
+    """
+    run = replayer.new_pass(emit=True, trades=True, session=session, level3_effects=True)
+    for record, events in run.steps():
+        yield record.recv_ts_ns, events

@@ -56,6 +56,23 @@ ctypedef struct Parsed:
     int32_t event
     bint has_timestamp
 
+# One effect of the message being applied (see kraken.events.OrderEffect; ACT_* in l3book.pyx).
+ctypedef struct Effect:
+    int64_t price
+    int64_t new_price
+    int64_t qty_before
+    int64_t qty_after
+    int64_t orders_ahead
+    int64_t qty_ahead
+    int64_t level_index
+    int64_t timestamp_ns
+    uint64_t id_lo          # the order id as a packed key (ID_KRAKEN, ID_SHORT) ...
+    uint32_t id_hi
+    int32_t id_text         # ... or (ID_LONG) an index into L3BookCore._effect_ids; -1 if not
+    int32_t action
+    int32_t event
+    int32_t side
+
 # One undo-log record (see the OP_* constants in l3book.pyx).
 ctypedef struct Undo:
     int32_t op
@@ -126,6 +143,22 @@ cdef class L3BookCore:
     cdef Py_ssize_t _parsed_capacity
     cdef list _keep             # bytes objects backing Key.text while a message is applied
     cdef DayCache _day
+    cdef public bint record_effects  # off by default: the plain replay pays one test per event
+    cdef bint _recording        # record_effects, for the update being applied
+    cdef Effect* _effects       # the last applied update's effects (see effects())
+    cdef Py_ssize_t _effect_count
+    cdef Py_ssize_t _effect_capacity
+    cdef Py_ssize_t _effect_deletes  # delete effects so far in this message (a re-add looks)
+    cdef list _effect_ids       # str ids of effects whose id is ID_LONG
+    cdef object _effects_tuple  # effects() built once per message
+    cdef int64_t _effect_ts     # the message's timestamp
+
+    cdef Effect* _effect_new(self, int action, int event, int side, int64_t price) except NULL
+    cdef int _effect_id(self, Effect* e, uint32_t hi, uint64_t lo, str text) except -1
+    cdef int _record_add(self, State* s, Parsed* p, int32_t li) except -1
+    cdef int _record_change(self, State* s, Parsed* p, int32_t oi, int action) except -1
+    cdef int _record_truncations(self, State* s) except -1
+    cdef void _effects_reset(self)
 
     cdef object apply_fast(self, FrameScanner scanner)
     cdef Py_ssize_t _ladder_capacity(self)

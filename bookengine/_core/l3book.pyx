@@ -36,6 +36,13 @@ import numpy as np
 
 cimport numpy as cnp
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
+from cpython.object cimport PyObject, PyTypeObject
+from cpython.ref cimport Py_DECREF, Py_INCREF
+from cpython.tuple cimport PyTuple_GET_ITEM, PyTuple_New, PyTuple_SET_ITEM
+
+
+cdef extern from "Python.h":
+    PyObject* PyType_GenericAlloc(PyTypeObject* cls, Py_ssize_t nitems)  # new reference
 from libc.stdint cimport int8_t, int32_t, int64_t, uint32_t, uint64_t
 from libc.stdlib cimport calloc, free, malloc, realloc
 from libc.string cimport memcmp, memcpy, memmove
@@ -68,6 +75,7 @@ from bookengine._core.scan cimport (
 
 from bookengine import core_types
 from bookengine.errors import ChecksumError, ProtocolError
+from bookengine.kraken.events import NO_EFFECTS, OrderEffect
 from bookengine.numbers import check_scale, mantissa_text
 
 cnp.import_array()
@@ -139,6 +147,38 @@ cdef enum:
     ID_PAYLOAD = 0x3FFFFFF
     KEEP_TEXT = 1024                # a freed level keeps a checksum buffer up to this size
     KEEP_PARSED = 65536             # entries of scratch kept between messages
+
+# Effect actions (kraken.events.OrderEffect.action).
+cdef enum:
+    ACT_ADD = 1
+    ACT_MODIFY = 2
+    ACT_DELETE = 3
+    ACT_REQUEUE = 4
+    ACT_TRUNCATE = 5
+
+cdef tuple _ACTION_WORDS = ("", "add", "modify", "delete", "requeue", "truncate")
+cdef tuple _EVENT_WORDS = ("", "add", "modify", "delete")
+cdef tuple _SIDE_WORDS = ("bid", "ask")
+cdef Py_ssize_t EFFECT_FIELDS = 13
+if (len(OrderEffect._fields) != EFFECT_FIELDS or OrderEffect.__slots__ != ()
+        or OrderEffect.__basicsize__ != tuple.__basicsize__):
+    raise ImportError("bookengine._core.l3book builds OrderEffect records: a 13-field NamedTuple")
+
+
+cdef inline void tuple_put(object t, Py_ssize_t i, object value):
+    Py_INCREF(value)  # PyTuple_SET_ITEM steals a reference
+    PyTuple_SET_ITEM(t, i, value)
+
+
+cdef object new_effect(PyTypeObject* cls):
+    """An empty OrderEffect (a tuple subclass of EFFECT_FIELDS items, filled by the caller):
+    what ``tuple.__new__(OrderEffect, items)`` makes, without its two temporary tuples."""
+    cdef PyObject* raw = PyType_GenericAlloc(cls, EFFECT_FIELDS)
+    if raw == NULL:
+        raise MemoryError()
+    result = <object>raw  # a new reference: drop the allocation's own
+    Py_DECREF(result)
+    return result
 
 # Undo-log operations. Each undoes one primitive step; replayed newest first.
 cdef enum:
@@ -878,6 +918,43 @@ cdef int state_rollback(State* s) except -1:
     return 0
 
 
+cdef inline int64_t level_rank(State* s, int side, int64_t price) noexcept nogil:
+    """The index (0 = best) the level at ``price`` has, or takes when it is created."""
+    cdef Ladder* ladder = &s.ladders[side]
+    cdef int64_t key = side_key(side, price)
+    cdef Py_ssize_t at = ladder_find(ladder, key)
+    if at < ladder.hi and ladder.keys[at] == key:
+        return ladder.hi - 1 - at
+    return ladder.hi - at
+
+
+cdef inline void queue_ahead(State* s, Level* lv, int32_t oi, int64_t* orders,
+                             int64_t* qty) noexcept nogil:
+    """Orders and quantity ahead of ``oi`` in its queue: walked from both ends at once, so
+    the cost is O(min(orders ahead, orders behind))."""
+    cdef int32_t front = lv.head, back = lv.tail
+    cdef int64_t front_n = 0, front_q = 0, back_n = 0, back_q = 0
+    cdef Order* o
+    while True:
+        if front == oi:
+            orders[0] = front_n
+            qty[0] = front_q
+            return
+        if back == oi:
+            o = order_at(s, oi)
+            orders[0] = lv.count - 1 - back_n
+            qty[0] = lv.qty - o.qty - back_q
+            return
+        o = order_at(s, front)
+        front_n += 1
+        front_q += o.qty
+        front = o.next
+        o = order_at(s, back)
+        back_n += 1
+        back_q += o.qty
+        back = o.prev
+
+
 cdef inline bint state_crossed(State* s) noexcept nogil:
     """Best bid >= best ask (both sides non-empty)."""
     return (ladder_len(&s.ladders[SIDE_BID]) > 0 and ladder_len(&s.ladders[SIDE_ASK]) > 0
@@ -1084,6 +1161,7 @@ cdef class L3BookCore:
     def __dealloc__(self):
         state_free(self._state)
         free(self._parsed)
+        free(self._effects)
 
     # -- precision and state -----------------------------------------------------------------
 
@@ -1153,6 +1231,14 @@ cdef class L3BookCore:
 
     cdef object apply_fast(self, FrameScanner scanner):
         """``apply_scanned`` for a level3 frame already routed to this book (no routing check)."""
+        cdef Span stamp
+        if self._effect_count or self._effects_tuple is not None:
+            self._effects_reset()
+        if self.record_effects:
+            stamp = scanner.timestamp_span
+            if stamp.length < 0 or parse_timestamp(
+                    &self._day, scanner.data + stamp.start, stamp.length, &self._effect_ts) < 0:
+                self._effect_ts = -1  # absent or unreadable: the book does not judge it
         self._parse_scanned(scanner)  # on error: needs_resync set, book untouched
         return self._apply_parsed(scanner.is_snapshot,
                                   scanner.bid_list.count + scanner.ask_list.count,
@@ -1176,6 +1262,9 @@ cdef class L3BookCore:
 
     def _apply_python(self, bint is_snapshot, bids, asks, checksum):
         # The Python-object API: validation and messages come from the reference's parser.
+        if self._effect_count or self._effects_tuple is not None:
+            self._effects_reset()
+        self._effect_ts = -1
         try:
             count = self._parse_python(is_snapshot, bids, asks)
             if checksum is not None:
@@ -1308,6 +1397,7 @@ cdef class L3BookCore:
         cdef int64_t computed
         # One try for the message: the failure path undoes it (a refused snapshot is built
         # aside and dropped whole, so it keeps no journal).
+        self._recording = self.record_effects and not is_snapshot
         try:
             if is_snapshot:
                 s = state_new(self._ladder_capacity())
@@ -1321,6 +1411,8 @@ cdef class L3BookCore:
                 self._check_not_crossed(s, count)
         except BaseException:
             self._needs_resync = True
+            if self._recording:
+                self._effects_reset()  # refused: rolled back, no effects
             self._release_scratch()
             if is_snapshot:
                 state_free(s)
@@ -1335,6 +1427,9 @@ cdef class L3BookCore:
             self._needs_resync = False
         else:
             state_commit(s)
+            if self._recording and (ladder_len(&s.ladders[SIDE_BID]) > self.depth
+                                    or ladder_len(&s.ladders[SIDE_ASK]) > self.depth):
+                self._record_truncations(s)
         if ladder_len(&s.ladders[SIDE_BID]) > self.depth:
             state_truncate(s, SIDE_BID, self.depth)
         if ladder_len(&s.ladders[SIDE_ASK]) > self.depth:
@@ -1377,6 +1472,8 @@ cdef class L3BookCore:
             if li != NIL and p.qty > INT64_MAX - s.levels[li].qty:
                 raise core_types.overflow_error(self._where(p),
                                                 mantissa_text(p.price, self._price_precision))
+            if self._recording:
+                self._record_add(s, p, li)
             if (s.order_count + 1) * 4 > s.table_capacity * 3:
                 table_reserve(s, 1)
             if li == NIL:
@@ -1416,6 +1513,10 @@ cdef class L3BookCore:
         lv = &s.levels[li]
         text_length, head, tail, qty = lv.text_length, o.prev == NIL, o.next == NIL, o.qty
         if p.event == EVENT_DELETE or p.qty == 0:
+            if self._recording:
+                self._record_change(s, p, oi, ACT_DELETE)
+                o = order_at(s, oi)
+                lv = &s.levels[li]
             undo_push(s, OP_UNLINK, oi, o.prev, o.next, li, o.qty, o.timestamp_ns)
             unlink(s, oi)
             repair_after_unlink(lv, text_length, head, tail, qty)
@@ -1427,6 +1528,10 @@ cdef class L3BookCore:
             if p.qty > o.qty and p.qty - o.qty > INT64_MAX - lv.qty:
                 raise core_types.overflow_error(self._where(p),
                                                 mantissa_text(p.price, self._price_precision))
+            if self._recording:
+                self._record_change(s, p, oi, ACT_MODIFY)
+                o = order_at(s, oi)
+                lv = &s.levels[li]
             undo_push(s, OP_SETQTY, oi, NIL, NIL, NIL, o.qty, o.timestamp_ns)
             lv.qty += p.qty - o.qty
             ck_touch(s, lv)
@@ -1445,6 +1550,10 @@ cdef class L3BookCore:
         if target != NIL and p.qty > INT64_MAX - s.levels[target].qty:
             raise core_types.overflow_error(self._where(p),
                                             mantissa_text(p.price, self._price_precision))
+        if self._recording:
+            self._record_change(s, p, oi, ACT_REQUEUE)
+            o = order_at(s, oi)
+            lv = &s.levels[li]
         undo_push(s, OP_UNLINK, oi, o.prev, o.next, li, o.qty, o.timestamp_ns)
         unlink(s, oi)
         repair_after_unlink(lv, text_length, head, tail, qty)
@@ -1462,6 +1571,182 @@ cdef class L3BookCore:
             text_push_back(lv, p.qty)
         undo_push(s, OP_LINK, oi, NIL, NIL, NIL, 0, 0)
         return 0
+
+    # -- effects -------------------------------------------------------------------------------
+
+    cdef void _effects_reset(self):
+        self._effect_count = 0
+        self._effect_deletes = 0
+        self._effect_ids = None
+        self._effects_tuple = None
+
+    cdef Effect* _effect_new(self, int action, int event, int side, int64_t price) except NULL:
+        cdef Effect* grown
+        cdef Effect* e
+        cdef Py_ssize_t capacity
+        if self._effect_count == self._effect_capacity:
+            capacity = max(16, 2 * self._effect_capacity)
+            grown = <Effect*>realloc(self._effects, capacity * sizeof(Effect))
+            if grown == NULL:
+                raise MemoryError()
+            self._effects = grown
+            self._effect_capacity = capacity
+        e = &self._effects[self._effect_count]
+        self._effect_count += 1
+        e.action = action
+        e.event = event
+        e.side = side
+        e.price = price
+        e.id_text = -1
+        return e
+
+    cdef int _effect_id(self, Effect* e, uint32_t hi, uint64_t lo, str text) except -1:
+        # A packed id is kept as is (its text is made by effects()); a long one as its str,
+        # since the bytes it points to do not outlive the message.
+        e.id_hi = hi
+        e.id_lo = lo
+        if text is not None:
+            if self._effect_ids is None:
+                self._effect_ids = []
+            e.id_text = <int32_t>len(self._effect_ids)
+            self._effect_ids.append(text)
+        return 0
+
+    cdef int _record_add(self, State* s, Parsed* p, int32_t li) except -1:
+        """Before an add: the whole level it joins is ahead of it."""
+        cdef Effect* e = self._effect_new(ACT_ADD, EVENT_ADD, p.side, p.price)
+        cdef Effect* other
+        cdef Py_ssize_t k
+        cdef str text = None
+        if (p.key.hi >> ID_SHIFT) == ID_LONG:
+            text = id_text(p.key.hi, p.key.lo, p.key.text, p.key.length)
+        self._effect_id(e, p.key.hi, p.key.lo, text)
+        e.new_price = p.price
+        e.qty_before = 0
+        e.qty_after = p.qty
+        e.orders_ahead = 0 if li == NIL else s.levels[li].count
+        e.qty_ahead = 0 if li == NIL else s.levels[li].qty
+        e.level_index = level_rank(s, p.side, p.price)
+        e.timestamp_ns = p.timestamp_ns if p.has_timestamp else -1
+        if self._effect_deletes == 0:
+            return 0
+        # Deleted earlier in this message and added again: the delete was a requeue.
+        for k in range(self._effect_count - 2, -1, -1):
+            other = &self._effects[k]
+            if other.action != ACT_DELETE or other.event != EVENT_DELETE:
+                continue
+            if other.id_hi != p.key.hi:
+                continue
+            if text is None:
+                if other.id_lo != p.key.lo:
+                    continue
+            elif self._effect_ids[other.id_text] != text:
+                continue
+            other.action = ACT_REQUEUE
+            other.new_price = p.price
+            other.qty_after = p.qty
+            self._effect_deletes -= 1
+            break
+        return 0
+
+    cdef int _record_change(self, State* s, Parsed* p, int32_t oi, int action) except -1:
+        """Before a modify/delete/requeue changes the resting order in slot ``oi``."""
+        cdef Order* o = order_at(s, oi)
+        cdef Level* lv = &s.levels[o.level]
+        cdef Effect* e = self._effect_new(action, p.event, lv.side, lv.price)
+        cdef str text = None
+        if (o.id_hi >> ID_SHIFT) == ID_LONG:
+            text = order_id_text(o)
+        o = order_at(s, oi)
+        lv = &s.levels[o.level]
+        self._effect_id(e, o.id_hi, o.id_lo, text)
+        e.qty_before = o.qty
+        if action == ACT_DELETE:
+            e.new_price = -1
+            e.qty_after = 0
+            if p.event == EVENT_DELETE:
+                self._effect_deletes += 1
+        else:
+            e.new_price = p.price
+            e.qty_after = p.qty
+        queue_ahead(s, lv, oi, &e.orders_ahead, &e.qty_ahead)
+        e.level_index = level_rank(s, lv.side, lv.price)
+        e.timestamp_ns = p.timestamp_ns if p.has_timestamp else -1
+        return 0
+
+    cdef int _record_truncations(self, State* s) except -1:
+        """The orders of the levels beyond the depth, bids then asks, best level first."""
+        cdef int side
+        cdef Ladder* ladder
+        cdef Py_ssize_t rank
+        cdef int32_t li, oi
+        cdef int64_t ahead, qty_ahead
+        cdef Order* o
+        cdef Effect* e
+        cdef str text
+        for side in range(2):
+            ladder = &s.ladders[side]
+            for rank in range(self.depth, ladder_len(ladder)):
+                li = <int32_t>ladder.qtys[ladder.hi - 1 - rank]
+                oi = s.levels[li].head
+                ahead = qty_ahead = 0
+                while oi != NIL:
+                    o = order_at(s, oi)
+                    text = order_id_text(o) if (o.id_hi >> ID_SHIFT) == ID_LONG else None
+                    e = self._effect_new(ACT_TRUNCATE, 0, side, s.levels[li].price)
+                    o = order_at(s, oi)
+                    self._effect_id(e, o.id_hi, o.id_lo, text)
+                    e.new_price = -1
+                    e.qty_before = o.qty
+                    e.qty_after = 0
+                    e.orders_ahead = ahead
+                    e.qty_ahead = qty_ahead
+                    e.level_index = rank
+                    e.timestamp_ns = -1
+                    ahead += 1
+                    qty_ahead += o.qty
+                    oi = o.next
+        return 0
+
+    def effects(self):
+        """What the last applied update did, one :class:`~bookengine.kraken.events.OrderEffect`
+        per entry (then one per order truncated away), when :attr:`record_effects` is on.
+
+        Empty after a snapshot, a refused message, or with recording off. Valid until the next
+        message is applied. Built on the first call after a message (then cached).
+        """
+        cdef Py_ssize_t k
+        cdef Effect* e
+        if self._effects_tuple is not None:
+            return self._effects_tuple
+        if self._effect_count == 0:
+            return NO_EFFECTS
+        cdef PyTypeObject* cls = <PyTypeObject*>OrderEffect
+        stamp = self._effect_ts
+        items = PyTuple_New(self._effect_count)
+        for k in range(self._effect_count):
+            e = &self._effects[k]
+            if e.id_text >= 0:
+                order_id = self._effect_ids[e.id_text]
+            else:
+                order_id = id_text(e.id_hi, e.id_lo, NULL, 0)
+            effect = new_effect(cls)
+            tuple_put(effect, 0, <object>PyTuple_GET_ITEM(_ACTION_WORDS, e.action))
+            tuple_put(effect, 1, <object>PyTuple_GET_ITEM(_EVENT_WORDS, e.event))
+            tuple_put(effect, 2, <object>PyTuple_GET_ITEM(_SIDE_WORDS, e.side))
+            tuple_put(effect, 3, order_id)
+            tuple_put(effect, 4, e.price)
+            tuple_put(effect, 5, e.new_price)
+            tuple_put(effect, 6, e.qty_before)
+            tuple_put(effect, 7, e.qty_after)
+            tuple_put(effect, 8, e.orders_ahead)
+            tuple_put(effect, 9, e.qty_ahead)
+            tuple_put(effect, 10, e.level_index)
+            tuple_put(effect, 11, e.timestamp_ns)
+            tuple_put(effect, 12, stamp)
+            tuple_put(items, k, effect)
+        self._effects_tuple = items
+        return items
 
     cdef int _check_not_crossed(self, State* s, Py_ssize_t count) except -1:
         cdef int64_t bid, ask
@@ -1493,6 +1778,7 @@ cdef class L3BookCore:
         cdef State* fresh = state_new(self._ladder_capacity())
         state_free(self._state)
         self._state = fresh
+        self._effects_reset()
 
     # -- checksum ----------------------------------------------------------------------------
 

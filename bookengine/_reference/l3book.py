@@ -47,6 +47,7 @@ from ..errors import (
     ChecksumError,
     ProtocolError,
 )
+from ..kraken.events import NO_EFFECTS, OrderEffect
 from ..numbers import INT64_MAX, check_scale, mantissa_text
 from .scan import FrameScanner
 
@@ -125,6 +126,9 @@ class L3BookCore:
         self._ladders: tuple[SortedDict, SortedDict] = (SortedDict(), SortedDict())
         self._index: dict[str, _Order] = {}
         self._needs_resync = False
+        self.record_effects = False
+        """Record what each update does to the queues (see :meth:`effects`); off by default."""
+        self._effects: tuple[OrderEffect, ...] = NO_EFFECTS
 
     # -- precision and state -----------------------------------------------------------------
 
@@ -202,8 +206,10 @@ class L3BookCore:
             ]
         except BaseException:
             self._needs_resync = True
+            self._effects = NO_EFFECTS
             raise
-        return self._apply(scanner.is_snapshot, events, scanner.checksum)
+        stamp = _message_ts_ns(scanner) if self.record_effects else -1
+        return self._apply(scanner.is_snapshot, events, scanner.checksum, stamp)
 
     def apply_snapshot(
         self,
@@ -246,10 +252,17 @@ class L3BookCore:
                 checksum = check_checksum_argument(self.symbol, checksum)
         except BaseException:
             self._needs_resync = True
+            self._effects = NO_EFFECTS
             raise
-        return self._apply(is_snapshot, events, -1 if checksum is None else checksum)
+        return self._apply(is_snapshot, events, -1 if checksum is None else checksum, -1)
 
-    def _apply(self, is_snapshot: bool, events: list[OrderEntry], checksum: int) -> bool:
+    def _apply(
+        self, is_snapshot: bool, events: list[OrderEntry], checksum: int, message_ts_ns: int
+    ) -> bool:
+        self._effects = NO_EFFECTS
+        recorder = (
+            _Recorder(self, message_ts_ns) if self.record_effects and not is_snapshot else None
+        )
         try:
             if is_snapshot:
                 self._replace(events)
@@ -257,7 +270,7 @@ class L3BookCore:
                 journal = _Journal(self)
                 try:
                     for event in events:
-                        self._apply_event(event, journal)
+                        self._apply_event(event, journal, recorder)
                     self._check_not_crossed(events)
                 except BaseException:
                     journal.rollback()
@@ -267,6 +280,9 @@ class L3BookCore:
             raise
         if is_snapshot:
             self._needs_resync = False
+        if recorder is not None:
+            recorder.truncations()
+            self._effects = tuple(recorder.effects)
         for ladder in self._ladders:
             while len(ladder) > self.depth:
                 _, level = ladder.popitem(-1)
@@ -286,13 +302,15 @@ class L3BookCore:
         self._ladders, self._index = (SortedDict(), SortedDict()), {}
         try:
             for event in events:
-                self._apply_event(event, None)
+                self._apply_event(event, None, None)
             self._check_not_crossed(events)
         except BaseException:
             self._ladders, self._index = old
             raise
 
-    def _apply_event(self, e: OrderEntry, journal: _Journal | None) -> None:
+    def _apply_event(
+        self, e: OrderEntry, journal: _Journal | None, recorder: _Recorder | None
+    ) -> None:
         at = where(self.symbol, e.side, e.entry, e.order_id)
         old = self._index.get(e.order_id)
         if e.event == EVENT_ADD:
@@ -302,6 +320,8 @@ class L3BookCore:
                 raise duplicate_error(at, old.side)
             self._check_room(e.side, e.price, e.qty, at)
             timestamp_ns = -1 if e.timestamp_ns is None else e.timestamp_ns
+            if recorder is not None:
+                recorder.add(e)
             self._store(_Order(e.order_id, e.side, e.price, e.qty, timestamp_ns), journal)
             return
         name = EVENT_NAMES[e.event]
@@ -310,15 +330,21 @@ class L3BookCore:
         if old.side != e.side:
             raise wrong_side_error(at, name, old.side)
         if e.event == EVENT_DELETE or e.qty == 0:
+            if recorder is not None:
+                recorder.change(e, old, "delete")
             self._remove(old, journal)
             return
         timestamp_ns = old.timestamp_ns if e.timestamp_ns is None else e.timestamp_ns
         new = _Order(e.order_id, e.side, e.price, e.qty, timestamp_ns)
         if e.price == old.price:
             self._check_room(e.side, e.price, e.qty - old.qty, at)
+            if recorder is not None:
+                recorder.change(e, old, "modify")
             self._store(new, journal)  # same dict key: keeps its place in the queue
         else:
             self._check_room(e.side, e.price, e.qty, at)
+            if recorder is not None:
+                recorder.change(e, old, "requeue")
             self._remove(old, journal)
             self._store(new, journal)  # a new key: the back of the new level
 
@@ -368,10 +394,20 @@ class L3BookCore:
             mantissa_text(ask, self._price_precision),
         )
 
+    def effects(self) -> tuple[OrderEffect, ...]:
+        """What the last applied update did, one :class:`~bookengine.kraken.events.OrderEffect`
+        per entry (then one per order truncated away), when :attr:`record_effects` is on.
+
+        Empty after a snapshot, a refused message, or with recording off. Valid until the next
+        message is applied.
+        """
+        return self._effects
+
     def clear(self) -> None:
         """Empty both sides (precisions and ``needs_resync`` are kept)."""
         self._ladders = (SortedDict(), SortedDict())
         self._index = {}
+        self._effects = NO_EFFECTS
 
     # -- checksum ----------------------------------------------------------------------------
 
@@ -558,6 +594,117 @@ class L3BookCore:
         bids, asks = self._ladders
         if bids and asks:
             assert -bids.peekitem(0)[0] < asks.peekitem(0)[0], "crossed"
+
+
+class _Recorder:
+    """The effects of one update message while it is applied (see ``OrderEffect``)."""
+
+    __slots__ = ("book", "deleted", "effects", "message_ts_ns")
+
+    def __init__(self, book: L3BookCore, message_ts_ns: int) -> None:
+        self.book = book
+        self.message_ts_ns = message_ts_ns
+        self.effects: list[OrderEffect] = []
+        self.deleted: dict[str, int] = {}
+        """order id -> index of its ``delete`` effect in this message (a re-add requeues it)."""
+
+    def add(self, e: OrderEntry) -> None:
+        """Before an add is stored: the whole level it joins is ahead of it."""
+        ladder = self.book._ladders[e.side]
+        key = _key(e.side, e.price)
+        level = ladder.get(key)
+        ahead = len(level) if level else 0
+        qty_ahead = sum(o.qty for o in level.values()) if level else 0
+        self.effects.append(
+            OrderEffect(
+                "add",
+                "add",
+                SIDE_WORDS[e.side],
+                e.order_id,
+                e.price,
+                e.price,
+                0,
+                e.qty,
+                ahead,
+                qty_ahead,
+                ladder.bisect_left(key),
+                -1 if e.timestamp_ns is None else e.timestamp_ns,
+                self.message_ts_ns,
+            )
+        )
+        index = self.deleted.pop(e.order_id, None)
+        if index is not None:  # deleted and added again in one message: it lost its place
+            self.effects[index] = self.effects[index]._replace(
+                action="requeue", new_price=e.price, qty_after=e.qty
+            )
+
+    def change(self, e: OrderEntry, old: _Order, action: str) -> None:
+        """Before a modify/delete changes resting order ``old``."""
+        ladder = self.book._ladders[old.side]
+        key = _key(old.side, old.price)
+        ahead = qty_ahead = 0
+        for other in ladder[key].values():
+            if other.order_id == old.order_id:
+                break
+            ahead += 1
+            qty_ahead += other.qty
+        gone = action == "delete"
+        if gone and e.event == EVENT_DELETE:
+            self.deleted[e.order_id] = len(self.effects)
+        self.effects.append(
+            OrderEffect(
+                action,
+                EVENT_NAMES[e.event],
+                SIDE_WORDS[old.side],
+                old.order_id,
+                old.price,
+                -1 if gone else e.price,
+                old.qty,
+                0 if gone else e.qty,
+                ahead,
+                qty_ahead,
+                ladder.index(key),
+                -1 if e.timestamp_ns is None else e.timestamp_ns,
+                self.message_ts_ns,
+            )
+        )
+
+    def truncations(self) -> None:
+        """The orders of the levels beyond the depth, best level first, queue order."""
+        depth = self.book.depth
+        for side, ladder in enumerate(self.book._ladders):
+            if len(ladder) <= depth:
+                continue
+            for level_index, level in enumerate(ladder.values()[depth:], depth):
+                qty_ahead = 0
+                for ahead, o in enumerate(level.values()):
+                    self.effects.append(
+                        OrderEffect(
+                            "truncate",
+                            "",
+                            SIDE_WORDS[side],
+                            o.order_id,
+                            o.price,
+                            -1,
+                            o.qty,
+                            0,
+                            ahead,
+                            qty_ahead,
+                            level_index,
+                            -1,
+                            self.message_ts_ns,
+                        )
+                    )
+                    qty_ahead += o.qty
+
+
+def _message_ts_ns(scanner: FrameScanner) -> int:
+    """The message's own timestamp for effects; -1 when absent or unreadable (the book does not
+    judge the message by it)."""
+    try:
+        return int(scanner.timestamp_ns)
+    except ProtocolError:
+        return -1
 
 
 def _key(side: int, price: int) -> int:

@@ -19,6 +19,8 @@ Results with rows are :class:`Table` objects: dicts of numpy arrays with ``to_pa
 
 from __future__ import annotations
 
+from ..kraken.events import ExecutionReport
+from ..kraken.events import Trade as TradePrint
 from .classify import (
     CANCEL,
     FILL,
@@ -55,7 +57,6 @@ from .features import (
     spread,
     vwap,
 )
-from .frames import ExecutionReport, TradePrint, parse_executions, parse_trades
 from .queue import (
     BookAnalytics,
     QueueInfo,
@@ -106,8 +107,6 @@ __all__ = [
     "microprice",
     "mid_price",
     "order_ages",
-    "parse_executions",
-    "parse_trades",
     "queue_position",
     "sample_features",
     "score",

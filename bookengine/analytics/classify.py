@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from .frames import TradePrint
+from ..kraken.events import Trade as TradePrint
 from .tables import Table
 
 FILL = "fill"
@@ -88,7 +88,8 @@ class L3Change:
     new_price: int | None = None
     """For a requeue: the price it rests at afterwards (None otherwise)."""
     level_index: int = 0
-    """0 for the best level of its side, before the message."""
+    """0 for the best level of its side, just before the change (after the entries of the
+    same message before it)."""
     seq: int = 0
     """Message counter (orders changes of one message together)."""
 
@@ -220,8 +221,10 @@ class FillClassifier:
         Returns:
             New decisions, in the order the reductions arrived.
         """
-        if now_recv_ns is not None:
-            self._now = max(self._now, now_recv_ns)
+        if now_recv_ns is not None and now_recv_ns > self._now:
+            self._now = now_recv_ns
+        if not self._pending and not self._trades:
+            return []  # nothing to decide or expire (called for every frame)
         now = self._now
         decided: list[Classification] = []
         pending = self._pending

@@ -407,14 +407,10 @@ def sample_features(
     sampler = FeatureSampler(levels, sizes, every_ns, ofi_levels)
     items = list(source) if isinstance(source, list | tuple) else source
     if isinstance(items, list | tuple) and items and isinstance(items[0], str | Path):
-        from ..capture import expand_inputs
-        from ..kraken.session import KrakenSession
-        from ..replay import replay_events
+        from ..replay import Replayer
 
-        session = KrakenSession(precisions=precisions)
-        events: Iterable[Any] = (
-            event for _, batch in replay_events(expand_inputs(items), session) for event in batch
-        )
+        replayer = Replayer(items, precisions=precisions, progress=False)
+        events: Iterable[Any] = replayer.events()
     else:
         events = items
     last_ns = -1

@@ -1,24 +1,27 @@
 """Where orders stand in their queues, live or over a replay, and what became of them.
 
 :func:`queue_position` answers for one order of one L3 book. :class:`BookAnalytics` follows a
-stream: it sits between the frames and a :class:`~bookengine.kraken.session.KrakenSession`
-(``analytics.receive(frame, recv_ts_ns, session)`` instead of ``session.receive``), so it sees
-each level3 message with the book *before* and *after* it. From that it
+stream: it reads what a :class:`~bookengine.kraken.session.KrakenSession` reports
+(:meth:`BookAnalytics.consume` of the session's events; ``analytics.receive(frame, recv_ts_ns,
+session)`` does ``session.receive`` then ``consume``) and never reads a frame itself. The
+session records level3 effects for it: each level3 ``BookChanged`` says what every entry did
+to the queues (:class:`~bookengine.kraken.events.OrderEffect`). From that it
 
 * builds an :class:`~bookengine.analytics.classify.L3Change` for every delete/modify (the
-  order's queue place before the message included) and lets the
+  order's queue place before the change included) and lets the
   :class:`~bookengine.analytics.classify.FillClassifier` decide fill or cancel against the
-  public ``trade`` frames of the same stream;
+  public trades (``Trades`` events) of the same stream;
 * follows tracked orders (:meth:`BookAnalytics.track`, or every own order announced on the
-  private ``executions`` channel): a :class:`~bookengine.analytics.events.QueueChanged`
-  whenever the place changes, an :class:`~bookengine.analytics.events.OrderOutcome` when the
-  trade join has decided what happened;
+  private ``executions`` channel, ``Executions`` events): a
+  :class:`~bookengine.analytics.events.QueueChanged` whenever the place changes, an
+  :class:`~bookengine.analytics.events.OrderOutcome` when the trade join has decided what
+  happened;
 * keeps a :class:`~bookengine.analytics.dynamics.QueueFlow` per symbol for rates and fill
   estimates.
 
 The books stay exact and untouched: analytics only reads them (``order``, ``queue_position``,
-``orders_arrays``). Cost per level3 message: one extra scan of the frame plus O(orders ahead)
-per delete/modify entry and per tracked order of that symbol.
+``orders_arrays``). Cost per level3 message: O(1) per effect (the book measured the queue
+places while applying the message) plus O(orders ahead) per tracked order of that symbol.
 """
 
 from __future__ import annotations
@@ -26,14 +29,21 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple, cast
+from typing import Any, NamedTuple
 
 import numpy as np
 
-from ..errors import BookError, OrderError
-from ..kraken.events import BookChanged, Event
+from ..errors import OrderError
+from ..kraken.events import (
+    BookChanged,
+    BookInvalid,
+    ChecksumMismatch,
+    Event,
+    ExecutionReport,
+    Executions,
+    Trades,
+)
 from ..kraken.session import KrakenSession
-from ..numbers import parse_mantissa
 from .classify import (
     CANCEL_LABELS,
     FILL,
@@ -48,12 +58,9 @@ from .classify import (
 )
 from .dynamics import FillEstimate, QueueFlow
 from .events import AnalyticsEvent, OrderOutcome, QueueChanged
-from .frames import ExecutionReport, frame_channel, parse_executions, parse_trades
 from .tables import Table
 
 SECOND_NS = 1_000_000_000
-_KIND_LEVEL3 = 2
-_EVENT_ADD, _EVENT_MODIFY, _EVENT_DELETE = 1, 2, 3
 
 
 class UnknownOrderError(OrderError, KeyError):
@@ -198,33 +205,16 @@ class AnalyticsStats:
     changes: int = 0
     refused_messages: int = 0
     """level3 messages the session refused (their changes were dropped with them)."""
-    bad_frames: int = 0
-    """trade/executions frames analytics could not read (the session judges the others)."""
 
 
 @dataclass(slots=True)
-class _Entry:
-    side: str
-    event: int
-    order_id: str
-    price: int
-    qty: int
+class _Message:
+    """What one applied level3 message did, read from its effects."""
 
-
-@dataclass(slots=True)
-class _Pending:
-    """A level3 message scanned before the session applied it."""
-
-    symbol: str
     is_snapshot: bool
-    timestamp_ns: int
-    changes: list[L3Change]
-    ahead_of: dict[int, list[str]]
-    """index into ``changes`` -> tracked order ids it was ahead of."""
     deleted: set[str]
     moved: dict[str, int]
     """order id -> new price, for orders re-queued by this message."""
-    added: list[_Entry]
 
 
 class BookAnalytics:
@@ -282,8 +272,6 @@ class BookAnalytics:
         self._books: dict[str, Any] = {}
         self._l2_books: dict[str, Any] = {}
         self._flows: dict[str, QueueFlow] = {}
-        self._scanners: dict[str, Any] = {}
-        self._parsers: dict[str, Callable[[str, int], int]] = {}
         self._sessions: list[KrakenSession] = []
         self._ahead_of: dict[int, tuple[L3Change, list[str]]] = {}
         self._outbox: list[AnalyticsEvent] = []
@@ -295,10 +283,10 @@ class BookAnalytics:
     def receive(
         self, frame: bytes | str, recv_ts_ns: int = -1, session: KrakenSession | None = None
     ) -> list[Event | AnalyticsEvent]:
-        """Apply one frame through ``session`` (or the default one) and analyse it.
+        """Apply one frame through ``session`` (or the default one) and analyse its events.
 
         Returns:
-            The session's events for the frame followed by the analytics events it caused.
+            The session's events for the frame followed by the analytics events they caused.
 
         Raises:
             ValueError: no session given and none by default.
@@ -315,37 +303,62 @@ class BookAnalytics:
         session: KrakenSession,
         apply: Callable[[bytes | str, int], list[Event]],
     ) -> list[Event | AnalyticsEvent]:
-        """:meth:`receive` with the session's apply step given (for wrappers of a session)."""
-        self.stats.frames += 1
+        """:meth:`receive` with the session's apply step given (the feed passes its own).
+
+        The first time a session is seen it is switched to record level3 effects
+        (:meth:`KrakenSession.record_effects`): analytics reads them instead of the frame.
+        """
         if session not in self._sessions:
             self._sessions.append(session)
-        data = frame.encode() if isinstance(frame, str) else bytes(frame)
-        pending = self._before_level3(data, session) if b'"level3"' in data else None
+            session.record_effects(True)
         events = apply(frame, recv_ts_ns)
-        for event in events:
-            if isinstance(event, BookChanged):
-                book_channel, _, symbol = event.key.partition(":")
-                if book_channel == "level3":
-                    self._books[symbol] = event.book
-                else:
-                    self._l2_books[symbol] = event.book
+        return [*events, *self.consume(events, recv_ts_ns)]
+
+    def consume(
+        self, events: Sequence[Event], recv_ts_ns: int | None = None
+    ) -> list[AnalyticsEvent]:
+        """Analyse the events a session produced for one frame; return the analytics events.
+
+        Reads level3 ``BookChanged`` events (with ``effects``: the session must record them,
+        ``KrakenSession(level3_effects=True)``), ``Trades``, ``Executions``, and the refusals
+        of level3 messages (``BookInvalid``, ``ChecksumMismatch``); never a frame.
+
+        Args:
+            recv_ts_ns: the frame's receive time: pending fill/cancel decisions whose wait is
+                over are made at it (call once per frame, even one without events, for the
+                decisions to come at the same frames as live). None: the latest receive time
+                among ``events``.
+        """
+        self.stats.frames += 1
+        if recv_ts_ns is None:
+            recv_ts_ns = max((getattr(e, "recv_ts_ns", -1) for e in events), default=-1)
         if recv_ts_ns >= 0:
             self._now = max(self._now, recv_ts_ns)
         out = self._outbox
         self._outbox = []
-        if pending is not None:
-            out.extend(self._after_level3(pending, events, recv_ts_ns))
-        else:
-            channel = frame_channel(data)
-            if channel == "trade":
-                self._on_trades(data, recv_ts_ns, session)
-            elif channel == "executions":
-                out.extend(self._on_executions(data, recv_ts_ns))
+        for event in events:
+            if isinstance(event, BookChanged):
+                key = event.key
+                if key.startswith("level3:"):
+                    self._books[event.symbol] = event.book
+                    out.extend(self._on_level3(event, recv_ts_ns))
+                else:
+                    self._l2_books[event.symbol] = event.book
+            elif isinstance(event, Trades):
+                if not event.is_snapshot:  # the last 50 trades on subscribe: history, not news
+                    self.stats.trades += len(event.trades)
+                    self.classifier.add_trades(event.trades)
+            elif isinstance(event, Executions):
+                out.extend(self._on_executions(event.reports, recv_ts_ns))
+            elif isinstance(event, BookInvalid | ChecksumMismatch) and event.key.startswith(
+                "level3:"
+            ):
+                self.stats.refused_messages += 1  # its changes were dropped with it
         out.extend(self._decide(self.classifier.poll(recv_ts_ns if recv_ts_ns >= 0 else None)))
         if self.on_event is not None:
             for made in out:
                 self.on_event(made)
-        return [*events, *out]
+        return out
 
     def flush(self) -> list[AnalyticsEvent]:
         """Decide every pending fill/cancel now (end of a replay) and return the events."""
@@ -364,10 +377,9 @@ class BookAnalytics:
         *,
         flush: bool = True,
     ) -> Iterator[Event | AnalyticsEvent]:
-        """Replay captures through a session with this analytics in between.
-
-        Uses :func:`bookengine.replay.replay_events` (headers, checkpoints and torn lines are
-        handled there); every frame goes through :meth:`process`.
+        """Replay captures and analyse the session's events (a view over
+        :class:`bookengine.replay.Replayer`: headers, checkpoints and torn lines are handled
+        there); the session records level3 effects.
 
         Args:
             session: the session to replay into (default: a new ``KrakenSession``).
@@ -376,114 +388,102 @@ class BookAnalytics:
         Yields:
             The session's and the analytics' events, in order.
         """
-        from ..replay import replay_events
+        from ..replay import Replayer, effects_pass
 
-        base = session if session is not None else KrakenSession()
-        hooked = cast(KrakenSession, _HookedSession(base, self))
-        for _, events in replay_events(paths, hooked):
+        consume = self.consume
+        for recv_ts_ns, events in effects_pass(Replayer(paths, progress=False), session):
             yield from events
+            yield from consume(events, recv_ts_ns)
         if flush:
             yield from self.flush()
 
     # -- level3 messages -------------------------------------------------------------------------
 
-    def _scanner(self, session: KrakenSession) -> Any:
-        scanner = self._scanners.get(session.impl.name)
-        if scanner is None:
-            scanner = self._scanners[session.impl.name] = session.impl.FrameScanner()
-        return scanner
-
-    def _book_of(self, session: KrakenSession, symbol: str) -> Any:
-        # The session replaces a book object only through a snapshot, whose BookChanged
-        # refreshes this cache before any update can need it.
-        book = self._books.get(symbol)
-        return book if book is not None else session.book(f"level3:{symbol}")
-
-    def _before_level3(self, data: bytes, session: KrakenSession) -> _Pending | None:
-        scanner = self._scanner(session)
-        try:
-            if scanner.scan(data) != _KIND_LEVEL3:
-                return None
-        except BookError:
-            return None  # the session reports it
-        symbol = scanner.symbol
-        stamp = scanner.timestamp_ns
-        if scanner.is_snapshot:
-            return _Pending(symbol, True, stamp, [], {}, set(), {}, [])
-        book = self._book_of(session, symbol)
-        if book is None:
-            return _Pending(symbol, False, stamp, [], {}, set(), {}, [])
-        pp, qp = book.price_precision, book.qty_precision
-        parse = self._parser(session)
-        entries: list[_Entry] = []
-        sides = (("bid", scanner.bids), ("ask", scanner.asks))
-        deleting = {
-            item.order_id for _, items in sides for item in items if item.event == _EVENT_DELETE
-        }
-        try:
-            for side, items in sides:
-                for item in items:
-                    # Numbers are parsed only where used: deletes carry nothing new, adds
-                    # matter only when they re-add a deleted id (a requeue).
-                    event = item.event
-                    if event == _EVENT_MODIFY or (
-                        event == _EVENT_ADD and item.order_id in deleting
-                    ):
-                        price, qty = parse(item.price, pp), parse(item.qty, qp)
-                    else:
-                        price = qty = -1
-                    entries.append(_Entry(side, event, item.order_id, price, qty))
-        except (BookError, TypeError):
-            # A malformed entry: the session refuses the message (counted after it).
-            return _Pending(symbol, False, stamp, [], {}, set(), {}, [])
-        added = [e for e in entries if e.event == _EVENT_ADD]
-        added_ids = {e.order_id: e for e in added}
-        changes: list[L3Change] = []
-        deleted: set[str] = set()
-        moved: dict[str, int] = {}
-        tracked_here = [
-            t for t in self._following.get(symbol, {}).values() if t.status == "resting"
-        ]
-        for entry in entries:
-            if entry.event == _EVENT_ADD:
-                continue
-            info = book.order(entry.order_id)
-            position = book.queue_position(entry.order_id)
-            if info is None or position is None:
-                # An unknown order: the session refuses the message (counted after it).
-                return _Pending(symbol, False, stamp, [], {}, set(), {}, [])
-            new_price: int | None = None
-            qty_after = 0 if entry.event == _EVENT_DELETE else entry.qty
-            if entry.event == _EVENT_DELETE:
-                readded = added_ids.get(entry.order_id)
-                if readded is not None:
-                    new_price, qty_after = readded.price, readded.qty
+    def _on_level3(self, changed: BookChanged, recv_ts_ns: int) -> list[AnalyticsEvent]:
+        self.stats.level3_messages += 1
+        symbol = changed.symbol
+        book = changed.book
+        flow = self._flows.get(symbol) or self.flow(symbol)
+        flow.observe(recv_ts_ns)
+        out: list[AnalyticsEvent] = []
+        message = _Message(changed.is_snapshot, set(), {})
+        if not changed.is_snapshot:
+            self._seq += 1
+            seq = self._seq
+            changes: list[L3Change] = []
+            added: list[str] = []
+            # Per level: (place, qty before, qty after, left) of the entries seen so far.
+            levels: dict[tuple[str, int], list[tuple[int, int, int, bool]]] = {}
+            for effect in changed.effects:
+                action = effect.action
+                if action == "add":
+                    added.append(effect.side)
+                    continue
+                if action == "truncate":
+                    continue
+                # An effect's place is the one just before its entry; a change's is the one
+                # before the message: undo what the earlier entries at its level did.
+                ahead, qty_ahead = effect.orders_ahead, effect.qty_ahead
+                level_key = (effect.side, effect.price)
+                earlier = levels.get(level_key)
+                if earlier is None:
+                    earlier = levels[level_key] = []
                 else:
-                    deleted.add(entry.order_id)
-            elif entry.qty == 0:
-                deleted.add(entry.order_id)  # Kraken: modify to 0 removes the order
-            elif entry.price != info.price:
-                new_price = entry.price
-            if new_price is not None:
-                moved[entry.order_id] = new_price
-            changes.append(
-                L3Change(
-                    symbol,
-                    entry.order_id,
-                    entry.side,
-                    info.price,
-                    "delete" if entry.event == _EVENT_DELETE else "modify",
-                    info.qty,
-                    qty_after,
-                    stamp,
-                    -1,
-                    position.orders_ahead,
-                    position.qty_ahead,
-                    True,
-                    new_price,
-                    info.level_index,
+                    for place, before, after, left in reversed(earlier):
+                        if left:
+                            if place <= ahead:
+                                ahead += 1
+                                qty_ahead += before
+                        elif place < ahead:
+                            qty_ahead += before - after
+                earlier.append(
+                    (effect.orders_ahead, effect.qty_before, effect.qty_after, action != "modify")
                 )
-            )
+                new_price: int | None = None
+                if action == "delete":
+                    message.deleted.add(effect.order_id)
+                elif action == "requeue":
+                    new_price = message.moved[effect.order_id] = effect.new_price
+                changes.append(
+                    L3Change(
+                        symbol,
+                        effect.order_id,
+                        effect.side,
+                        effect.price,
+                        effect.event,
+                        effect.qty_before,
+                        effect.qty_after,
+                        effect.message_ts_ns,
+                        recv_ts_ns,
+                        ahead,
+                        qty_ahead,
+                        True,
+                        new_price,
+                        effect.level_index,
+                        seq,
+                    )
+                )
+            if changes:
+                self._attribute(symbol, changes)
+                self.stats.changes += len(changes)
+                out.extend(self._decide(self.classifier.add_changes(changes)))
+            for side in added:
+                flow.add_add(recv_ts_ns, side)
+        following = self._following.get(symbol)
+        if not following:
+            return out
+        for tracked in list(following.values()):
+            if tracked.status == "pending":
+                if tracked.order_id in book:
+                    out.extend(self._start(tracked, book, recv_ts_ns, "tracked"))
+                continue
+            if tracked.status != "resting":
+                continue
+            out.extend(self._refresh(tracked, book, message, recv_ts_ns))
+        return out
+
+    def _attribute(self, symbol: str, changes: list[L3Change]) -> None:
+        """Front flags, and which tracked orders each change was ahead of."""
         # Front: every order ahead also left in this message (a sweep fills front first).
         gone_ahead: dict[tuple[str, int], list[int]] = {}
         for change in changes:
@@ -492,63 +492,30 @@ class BookAnalytics:
         for change in changes:
             ahead = gone_ahead.get((change.side, change.price), [])
             change.front = sum(1 for a in ahead if a < change.orders_ahead) == change.orders_ahead
-        ahead_of: dict[int, list[str]] = {}
-        if tracked_here:
-            positions = {
-                t.order_id: (t.side, t.price, t.last.orders_ahead if t.last else 0)
-                for t in tracked_here
-            }
-            for index, change in enumerate(changes):
-                ids = [
-                    order_id
-                    for order_id, (side, price, orders_ahead) in positions.items()
-                    if side == change.side
-                    and price == change.price
-                    and change.orders_ahead < orders_ahead
-                    and order_id != change.order_id
-                ]
-                if ids:
-                    ahead_of[index] = ids
-        return _Pending(symbol, False, stamp, changes, ahead_of, deleted, moved, added)
-
-    def _after_level3(
-        self, pending: _Pending, events: Sequence[Event], recv_ts_ns: int
-    ) -> list[AnalyticsEvent]:
-        key = f"level3:{pending.symbol}"
-        changed = next((e for e in events if isinstance(e, BookChanged) and e.key == key), None)
-        if changed is None:
-            self.stats.refused_messages += 1
-            return []
-        self.stats.level3_messages += 1
-        book = changed.book
-        symbol = pending.symbol
-        flow = self.flow(symbol)
-        flow.observe(recv_ts_ns)
-        out: list[AnalyticsEvent] = []
-        if not pending.is_snapshot:
-            self._seq += 1
-            for change in pending.changes:
-                change.recv_ts_ns = recv_ts_ns
-                change.seq = self._seq
-            for index, ids in pending.ahead_of.items():
-                change = pending.changes[index]
+        following = self._following.get(symbol)
+        if not following:
+            return
+        positions = {
+            t.order_id: (t.side, t.price, t.last.orders_ahead if t.last else 0)
+            for t in following.values()
+            if t.status == "resting"
+        }
+        if not positions:
+            return
+        for change in changes:
+            ids = [
+                order_id
+                for order_id, (side, price, orders_ahead) in positions.items()
+                if side == change.side
+                and price == change.price
+                and change.orders_ahead < orders_ahead
+                and order_id != change.order_id
+            ]
+            if ids:
                 self._ahead_of[id(change)] = (change, ids)
-            self.stats.changes += len(pending.changes)
-            out.extend(self._decide(self.classifier.add_changes(pending.changes)))
-            for entry in pending.added:
-                flow.add_add(recv_ts_ns, entry.side)
-        for tracked in list(self._following.get(symbol, {}).values()):
-            if tracked.status == "pending":
-                if tracked.order_id in book:
-                    out.extend(self._start(tracked, book, recv_ts_ns, "tracked"))
-                continue
-            if tracked.status != "resting":
-                continue
-            out.extend(self._refresh(tracked, book, pending, recv_ts_ns))
-        return out
 
     def _refresh(
-        self, tracked: TrackedOrder, book: Any, pending: _Pending, recv_ts_ns: int
+        self, tracked: TrackedOrder, book: Any, pending: _Message, recv_ts_ns: int
     ) -> list[AnalyticsEvent]:
         order_id = tracked.order_id
         position = book.queue_position(order_id)
@@ -686,47 +653,11 @@ class BookAnalytics:
             del following[tracked.order_id]
         return event
 
-    def _parser(self, session: KrakenSession) -> Callable[[str, int], int]:
-        parser = self._parsers.get(session.impl.name)
-        if parser is None:
-            parser = parse_mantissa
-            if session.impl.name == "cython":  # the compiled parser: same rules, faster
-                from .._core.scan import parse_number
-
-                parser = parse_number
-            self._parsers[session.impl.name] = parser
-        return parser
-
     # -- trades and own orders -----------------------------------------------------------------
 
-    def _precisions(self, session: KrakenSession) -> Callable[[str], tuple[int, int] | None]:
-        def lookup(symbol: str) -> tuple[int, int] | None:
-            book = self._books.get(symbol)
-            if book is not None:
-                return int(book.price_precision), int(book.qty_precision)
-            instrument = session.instruments.get(symbol)
-            if instrument is None:
-                return None
-            return instrument.price_precision, instrument.qty_precision
-
-        return lookup
-
-    def _on_trades(self, data: bytes, recv_ts_ns: int, session: KrakenSession) -> None:
-        try:
-            trades = parse_trades(data, recv_ts_ns, self._precisions(session))
-        except (BookError, TypeError):
-            self.stats.bad_frames += 1
-            return
-        if trades:
-            self.stats.trades += len(trades)
-            self.classifier.add_trades(trades)
-
-    def _on_executions(self, data: bytes, recv_ts_ns: int) -> list[AnalyticsEvent]:
-        try:
-            reports = parse_executions(data, recv_ts_ns)
-        except BookError:
-            self.stats.bad_frames += 1
-            return []
+    def _on_executions(
+        self, reports: Sequence[ExecutionReport], recv_ts_ns: int
+    ) -> list[AnalyticsEvent]:
         out: list[AnalyticsEvent] = []
         for report in reports:
             self.stats.executions += 1
@@ -875,24 +806,6 @@ class BookAnalytics:
     def classifications_table(self) -> Table:
         """:attr:`classifications` as columns (see :func:`classifications_table`)."""
         return classifications_table(self.classifications)
-
-
-class _HookedSession:
-    """A session whose ``receive`` goes through :meth:`BookAnalytics.process`.
-
-    Replay code calls ``session.receive``; this proxy lets it feed analytics without knowing.
-    Every other attribute is the wrapped session's own (same books, same counters).
-    """
-
-    def __init__(self, base: KrakenSession, analytics: BookAnalytics) -> None:
-        self._base = base
-        self._analytics = analytics
-
-    def receive(self, frame: bytes | str, recv_ts_ns: int = -1) -> list[Any]:
-        return self._analytics.process(frame, recv_ts_ns, self._base, self._base.receive)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._base, name)
 
 
 __all__ = [

@@ -8,10 +8,69 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 MAKER_SIDE = {"buy": "ask", "sell": "bid"}
 """Taker side of a trade -> the book side (``"bid"``/``"ask"``) whose resting order traded."""
+
+
+class OrderEffect(NamedTuple):
+    """What one entry of an applied ``level3`` update did to its order's queue.
+
+    An L3 book that records effects (``book.record_effects = True``; a session with
+    ``level3_effects=True`` switches it on for its level3 books) leaves one record per entry of
+    each update it applies, in entry order (bids then asks, array order), then one ``truncate``
+    record per order that fell out of the subscribed depth. ``book.effects()`` returns them
+    until the next message; the session attaches them to the message's :class:`BookChanged`.
+
+    ``action``:
+
+    * ``add``: the order joined the back of its level (creating it);
+    * ``modify``: its quantity changed in place, keeping its place in the queue (the book's
+      rule for a same-price modify, increases included: see kraken-protocol.md);
+    * ``delete``: it left the book (a ``delete``, or a ``modify`` to quantity 0);
+    * ``requeue``: it lost its place: a ``modify`` to another price (it joins the back of the
+      new level), or a ``delete`` whose order id is added again later in the same message
+      (this record is the delete's; ``new_price``/``qty_after`` are the re-add's, and the
+      re-add has its own ``add`` record);
+    * ``truncate``: it fell out of the subscribed depth after the message (no entry named it).
+
+    Numbers are mantissas. ``orders_ahead``/``qty_ahead``/``level_index`` describe the book
+    just before this entry (after the entries before it): for an ``add``, the whole level it
+    joins is ahead of it and ``level_index`` is the index its level has or takes. For a
+    ``truncate``, they are the order's place when the entries were done (a dropped level
+    leaves whole: the orders of the same batch ahead of it count).
+
+    Snapshots leave no effects (a snapshot replaces the book: ``BookChanged.is_snapshot``
+    says so), nor does a refused message (it is rolled back).
+    """
+
+    action: str
+    """``add``, ``modify``, ``delete``, ``requeue`` or ``truncate``."""
+    event: str
+    """The entry's wire event (``add``, ``modify``, ``delete``); "" for ``truncate``."""
+    side: str
+    """``"bid"`` or ``"ask"``."""
+    order_id: str
+    price: int
+    """The price it rested at before the entry (an ``add``: its price)."""
+    new_price: int
+    """The price it rests at after the entry; -1 when it left the book."""
+    qty_before: int
+    """0 for an ``add``."""
+    qty_after: int
+    """0 when it left the book."""
+    orders_ahead: int
+    qty_ahead: int
+    level_index: int
+    """0 for the best level of its side."""
+    timestamp_ns: int
+    """The entry's own timestamp, ns since the epoch; -1 when absent (and for ``truncate``)."""
+    message_ts_ns: int
+    """The message's timestamp (``data[0].timestamp``), ns since the epoch; -1 when absent."""
+
+
+NO_EFFECTS: tuple[OrderEffect, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +87,9 @@ class BookChanged:
     checksum_verified: bool
     conflated: int = 0
     """Earlier changes of this book merged into this event because the consumer lagged."""
+    effects: tuple[OrderEffect, ...] = ()
+    """level3 updates, when the session records effects: what each entry did to the queues
+    (see :class:`OrderEffect`); empty otherwise, and for snapshots."""
 
 
 class _MutableBookChanged:
@@ -43,6 +105,7 @@ class _MutableBookChanged:
         recv_ts_ns: int,
         is_snapshot: bool,
         checksum_verified: bool,
+        effects: tuple[OrderEffect, ...],
     ) -> None:
         self.key = key
         self.symbol = symbol
@@ -51,6 +114,7 @@ class _MutableBookChanged:
         self.is_snapshot = is_snapshot
         self.checksum_verified = checksum_verified
         self.conflated = 0
+        self.effects = effects
 
 
 def new_book_changed(
@@ -60,16 +124,20 @@ def new_book_changed(
     recv_ts_ns: int,
     is_snapshot: bool,
     checksum_verified: bool,
+    effects: tuple[OrderEffect, ...] = NO_EFFECTS,
 ) -> BookChanged:
-    """``BookChanged(key, symbol, book, recv_ts_ns, is_snapshot, checksum_verified)``, faster.
+    """``BookChanged(key, symbol, book, recv_ts_ns, is_snapshot, checksum_verified, effects=...)``,
+    faster.
 
     The session makes one BookChanged per book frame. A frozen dataclass's ``__init__`` stores
-    each field through ``object.__setattr__`` (1.5 us for these seven on the 2-vCPU bench
+    each field through ``object.__setattr__`` (1.5 us for its eight fields on the 2-vCPU bench
     machine); plain slot stores on a twin with the same layout, then switching its class, take
     0.5 us. The result is a real BookChanged: frozen, equal and hashed like the constructor's
     (CPython refuses the class switch with TypeError if the two layouts ever differ).
     """
-    event: Any = _MutableBookChanged(key, symbol, book, recv_ts_ns, is_snapshot, checksum_verified)
+    event: Any = _MutableBookChanged(
+        key, symbol, book, recv_ts_ns, is_snapshot, checksum_verified, effects
+    )
     event.__class__ = BookChanged
     return event  # type: ignore[no-any-return]
 

@@ -145,6 +145,8 @@ class KrakenSession:
             the snapshot.
         implementation: ``"cython"``, ``"python"`` or None for the active one.
         resync_backoff_ns: (first, cap) delay between repeated resyncs of one book.
+        level3_effects: every level3 book records what each update did to its queues, and
+            its :class:`BookChanged` events carry them (``effects``; see :meth:`record_effects`).
         resync_timeout_ns: how long to wait for the snapshot after a resync before asking again.
     """
 
@@ -158,6 +160,7 @@ class KrakenSession:
         implementation_name: str | None = None,
         resync_backoff_ns: tuple[int, int] = (SECOND_NS, 60 * SECOND_NS),
         resync_timeout_ns: int = 10 * SECOND_NS,
+        level3_effects: bool = False,
     ) -> None:
         if protocol not in ("v1", "v2"):
             raise ValueError(f"protocol must be 'v1' or 'v2', got {protocol!r}")
@@ -169,6 +172,8 @@ class KrakenSession:
         self.default_depth = depth
         self.resync_backoff_ns = resync_backoff_ns
         self.resync_timeout_ns = resync_timeout_ns
+        self.level3_effects = level3_effects
+        """level3 ``BookChanged`` events carry ``effects`` (switch with :meth:`record_effects`)."""
         self.token: str | None = None
         """level3 token for this connection (set by the feed before subscribing)."""
         self.system_status: str | None = None
@@ -180,6 +185,8 @@ class KrakenSession:
         """Frames that were malformed or could not be applied to their book."""
         self.trades_unpriced = 0
         """Trades skipped because their symbol's precision is not known (cannot be exact)."""
+        self.unpriced_symbols: set[str] = set()
+        """The symbols of those trades."""
         self.last_recv_ts_ns = -1
         self.symbols: frozenset[str] | None = None
         """Symbols whose data frames are read (None: all); see :meth:`set_symbols`."""
@@ -340,6 +347,19 @@ class KrakenSession:
         self.symbols = None if symbols is None else frozenset(symbols)
         self._router.set_symbols(self.symbols)
 
+    def record_effects(self, on: bool = True) -> None:
+        """Switch effects recording on (or off) for every level3 book, now and to come.
+
+        With it, each level3 :class:`BookChanged` carries ``effects``: one
+        :class:`~bookengine.kraken.events.OrderEffect` per entry of the update (what it did to
+        the order's queue, with the place it held), then one per order truncated away.
+        Snapshots carry none. Off by default: a plain replay pays nothing for it.
+        """
+        self.level3_effects = on
+        for state in self._books.values():
+            if state.channel == "level3" and state.book is not None:
+                state.book.record_effects = on
+
     def receive_buffer(
         self,
         data: bytes,
@@ -404,8 +424,19 @@ class KrakenSession:
     def _applied_event(self, applied: tuple[int, str, str, bool, bool]) -> BookChanged:
         kind, symbol, channel_name, is_snapshot, verified = applied
         state = self._books[(kind, symbol, channel_name)]
+        book = state.book
+        if self.level3_effects and kind == codes.KIND_LEVEL3:
+            return new_book_changed(
+                state.key,
+                symbol,
+                book,
+                state.last_recv_ts_ns,
+                is_snapshot,
+                verified,
+                book.effects(),
+            )
         return new_book_changed(
-            state.key, symbol, state.book, state.last_recv_ts_ns, is_snapshot, verified
+            state.key, symbol, book, state.last_recv_ts_ns, is_snapshot, verified
         )
 
     def _merge_router_counts(self) -> None:
@@ -537,6 +568,12 @@ class KrakenSession:
             # Kraken's book is never crossed; a crossed one passed the top-10 checksum by luck
             # or is corrupt beyond the checksum window (pitfall 14).
             return self._invalid(state, "book is crossed", recv_ts_ns)
+        if self.level3_effects and state.channel == "level3":
+            return [
+                new_book_changed(
+                    state.key, state.symbol, book, recv_ts_ns, is_snapshot, verified, book.effects()
+                )
+            ]
         return [new_book_changed(state.key, state.symbol, book, recv_ts_ns, is_snapshot, verified)]
 
     def _apply_failed(
@@ -581,7 +618,9 @@ class KrakenSession:
             state.depth = self.default_depth or self._infer_depth(state, scanner, precision[0])
         if state.channel == "level3":
             # level3 is v2-only, so both precisions are ints here (mypy cannot see it).
-            return self.impl.L3Book(state.symbol, state.depth, *precision)  # type: ignore[arg-type]
+            book = self.impl.L3Book(state.symbol, state.depth, *precision)  # type: ignore[arg-type]
+            book.record_effects = self.level3_effects
+            return book
         return self.impl.L2Book(state.symbol, state.depth, *precision)
 
     @staticmethod
@@ -716,6 +755,7 @@ class KrakenSession:
         instrument = self.instruments.get(symbol)
         if instrument is None:
             self.trades_unpriced += 1
+            self.unpriced_symbols.add(symbol)
             return None
         return instrument.price_precision, instrument.qty_precision
 

@@ -20,6 +20,7 @@ from bookengine.kraken.events import (
     BookChanged,
     BookInvalid,
     Event,
+    OrderEffect,
     ResyncRequested,
     SystemStatus,
     new_book_changed,
@@ -203,6 +204,32 @@ def test_mailbox_raises_the_feed_error_after_the_pending_events() -> None:
         assert isinstance(await mailbox.get(), SystemStatus)  # events first
         with pytest.raises(FeedError, match="token refused"):
             await mailbox.get()
+
+    run(main())
+
+
+def test_merged_level3_changes_keep_every_effect_in_order() -> None:
+    def effect(order_id: str) -> OrderEffect:
+        return OrderEffect("delete", "delete", "bid", order_id, 10, -1, 1, 0, 0, 0, 0, -1, -1)
+
+    def level3(n: int, ids: str, snapshot: bool = False) -> BookChanged:
+        effects = tuple(effect(i) for i in ids)
+        return new_book_changed("level3:A", "A", None, n, snapshot, True, effects)
+
+    async def main() -> None:
+        mailbox = _Mailbox(FeedMetrics())
+        mailbox.put(level3(1, "ab"), 100)
+        mailbox.put(level3(2, "c"), 110)
+        merged = await mailbox.get()
+        assert isinstance(merged, BookChanged)
+        assert [e.order_id for e in merged.effects] == ["a", "b", "c"]
+        # A snapshot in between voids what came before it (it replaced the book).
+        mailbox.put(level3(3, "d"), 120)
+        mailbox.put(level3(4, "", snapshot=True), 130)
+        mailbox.put(level3(5, "e"), 140)
+        merged = await mailbox.get()
+        assert isinstance(merged, BookChanged) and merged.is_snapshot
+        assert [e.order_id for e in merged.effects] == ["e"]
 
     run(main())
 

@@ -22,7 +22,7 @@ from bookengine import BookError, implementation
 from bookengine.numbers import mantissa_text
 
 from .conftest import NAMES
-from .helpers import book_state, frame, o
+from .helpers import EffectMirror, arrays_state, book_state, frame, o
 from .publisher import ASK, BID, SIDE_WORDS, Publisher
 
 SIDES = st.sampled_from([BID, ASK])
@@ -39,6 +39,9 @@ class Subscribers:
             impl.L3Book("BTC/USD", depth, price_precision, qty_precision)  # type: ignore[misc]
             for impl in self.impls
         ]
+        for book in self.books:
+            book.record_effects = True
+        self.mirror = EffectMirror()
         self.messages = 0
 
     def send(self, frame: bytes, model: Publisher, full: bool = True) -> None:
@@ -46,6 +49,16 @@ class Subscribers:
             scanner.scan(frame)
             assert book.apply_scanned(scanner) is True  # the model's checksum verified
         self.messages += 1
+        # Both books report the same effects, and they rebuild the book from the last one.
+        effects = [book.effects() for book in self.books]
+        assert all(e == effects[-1] for e in effects), "the implementations' effects differ"
+        if b'"snapshot"' in frame:
+            assert effects[-1] == ()
+            self.mirror.reset(self.books[-1])
+        else:
+            self.mirror.apply(effects[-1])
+            if full:
+                assert self.mirror.state() == arrays_state(self.books[-1])
         self.compare(model, full)
 
     def compare(self, model: Publisher, full: bool) -> None:
@@ -280,6 +293,7 @@ class L3Flow(RuleBasedStateMachine):
                 book.apply_scanned(scanner)
             messages.add(str(caught.value))
             assert book.needs_resync
+            assert book.effects() == ()  # rolled back: nothing happened
             book._check()
         assert len(messages) == 1, messages
         assert [book_state(book) for book in self.subs.books] == before
