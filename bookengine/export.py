@@ -1033,7 +1033,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             progress=args.progress,
         )
         track_output(out)  # removed again if the export fails or is interrupted
-        out.mkdir(parents=True, exist_ok=True)
         sources = replayer.paths
         written = export(
             replayer,

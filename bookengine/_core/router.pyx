@@ -267,7 +267,11 @@ cdef class BookRouter:
     ``book-10`` and ``book-1000`` of one pair are two books), as the session keys its own.
     """
 
-    cdef FrameScanner scanner
+    cdef readonly FrameScanner scanner
+    """The scanner that read the last frame (after STOP_HANDOFF: see ``scanned``)."""
+    cdef readonly bint scanned
+    """After STOP_HANDOFF: the scanner read the frame (``scan_error``: what it raised)."""
+    cdef readonly object scan_error
     cdef dict _slots            # key (bytes) -> slot
     cdef list _books            # slot -> L2BookCore, L3BookCore or None
     cdef list _keys             # slot -> (kind, symbol, channel_name)
@@ -631,9 +635,12 @@ cdef class BookRouter:
                 continue
             self.last_recv_ts = recv_ts
             self.span_start, self.span_stop = frame_start, stop
+            self.scanned = True
+            self.scan_error = None
             try:
                 kind = scanner.scan_view(data, frame_start, stop - frame_start)
-            except BookError:
+            except BookError as exc:
+                self.scan_error = exc
                 self.lines += 1
                 return next_pos, STOP_HANDOFF
             if kind != KIND_BOOK and kind != KIND_LEVEL3 and kind != KIND_V1_BOOK:

@@ -59,6 +59,8 @@ class BookRouter:
         self.events: list[Event] = []
         self.heartbeats = self.trade_frames = self.trades = self.filtered = 0
         self.next_recv_ts = -1
+        self.scanned = False
+        self.scan_error: BookError | None = None
 
     # -- what the session tells the reader -------------------------------------------------
 
@@ -258,9 +260,12 @@ class BookRouter:
                 pos = next_pos
                 continue
             self.span_start, self.span_stop = start + offset, stop
+            self.scanned = True
+            self.scan_error = None
             try:
                 kind = scanner.scan(frame)
-            except BookError:
+            except BookError as exc:
+                self.scan_error = exc
                 return next_pos, codes.STOP_HANDOFF
             if kind == codes.KIND_OTHER:
                 return next_pos, codes.STOP_HANDOFF

@@ -295,8 +295,11 @@ class KrakenSession:
                 recv_ts_ns = router.last_recv_ts
                 self.frames += 1
                 self.last_recv_ts_ns = recv_ts_ns
+                # The reader's scanner has read the frame: judged here from what it found.
                 events.extend(
-                    self._receive_frame(data[router.span_start : router.span_stop], recv_ts_ns)
+                    self._receive_frame(
+                        data[router.span_start : router.span_stop], recv_ts_ns, router
+                    )
                 )
             elif stop == codes.STOP_APPLIED:
                 events.append(self._applied_event(router.applied))
@@ -392,11 +395,21 @@ class KrakenSession:
             if stop == codes.STOP_END:
                 return line - first_line
 
-    def _receive_frame(self, frame: bytes, recv_ts_ns: int) -> list[Event]:
-        """One frame the line reader handed back: scanned again and judged here."""
-        scanner = self._scanner
+    def _receive_frame(self, frame: bytes, recv_ts_ns: int, scanned_by: Any = None) -> list[Event]:
+        """One frame the line reader handed back, judged here.
+
+        ``scanned_by``: the line reader, whose scanner has already read the frame (its kind,
+        symbol and entries, or the error it raised); None: scan it here.
+        """
         try:
-            kind = scanner.scan(frame)
+            if scanned_by is not None and scanned_by.scanned:
+                scanner = scanned_by.scanner
+                if scanned_by.scan_error is not None:
+                    raise scanned_by.scan_error
+                kind = scanner.kind
+            else:
+                scanner = self._scanner
+                kind = scanner.scan(frame)
         except ProtocolError as exc:
             # A malformed message for a book we keep means that book missed a message.
             if scanner.kind != codes.KIND_OTHER:

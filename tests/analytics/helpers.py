@@ -67,7 +67,9 @@ def trade(side: str, price: str, qty: str, trade_id: int, t_ns: int | None = Non
     }
     if t_ns is not None:
         item["timestamp"] = stamp(t_ns)
-    return json.dumps({"channel": "trade", "type": "update", "data": [item]}).encode()
+    # Kraken's own layout (compact, keys in its order): the line reader reads it in C.
+    frame = {"channel": "trade", "type": "update", "data": [item]}
+    return json.dumps(frame, separators=(",", ":")).encode()
 
 
 def ack(channel: str, depth: int) -> bytes:

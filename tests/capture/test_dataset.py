@@ -163,11 +163,11 @@ def test_a_failed_export_leaves_no_folders(tmp_path: Path) -> None:
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"channel":"trade","type":"update","data":[{"symbol":"XX/USD"}]}\n')
     out = tmp_path / "out"
-    assert main([str(bad), "--what", "trades", "-o", str(out)]) == 2
+    assert main([str(bad), "--what", "trades", "-o", str(out)]) == 1  # a bad frame: data
     assert not out.exists()
     assert main([str(bad), "--what", "l2", "-o", str(out)]) == 1  # nothing to export
     assert not out.exists()
-    assert main([str(bad), "--what", "l3", "--format", "lobster", "-o", str(out)]) == 2
+    assert main([str(bad), "--what", "l3", "--format", "lobster", "-o", str(out)]) == 1
     assert not out.exists()
     # A writer that fails half-way removes its temporary parts and the folders it made.
     writer = DatasetWriter(out)

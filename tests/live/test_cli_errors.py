@@ -93,10 +93,12 @@ def test_missing_file(tmp_path: Path) -> None:
     assert "nope.jsonl" in one_line(result.stderr)
 
 
-def test_a_directory_given_as_capture(tmp_path: Path) -> None:
+def test_a_folder_without_captures(tmp_path: Path) -> None:
+    # A folder is an input (every capture inside); one holding none is a usage error.
+    (tmp_path / "notes.md").write_text("not a capture")
     result = cli("replay", str(tmp_path))
     assert result.returncode == ExitCode.USAGE
-    assert "is a directory" in one_line(result.stderr)
+    assert "a folder with no capture files" in one_line(result.stderr)
 
 
 def test_closed_pipe() -> None:
