@@ -18,7 +18,7 @@ timestamp, ``*_ts_ns``/``time_ns`` the exact int64 ns.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -193,3 +193,39 @@ def polars_frame(arrow: Any) -> Any:
 
     pl = require("polars", "polars", "to_polars()")
     return pl.from_arrow(arrow)
+
+
+def with_units(
+    columns: dict[str, npt.NDArray[Any]],
+    *,
+    prices: Sequence[str] = (),
+    qtys: Sequence[str] = (),
+    price_scale: int | npt.ArrayLike | None = None,
+    qty_scale: int | npt.ArrayLike | None = None,
+    times: Mapping[str, str] | None = None,
+) -> tuple[dict[str, npt.NDArray[Any]], dict[str, int]]:
+    """Columns of mantissas and ns times, with their real-unit twins (the tables' convention).
+
+    Each price and qty column ``c`` (exact int64 mantissas) becomes ``c_m`` beside a float64
+    ``c`` in real units; each time column named in ``times`` (int64 ns -> the twin's name)
+    gets a UTC ``datetime64[ns]`` twin before it (NaT where the time is -1). A scale is one int
+    or one per row; with a scale of None the columns are left as they are (the precision is not
+    known). Column order is kept, each twin beside its original.
+
+    Returns:
+        The new columns, and the scale of each ``_m`` column whose scale is one int.
+    """
+    out: dict[str, npt.NDArray[Any]] = {}
+    scales: dict[str, int] = {}
+    for name, values in columns.items():
+        scale = price_scale if name in prices else qty_scale if name in qtys else None
+        if scale is not None:
+            out[name] = to_float(values, scale)
+            out[f"{name}{MANTISSA_SUFFIX}"] = np.asarray(values, dtype=np.int64)
+            if isinstance(scale, int):
+                scales[f"{name}{MANTISSA_SUFFIX}"] = scale
+            continue
+        if times is not None and name in times:
+            out[times[name]] = to_datetime(values)
+        out[name] = values
+    return out, scales

@@ -84,7 +84,7 @@ def report(study: Study) -> None:
     print("\nown orders (from the executions channel), tracked through their queues:")
     for tracked in analytics.tracked.values():
         history = tracked.history()
-        first_ahead = int(history["qty_ahead"][0]) if history.rows else -1
+        first_ahead = int(history["qty_ahead_m"][0]) if history.rows else -1
         outcome = tracked.outcome.outcome if tracked.outcome else tracked.status
         print(
             f"  {tracked.order_id} {tracked.side} @ {book.price_text(tracked.price)}: "

@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 
 from ..kraken.events import Trade as TradePrint
+from ..units import with_units
 from .tables import Table
 
 FILL = "fill"
@@ -404,12 +405,18 @@ class FillClassifier:
 # -- tables and scoring ----------------------------------------------------------------------
 
 
-def classifications_table(classifications: Iterable[Classification]) -> Table:
+def classifications_table(
+    classifications: Iterable[Classification],
+    precisions: Mapping[str, tuple[int, int]] | None = None,
+) -> Table:
     """Decisions as columns (new arrays, one row per decision).
 
-    Columns: ``recv_ts_ns``, ``timestamp_ns``, ``price``, ``qty_before``, ``qty_after``,
-    ``traded_qty`` int64 (mantissas); ``orders_ahead`` int64; ``ambiguous``, ``front`` bool;
-    ``symbol``, ``order_id``, ``side``, ``label``, ``reason`` object (str).
+    Columns: ``time`` (UTC datetime64[ns]) and ``recv_ts_ns``, ``timestamp_ns`` int64;
+    ``price``, ``qty_before``, ``qty_after``, ``traded_qty``: with ``precisions`` (symbol ->
+    price, qty precision) float64 in real units beside their exact int64 mantissas
+    (``price_m``...; per-row scales when the symbols differ), without it the mantissas under
+    those names; ``orders_ahead`` int64; ``ambiguous``, ``front`` bool; ``symbol``,
+    ``order_id``, ``side``, ``label``, ``reason`` object (str).
     """
     rows = list(classifications)
     ints = {
@@ -428,7 +435,20 @@ def classifications_table(classifications: Iterable[Classification]) -> Table:
         columns[name] = np.array([getattr(c.change, name) for c in rows], dtype=object)
     columns["label"] = np.array([c.label for c in rows], dtype=object)
     columns["reason"] = np.array([c.reason for c in rows], dtype=object)
-    return Table(columns)
+    price_scale: Any = None
+    qty_scale: Any = None
+    if precisions is not None and all(c.change.symbol in precisions for c in rows):
+        price_scale = np.array([precisions[c.change.symbol][0] for c in rows], dtype=np.int64)
+        qty_scale = np.array([precisions[c.change.symbol][1] for c in rows], dtype=np.int64)
+    columns, scales = with_units(
+        columns,
+        prices=("price",),
+        qtys=("qty_before", "qty_after", "traded_qty"),
+        price_scale=price_scale,
+        qty_scale=qty_scale,
+        times={"recv_ts_ns": "time"},
+    )
+    return Table(columns, scales=scales)
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import numpy.typing as npt
 
+from ..units import with_units
 from .classify import CANCEL_LABELS, FILL_LABELS, Classification
 from .tables import Table
 
@@ -287,17 +288,20 @@ def order_ages(book: Any, now_ns: int) -> Table:
 
     Returns:
         A :class:`Table` of new arrays, one row per order in ``orders_arrays()`` order (bids
-        best level first, then asks; front of each queue first): ``side`` int8 (0 bid, 1 ask),
-        ``level`` int32, ``position`` int32, ``price`` int64, ``qty`` int64 (mantissas),
-        ``timestamp_ns`` int64 and ``age_ns`` int64 (``now_ns - timestamp_ns``; -1 when the
-        order carried no timestamp). Kraken's order timestamp is the time it was inserted or
-        last amended, so an amended order is as old as its amend.
+        best level first, then asks; front of each queue first): ``symbol`` str, ``side`` int8
+        (0 bid, 1 ask), ``level`` int32, ``position`` int32, ``price`` and ``qty`` float64 in
+        real units beside their exact int64 mantissas ``price_m`` and ``qty_m``, ``timestamp``
+        (UTC datetime64[ns], NaT when absent), ``timestamp_ns`` int64 and ``age_ns`` int64
+        (``now_ns - timestamp_ns``; -1 when the order carried no timestamp). Kraken's order
+        timestamp is the time it was inserted or last amended, so an amended order is as old as
+        its amend.
     """
     arrays = book.orders_arrays()
     stamps = arrays["timestamp_ns"]
     ages = np.where(stamps >= 0, now_ns - stamps, -1).astype(np.int64)
-    return Table(
+    columns, scales = with_units(
         {
+            "symbol": np.full(len(stamps), book.symbol, dtype=object),
             "side": arrays["side"],
             "level": arrays["level"],
             "position": arrays["position"],
@@ -305,8 +309,14 @@ def order_ages(book: Any, now_ns: int) -> Table:
             "qty": arrays["qty"],
             "timestamp_ns": stamps,
             "age_ns": ages,
-        }
+        },
+        prices=("price",),
+        qtys=("qty",),
+        price_scale=book.price_precision,
+        qty_scale=book.qty_precision,
+        times={"timestamp_ns": "timestamp"},
     )
+    return Table(columns, scales=scales)
 
 
 def hhi(sizes: npt.ArrayLike) -> float:
@@ -332,10 +342,11 @@ def level_stats(book: Any, side: str, levels: int = 10, now_ns: int | None = Non
         now_ns: time for ages; None leaves the age columns at -1.
 
     Returns:
-        A :class:`Table` (new arrays, one row per level, best first): ``level`` int32,
-        ``price``, ``qty``, ``front_qty`` int64 (mantissas), ``orders`` int64, ``hhi`` float64
-        (size concentration, see :func:`hhi`), ``max_share`` float64 (largest order / level
-        qty), ``mean_age_ns`` and ``oldest_age_ns`` int64 (-1 when unknown).
+        A :class:`Table` (new arrays, one row per level, best first): ``symbol`` str,
+        ``level`` int32, ``price``, ``qty``, ``front_qty`` float64 in real units beside their
+        exact int64 mantissas (``price_m``, ``qty_m``, ``front_qty_m``), ``orders`` int64,
+        ``hhi`` float64 (size concentration, see :func:`hhi`), ``max_share`` float64 (largest
+        order / level qty), ``mean_age_ns`` and ``oldest_age_ns`` int64 (-1 when unknown).
 
     Raises:
         ValueError: bad side or negative ``levels``.
@@ -389,6 +400,12 @@ def level_stats(book: Any, side: str, levels: int = 10, now_ns: int | None = Non
         "hhi": np.float64,
         "max_share": np.float64,
     }
-    return Table(
-        {name: np.array(values, dtype=dtypes.get(name, np.int64)) for name, values in out.items()}
+    exact = {name: np.array(v, dtype=dtypes.get(name, np.int64)) for name, v in out.items()}
+    columns, scales = with_units(
+        {"symbol": np.full(count, book.symbol, dtype=object), **exact},
+        prices=("price",),
+        qtys=("qty", "front_qty"),
+        price_scale=book.price_precision,
+        qty_scale=book.qty_precision,
     )
+    return Table(columns, scales=scales)

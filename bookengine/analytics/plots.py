@@ -227,9 +227,13 @@ def queue_trajectory(
         raise ValueError(f"order {tracked.order_id} has no queue history")
     base, _ = units(tracked.symbol)
     ax = _axes(ax, (9, 4))
-    ahead = to_float(history["qty_ahead"], qty_precision)
-    own = to_float(history["qty"], qty_precision)
-    behind = to_float(history["qty_behind"], qty_precision)
+    # The exact mantissas (``_m``; the plain names before the scales were known).
+    exact = {
+        name: history.get(f"{name}_m", history[name]) for name in ("qty_ahead", "qty", "qty_behind")
+    }
+    ahead = to_float(exact["qty_ahead"], qty_precision)
+    own = to_float(exact["qty"], qty_precision)
+    behind = to_float(exact["qty_behind"], qty_precision)
     outcome = tracked.outcome
     if outcome is not None and outcome.recv_ts_ns > t[-1]:
         end_ns = int(outcome.recv_ts_ns)

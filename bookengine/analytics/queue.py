@@ -44,6 +44,7 @@ from ..kraken.events import (
     Trades,
 )
 from ..kraken.session import KrakenSession
+from ..units import with_units
 from .classify import (
     CANCEL_LABELS,
     FILL,
@@ -171,6 +172,9 @@ class TrackedOrder:
     outcome: OrderOutcome | None = None
     """The final outcome, once decided."""
     last: QueueChanged | None = None
+    price_precision: int | None = None
+    """The symbol's scales (known once the order is seen in its book)."""
+    qty_precision: int | None = None
     _rows: dict[str, list[int]] = field(
         default_factory=lambda: {name: [] for name in _HISTORY_COLUMNS}, repr=False
     )
@@ -186,12 +190,23 @@ class TrackedOrder:
             rows[name].append(getattr(event, name))
 
     def history(self) -> Table:
-        """Every place it held, one row per change: new int64 arrays.
+        """Every place it held, one row per change (new arrays).
 
-        Columns: ``recv_ts_ns``, ``price``, ``qty``, ``orders_ahead``, ``qty_ahead``,
-        ``qty_behind``, ``level_orders``, ``level_qty`` (mantissas for prices and quantities).
+        Columns: ``time`` (UTC datetime64[ns]) and ``recv_ts_ns``; ``price``, ``qty``,
+        ``qty_ahead``, ``qty_behind``, ``level_qty`` float64 in real units beside their exact
+        int64 mantissas (``price_m``...; only the mantissas while the scales are not known);
+        ``orders_ahead``, ``level_orders`` int64.
         """
-        return Table({name: np.array(v, dtype=np.int64) for name, v in self._rows.items()})
+        exact = {name: np.array(v, dtype=np.int64) for name, v in self._rows.items()}
+        columns, scales = with_units(
+            exact,
+            prices=("price",),
+            qtys=("qty", "qty_ahead", "qty_behind", "level_qty"),
+            price_scale=self.price_precision,
+            qty_scale=self.qty_precision,
+            times={"recv_ts_ns": "time"},
+        )
+        return Table(columns, scales=scales)
 
 
 @dataclass
@@ -580,6 +595,8 @@ class BookAnalytics:
         tracked.side = info.side
         tracked.price = info.price
         tracked.qty = info.qty
+        tracked.price_precision = book.price_precision
+        tracked.qty_precision = book.qty_precision
         tracked.status = "resting"
         now = recv_ts_ns if recv_ts_ns >= 0 else self._now
         tracked.first_seen_ns = now
@@ -804,8 +821,14 @@ class BookAnalytics:
         )
 
     def classifications_table(self) -> Table:
-        """:attr:`classifications` as columns (see :func:`classifications_table`)."""
-        return classifications_table(self.classifications)
+        """:attr:`classifications` as columns (see :func:`classifications_table`), with real
+        units from the books' precisions."""
+        precisions = {
+            symbol: (book.price_precision, book.qty_precision)
+            for symbol, book in self._books.items()
+            if book is not None
+        }
+        return classifications_table(self.classifications, precisions)
 
 
 __all__ = [

@@ -200,7 +200,13 @@ def test_score_by_hand() -> None:
     assert result.confusion[("fill", "cancel")] == 1
     table = classifications_table(decided)
     assert table.rows == 5 and table["label"].tolist().count("fill") == 2
-    assert table["price"].dtype.name == "int64"
+    assert table["price"].dtype.name == "int64"  # no precisions given: mantissas only
+    symbols = {c.change.symbol for c in decided}
+    units = classifications_table(decided, {symbol: (1, 8) for symbol in symbols})
+    assert units["price_m"].tolist() == table["price"].tolist()
+    assert units["price"].tolist() == [m / 10 for m in table["price"].tolist()]
+    assert units["traded_qty"].tolist() == [m / 1e8 for m in table["traded_qty"].tolist()]
+    assert str(units["time"].dtype) == "datetime64[ns]"
 
 
 def test_against_simulator_truth(impl: Implementation) -> None:

@@ -137,16 +137,20 @@ def test_level_stats_and_ages_by_hand(impl: Implementation) -> None:
     book = analytics.book("TST/USD")
     stats = level_stats(book, "bid", levels=5, now_ns=T0)
     second = 1_000_000_000
-    assert stats["price"].tolist() == [1000, 999]
-    assert stats["qty"].tolist() == [14, 7]
-    assert stats["front_qty"].tolist() == [3, 7]
+    assert stats["price_m"].tolist() == [1000, 999]  # exact mantissas
+    assert stats["qty_m"].tolist() == [14, 7]
+    assert stats["front_qty_m"].tolist() == [3, 7]
+    scale = 10**book.qty_precision
+    assert stats["price"].tolist() == [100.0, 99.9]  # real units beside them
+    assert stats["qty"].tolist() == [14 / scale, 7 / scale]
+    assert set(stats["symbol"]) == {"TST/USD"}
     assert stats["orders"].tolist() == [4, 1]
     assert stats["hhi"][0] == pytest.approx((9 + 16 + 25 + 4) / 196)
     assert stats["hhi"][1] == 1.0
     assert stats["max_share"][0] == pytest.approx(5 / 14)
     assert stats["mean_age_ns"].tolist() == [20 * second, 5 * second]  # D has no timestamp
     assert stats["oldest_age_ns"].tolist() == [30 * second, 5 * second]
-    assert level_stats(book, "bid", levels=1)["price"].tolist() == [1000]
+    assert level_stats(book, "bid", levels=1)["price_m"].tolist() == [1000]
     assert level_stats(book, "ask")["mean_age_ns"].tolist() == [-1]  # no now_ns
     ages = order_ages(book, T0)
     assert ages["age_ns"].tolist() == [
@@ -158,6 +162,11 @@ def test_level_stats_and_ages_by_hand(impl: Implementation) -> None:
         second,
     ]
     assert ages["position"].tolist() == [0, 1, 2, 3, 0, 0]
+    assert ages["price"][0] == 100.0 and ages["price_m"][0] == 1000
+    assert (
+        str(ages["timestamp"].dtype) == "datetime64[ns]"
+        and ages["timestamp"][3] != ages["timestamp"][3]
+    )
     with pytest.raises(ValueError):
         level_stats(book, "bids")
 

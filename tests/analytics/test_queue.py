@@ -137,10 +137,13 @@ def test_tracked_order_cancel_ahead_partial_fill_then_fill(impl: Implementation)
     assert tracked.cancelled_ahead_qty == 3  # A
     assert tracked.filled_ahead_qty == 1 + 3  # B's partial fill, then B
     history = tracked.history()
-    assert history["qty_ahead"].tolist() == [7, 4, 3]
+    assert history["qty_ahead_m"].tolist() == [7, 4, 3]  # exact mantissas
     assert history["orders_ahead"].tolist() == [2, 1, 1]
-    assert history["qty"].tolist() == [5, 5, 5]
-    assert history["qty_ahead"].dtype.name == "int64"
+    assert history["qty_m"].tolist() == [5, 5, 5]
+    assert history["qty_ahead_m"].dtype.name == "int64"
+    scale = 10 ** analytics.book(tracked.symbol).qty_precision
+    assert history["qty_ahead"].tolist() == [7 / scale, 4 / scale, 3 / scale]  # real units
+    assert str(history["time"].dtype) == "datetime64[ns]"
     labels = {(c.change.order_id, c.label) for c in analytics.classifications}
     assert labels == {("A", "cancel"), ("B", "partial_fill"), ("B", "fill"), ("C", "fill")}
 
