@@ -227,8 +227,8 @@ def check_captures(paths: Iterable[str | Path]) -> None:
         if not any(_looks_like_capture_line(line) for line in sample):
             shown = sample[0][:40].decode("utf-8", "replace")
             raise CLIError(
-                f"{path} is not a capture: its first lines are in no capture format read here "
-                f"(line 1: {shown!r}); accepted: {FORMATS_ACCEPTED}",
+                f"{path}:1 is not a capture: its first lines are in no capture format read "
+                f"here ({shown!r}); accepted: {FORMATS_ACCEPTED}",
                 ExitCode.DATA,
             )
 

@@ -89,6 +89,68 @@ STOP_APPLIED = 5
 STOP_TIME = 6
 """The next line was received after the time limit (not consumed)."""
 
+# -- what a level3 message did to the queues (kraken.events re-exports it) --------------------
+
+
+class OrderEffect(NamedTuple):
+    """What one entry of an applied ``level3`` update did to its order's queue.
+
+    An L3 book that records effects (``book.record_effects = True``; a session with
+    ``level3_effects=True`` switches it on for its level3 books) leaves one record per entry of
+    each update it applies, in entry order (bids then asks, array order), then one ``truncate``
+    record per order that fell out of the subscribed depth. ``book.effects()`` returns them
+    until the next message; the session attaches them to the message's :class:`BookChanged`.
+
+    ``action``:
+
+    * ``add``: the order joined the back of its level (creating it);
+    * ``modify``: its quantity changed in place, keeping its place in the queue (the book's
+      rule for a same-price modify, increases included: see kraken-protocol.md);
+    * ``delete``: it left the book (a ``delete``, or a ``modify`` to quantity 0);
+    * ``requeue``: it lost its place: a ``modify`` to another price (it joins the back of the
+      new level), or a ``delete`` whose order id is added again later in the same message
+      (this record is the delete's; ``new_price``/``qty_after`` are the re-add's, and the
+      re-add has its own ``add`` record);
+    * ``truncate``: it fell out of the subscribed depth after the message (no entry named it).
+
+    Numbers are mantissas. ``orders_ahead``/``qty_ahead``/``level_index`` describe the book
+    just before this entry (after the entries before it): for an ``add``, the whole level it
+    joins is ahead of it and ``level_index`` is the index its level has or takes. For a
+    ``truncate``, they are the order's place when the entries were done (a dropped level
+    leaves whole: the orders of the same batch ahead of it count).
+
+    Snapshots leave no effects (a snapshot replaces the book: ``BookChanged.is_snapshot``
+    says so), nor does a refused message (it is rolled back).
+    """
+
+    action: str
+    """``add``, ``modify``, ``delete``, ``requeue`` or ``truncate``."""
+    event: str
+    """The entry's wire event (``add``, ``modify``, ``delete``); "" for ``truncate``."""
+    side: str
+    """``"bid"`` or ``"ask"``."""
+    order_id: str
+    price: int
+    """The price it rested at before the entry (an ``add``: its price)."""
+    new_price: int
+    """The price it rests at after the entry; -1 when it left the book."""
+    qty_before: int
+    """0 for an ``add``."""
+    qty_after: int
+    """0 when it left the book."""
+    orders_ahead: int
+    qty_ahead: int
+    level_index: int
+    """0 for the best level of its side."""
+    timestamp_ns: int
+    """The entry's own timestamp, ns since the epoch; -1 when absent (and for ``truncate``)."""
+    message_ts_ns: int
+    """The message's timestamp (``data[0].timestamp``), ns since the epoch; -1 when absent."""
+
+
+NO_EFFECTS: tuple[OrderEffect, ...] = ()
+
+
 # -- scanner limits ------------------------------------------------------------------------------
 
 MAX_NESTING = 64

@@ -579,12 +579,12 @@ def collect(
                 else:
                     collector.update(recv_ts_ns, message, event.effects)
             collector.check(book)
-        if trades and replayer.session.unpriced_symbols:
-            symbol = min(replayer.session.unpriced_symbols)
-            raise UnknownSymbolError(
-                f"trade: {symbol}: no precision known: capture the 'instrument' "
-                "channel or give --precision/--instruments"
-            )
+    if trades and replayer.session.unpriced_symbols:
+        symbol = min(replayer.session.unpriced_symbols)
+        raise UnknownSymbolError(
+            f"trade: {symbol}: no precision known: capture the 'instrument' "
+            "channel or give --precision/--instruments"
+        )
     trades_out = {symbol: _build_trades(symbol, t) for symbol, t in trade_tables.items()}
     l3_out = {key: c.build() for key, c in collectors.items()}
     for events_table in l3_out.values():

@@ -8,8 +8,8 @@ import numpy.typing as npt
 from typing_extensions import Self, disjoint_base
 
 from bookengine._core.scan import FrameScanner
-from bookengine.core_types import OrderInfo, QueuePosition
-from bookengine.kraken.events import OrderEffect
+from bookengine.core_types import NO_EFFECTS as NO_EFFECTS
+from bookengine.core_types import OrderEffect, OrderInfo, QueuePosition
 
 def _parse_numbers(texts: Sequence[bytes], scale: int) -> list[int | None]: ...
 def _parse_timestamps(texts: Sequence[bytes]) -> list[int | None]: ...

@@ -75,7 +75,7 @@ from bookengine._core.scan cimport (
 
 from bookengine import core_types
 from bookengine.errors import ChecksumError, ProtocolError
-from bookengine.kraken.events import NO_EFFECTS, OrderEffect
+from bookengine.core_types import NO_EFFECTS, OrderEffect
 from bookengine.numbers import check_scale, mantissa_text
 
 cnp.import_array()

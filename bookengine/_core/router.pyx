@@ -295,7 +295,10 @@ cdef class BookRouter:
     """After STOP_HANDOFF: the frame's offset; after STOP_LINE: the line's (no newline)."""
     cdef readonly Py_ssize_t span_stop
     cdef readonly object applied
-    """After STOP_APPLIED: (kind, symbol, channel_name, is_snapshot, verified)."""
+    """After STOP_APPLIED: (kind, symbol, channel_name, is_snapshot, verified, recv_ts_ns); the
+    message is not in the counts (the caller counts it with its event)."""
+    cdef readonly bint counted
+    """Counts are waiting in take_counts."""
     cdef public bint want_trades
     """Build :class:`Trades` events (in :attr:`events`); otherwise trades are only counted."""
     cdef readonly list events
@@ -400,6 +403,7 @@ cdef class BookRouter:
         out = {}
         cdef Py_ssize_t slot
         cdef int64_t* counts
+        self.counted = False
         for slot in self._slots.values():
             counts = self._counts + COUNTS * slot
             if counts[0]:
@@ -666,18 +670,22 @@ cdef class BookRouter:
                 self.lines += 1
                 return next_pos, STOP_HANDOFF
             self.lines += 1
+            if self._emit[slot] and not (
+                    kind != KIND_LEVEL3 and (<L2BookCore>book).crossed()):
+                # The session counts this message as it makes its event.
+                symbol, channel_name = self._keys[slot][1], self._keys[slot][2]
+                self.applied = (kind, symbol, channel_name, scanner.is_snapshot, verified,
+                                recv_ts)
+                return next_pos, STOP_APPLIED
             self._counts[COUNTS * slot] += 1
             self._counts[COUNTS * slot + 1] += verified
             self._counts[COUNTS * slot + 2] = recv_ts
+            self.counted = True
             if kind != KIND_LEVEL3 and (<L2BookCore>book).crossed():
                 # L3 books refuse a crossing message themselves (above); L2 books cannot.
                 symbol, channel_name = self._keys[slot][1], self._keys[slot][2]
                 self.failure = (kind, symbol, channel_name, None, recv_ts)
                 return next_pos, STOP_CROSSED
-            if self._emit[slot]:
-                symbol, channel_name = self._keys[slot][1], self._keys[slot][2]
-                self.applied = (kind, symbol, channel_name, scanner.is_snapshot, verified)
-                return next_pos, STOP_APPLIED
             pos = next_pos
         return pos, STOP_END
 

@@ -25,9 +25,11 @@ from ..core_types import (
     EVENT_DELETE,
     EVENT_NAMES,
     KIND_LEVEL3,
+    NO_EFFECTS,
     SIDE_ASK,
     SIDE_BID,
     SIDE_WORDS,
+    OrderEffect,
     OrderEntry,
     OrderInfo,
     QueuePosition,
@@ -47,7 +49,6 @@ from ..errors import (
     ChecksumError,
     ProtocolError,
 )
-from ..kraken.events import NO_EFFECTS, OrderEffect
 from ..numbers import INT64_MAX, check_scale, mantissa_text
 from .scan import FrameScanner
 

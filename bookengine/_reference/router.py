@@ -54,7 +54,8 @@ class BookRouter:
         self.lines = 0
         self.last_recv_ts = -1
         self.span_start = self.span_stop = 0
-        self.applied: tuple[int, str, str, bool, bool] | None = None
+        self.applied: tuple[int, str, str, bool, bool, int] | None = None
+        self.counted = False
         self.want_trades = False
         self.events: list[Event] = []
         self.heartbeats = self.trade_frames = self.trades = self.filtered = 0
@@ -96,6 +97,7 @@ class BookRouter:
         self._wanted = None if symbols is None else frozenset(symbols)
 
     def take_counts(self) -> dict[tuple[int, str, str], tuple[int, int, int]]:
+        self.counted = False
         out = {}
         for key, counts in self._counts.items():
             if counts[0]:
@@ -282,16 +284,26 @@ class BookRouter:
                 return next_pos, codes.STOP_MISMATCH
             except BookError:
                 return next_pos, codes.STOP_HANDOFF
+            crossed = kind != codes.KIND_LEVEL3 and book.is_crossed()
+            if emit and not crossed:
+                # The session counts this message as it makes its event.
+                self.applied = (
+                    kind,
+                    scanner.symbol,
+                    channel_name,
+                    scanner.is_snapshot,
+                    verified,
+                    recv_ts,
+                )
+                return next_pos, codes.STOP_APPLIED
             counts = self._counts[key]
             counts[0] += 1
             counts[1] += verified
             counts[2] = recv_ts
-            if kind != codes.KIND_LEVEL3 and book.is_crossed():
+            self.counted = True
+            if crossed:
                 self.failure = (kind, scanner.symbol, channel_name, None, recv_ts)
                 return next_pos, codes.STOP_CROSSED
-            if emit:
-                self.applied = (kind, scanner.symbol, channel_name, scanner.is_snapshot, verified)
-                return next_pos, codes.STOP_APPLIED
             pos = next_pos
         return pos, codes.STOP_END
 

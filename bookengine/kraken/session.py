@@ -240,8 +240,16 @@ class KrakenSession:
             self.frames += 1
             self.last_recv_ts_ns = recv_ts_ns
             return self._receive_frame(data, recv_ts_ns)
-        self._router.last_recv_ts = recv_ts_ns
-        _, _, _, events = self.receive_lines(data, emit=True, trades=True)
+        router = self._router
+        if not self._emit:
+            self._emit = True
+            router.set_emit(True)
+        router.want_trades = True
+        router.last_recv_ts = recv_ts_ns
+        # One frame is one line: one stop of the reader consumes it.
+        _, stop = router.apply_lines(data, 0, codes.LINES_KRAKEN, INT64_MAX)
+        events: list[Event] = []
+        self._after_stop(data, stop, events)
         return events
 
     def receive_lines(
@@ -288,28 +296,33 @@ class KrakenSession:
         while True:
             pos, stop = router.apply_lines(data, pos, line_format, limit)
             lines += router.lines
-            self._merge_router_counts()
-            if router.events:
-                events.extend(router.take_events())
-            if stop == codes.STOP_HANDOFF:
-                recv_ts_ns = router.last_recv_ts
-                self.frames += 1
-                self.last_recv_ts_ns = recv_ts_ns
-                # The reader's scanner has read the frame: judged here from what it found.
-                events.extend(
-                    self._receive_frame(
-                        data[router.span_start : router.span_stop], recv_ts_ns, router
-                    )
-                )
-            elif stop == codes.STOP_APPLIED:
-                events.append(self._applied_event(router.applied))
-            elif stop in (codes.STOP_MISMATCH, codes.STOP_CROSSED):
-                frame = data[router.span_start : router.span_stop]
-                events.extend(self._fast_path_failure(stop, router.failure, frame))
-            else:
+            if self._after_stop(data, stop, events) or events:
                 return pos, stop, lines, events
-            if events:
-                return pos, stop, lines, events
+
+    def _after_stop(self, data: bytes, stop: int, events: list[Event]) -> bool:
+        """Do what the line reader's ``stop`` asks; its events go to ``events``.
+
+        Returns True when the stop is the caller's (end, a capture line, the time limit).
+        """
+        router = self._router
+        self._merge_router_counts()
+        if router.events:
+            events.extend(router.take_events())
+        if stop == codes.STOP_APPLIED:
+            events.append(self._applied_event(router.applied))
+        elif stop == codes.STOP_HANDOFF:
+            recv_ts_ns = router.last_recv_ts
+            self.frames += 1
+            self.last_recv_ts_ns = recv_ts_ns
+            # The reader's scanner has read the frame: judged here from what it found.
+            frame = data[router.span_start : router.span_stop]
+            events.extend(self._receive_frame(frame, recv_ts_ns, router))
+        elif stop in (codes.STOP_MISMATCH, codes.STOP_CROSSED):
+            frame = data[router.span_start : router.span_stop]
+            events.extend(self._fast_path_failure(stop, router.failure, frame))
+        else:
+            return True
+        return False
 
     @property
     def line_span(self) -> tuple[int, int]:
@@ -434,9 +447,15 @@ class KrakenSession:
         self._sync_router(state)
         return events
 
-    def _applied_event(self, applied: tuple[int, str, str, bool, bool]) -> BookChanged:
-        kind, symbol, channel_name, is_snapshot, verified = applied
+    def _applied_event(self, applied: tuple[int, str, str, bool, bool, int]) -> BookChanged:
+        kind, symbol, channel_name, is_snapshot, verified, recv_ts_ns = applied
         state = self._books[(kind, symbol, channel_name)]
+        # The reader leaves a message whose event is wanted for the session to count.
+        state.messages += 1
+        state.checksums_checked += verified
+        state.last_recv_ts_ns = recv_ts_ns
+        self.frames += 1
+        self.fast_path_frames += 1
         book = state.book
         if self.level3_effects and kind == codes.KIND_LEVEL3:
             return new_book_changed(
@@ -459,6 +478,8 @@ class KrakenSession:
         if read != self._reader_frames:
             self.frames += read - self._reader_frames
             self._reader_frames = read
+        if not router.counted:
+            return
         counts = router.take_counts()
         if not counts:
             return

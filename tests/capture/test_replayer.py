@@ -305,7 +305,6 @@ def _run_both(paths: list[Path], **options: Any) -> tuple[Any, ...]:
 def _frame_by_frame(replayer: Replayer, paths: list[Path]) -> Any:
     """The oracle: every frame of the captures through ``session.receive``, one at a time."""
     from bookengine.capture import CaptureReader
-    from bookengine.kraken.events import BadFrame, BookInvalid, ChecksumMismatch
     from bookengine.replay import ReplayResult
 
     session = replayer.session
@@ -326,26 +325,20 @@ def _frame_by_frame(replayer: Replayer, paths: list[Path]) -> Any:
             applied += any(isinstance(e, BookChanged) for e in events)
             continue
         frames += 1
-        for event in session.receive(record.frame, ts):
-            message = None
-            if isinstance(event, BadFrame):
-                bad += 1
-                message = event.error
-            elif isinstance(event, BookInvalid):
-                bad += 1
-                message = f"{event.key}: {event.reason}"
-            elif isinstance(event, ChecksumMismatch):
-                message = (
-                    f"{event.key}: checksum mismatch: Kraken sent {event.expected}, "
-                    f"book gives {event.computed}"
-                )
-            if message is not None:
-                replayer.on_problem(record, message)  # type: ignore[misc]
+        # Problems are reported as the Replayer reports them (the reading is what differs).
+        bad += replayer._report(record, session.receive(record.frame, ts))
     for note in reader.report.notes[notes_seen:]:
         replayer.on_problem(record, note.message)  # type: ignore[misc]
     report = reader.report
     return ReplayResult(
-        frames, bad, session.books, list(report.notes), report.sent, applied, report.headers
+        frames,
+        bad,
+        session.books,
+        list(report.notes),
+        report.sent,
+        applied,
+        report.headers,
+        mismatches=list(replayer.mismatches),
     )
 
 

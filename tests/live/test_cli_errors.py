@@ -74,7 +74,7 @@ def test_wrong_format(tmp_path: Path) -> None:
     text.write_text("time,price,qty\n" + "1,29430.2,0.1\n" * 3000)
     result = cli("replay", str(text))
     assert result.returncode == ExitCode.DATA
-    assert f"{text} is not a capture" in one_line(result.stderr)
+    assert f"{text}:1 is not a capture" in one_line(result.stderr)
 
 
 def test_gzip_of_garbage(tmp_path: Path) -> None:
