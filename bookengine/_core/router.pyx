@@ -42,6 +42,16 @@ from bookengine.errors import BookError, ChecksumError
 from bookengine import core_types as codes
 
 cdef object _TRADE_TYPES = None
+cdef object _EVENT_TYPES = None
+
+
+cdef object event_types():
+    """(BookChanged, its mutable twin), imported on first use (see kraken.events)."""
+    global _EVENT_TYPES
+    if _EVENT_TYPES is None:
+        from bookengine.kraken.events import BookChanged, _MutableBookChanged
+        _EVENT_TYPES = (BookChanged, _MutableBookChanged)
+    return _EVENT_TYPES
 
 
 cdef object trade_types():
@@ -294,9 +304,18 @@ cdef class BookRouter:
     cdef readonly Py_ssize_t span_start
     """After STOP_HANDOFF: the frame's offset; after STOP_LINE: the line's (no newline)."""
     cdef readonly Py_ssize_t span_stop
-    cdef readonly object applied
-    """After STOP_APPLIED: (kind, symbol, channel_name, is_snapshot, verified, recv_ts_ns); the
-    message is not in the counts (the caller counts it with its event)."""
+    cdef readonly object applied_tag
+    """After STOP_APPLIED: the tag the book was added with (the caller's record of it); the
+    message is not in the counts: the caller counts it with its event."""
+    cdef readonly bint applied_snapshot
+    cdef readonly bint applied_verified
+    cdef readonly object applied_event
+    """After STOP_APPLIED of a book added with a tag (the session's BookState): its
+    :class:`BookChanged`, the tag's counts already updated."""
+    cdef public bint effects_on
+    """level3 events carry ``book.effects()``."""
+    cdef list _tags             # slot -> the caller's tag
+    cdef Py_ssize_t _next
     cdef readonly bint counted
     """Counts are waiting in take_counts."""
     cdef public bint want_trades
@@ -316,6 +335,7 @@ cdef class BookRouter:
         self._slots = {}
         self._books = []
         self._keys = []
+        self._tags = []
         self._emit = bytearray()
         self._last_slot = -1
         self.last_recv_ts = -1
@@ -334,8 +354,10 @@ cdef class BookRouter:
             return bytes((kind,)) + channel_name.encode("utf-8") + b"\0" + symbol.encode("utf-8")
         return bytes((kind,)) + symbol.encode("utf-8")
 
-    def add(self, int kind, str symbol, book not None, str channel_name="", bint emit=False):
-        """Route this book's frames to ``book`` from now on (``emit``: stop after each)."""
+    def add(self, int kind, str symbol, book not None, str channel_name="", bint emit=False,
+            tag=None):
+        """Route this book's frames to ``book`` from now on (``emit``: stop after each;
+        ``tag``: handed back with each such stop, see :attr:`applied_tag`)."""
         if kind == KIND_LEVEL3:
             if not isinstance(book, L3BookCore):
                 raise TypeError(f"not a compiled L3 book: {type(book).__name__}")
@@ -349,6 +371,7 @@ cdef class BookRouter:
         if slot is not None:
             self._books[slot] = book
             self._emit[slot] = emit
+            self._tags[slot] = tag
             return
         slot = len(self._books)
         if slot == self._capacity:
@@ -364,6 +387,7 @@ cdef class BookRouter:
         self._books.append(book)
         self._keys.append((kind, symbol, channel_name))
         self._emit.append(emit)
+        self._tags.append(tag)
 
     def remove(self, int kind, str symbol, str channel_name=""):
         """Stop routing that book (it needs the session: stale, resyncing, rebuilt)."""
@@ -525,6 +549,28 @@ cdef class BookRouter:
                                       recv_ts, snapshot))
         return 1
 
+    cdef object _event(self, object state, object book, int kind, bint is_snapshot,
+                       bint verified, int64_t recv_ts):
+        # The session's own steps for an applied message (counts, then its BookChanged),
+        # compiled: this runs for every live frame.
+        state.messages += 1
+        if verified:
+            state.checksums_checked += 1
+        state.last_recv_ts_ns = recv_ts
+        changed, mutable = event_types()
+        event = mutable.__new__(mutable)
+        event.key = state.key
+        event.symbol = state.symbol
+        event.book = book
+        event.recv_ts_ns = recv_ts
+        event.is_snapshot = is_snapshot
+        event.checksum_verified = verified
+        event.conflated = 0
+        event.effects = (<L3BookCore>book).effects() if (
+            kind == KIND_LEVEL3 and self.effects_on) else ()
+        event.__class__ = changed
+        return event
+
     def apply_lines(self, bytes data not None, Py_ssize_t pos=0, int line_format=0,
                     int64_t until_ns=0x7FFFFFFFFFFFFFFF):
         """Read lines of ``data`` from offset ``pos`` until a stop.
@@ -537,6 +583,31 @@ cdef class BookRouter:
         Cost: the scanner and book work only; no Python object per line (trade records only
         when :attr:`want_trades`).
         """
+        cdef int stop = self._run(data, pos, line_format, until_ns)
+        return self._next, stop
+
+    def apply_frame(self, bytes frame not None, int64_t recv_ts_ns):
+        """One socket frame received at ``recv_ts_ns``: :meth:`apply_lines` of that one line,
+        returning the stop code alone (the live path: one call, no tuple).
+
+        A frame that is not one line starting with ``{`` or ``[`` (a newline inside, leading
+        whitespace, not JSON) is handed to the session whole and unread (``scanned`` False).
+        """
+        cdef const char* text = PyBytes_AS_STRING(frame)
+        cdef Py_ssize_t size = PyBytes_GET_SIZE(frame)
+        self.last_recv_ts = recv_ts_ns
+        if size == 0 or (text[0] != c'{' and text[0] != c'[') or memchr(
+                text, c'\n', size) != NULL:
+            self.failure = None
+            self.scanned = False
+            self.span_start, self.span_stop = 0, size
+            self.lines = 1
+            return STOP_HANDOFF
+        return self._run(frame, 0, LINES_KRAKEN, INT64_MAX)
+
+    cdef int _run(self, bytes data, Py_ssize_t pos, int line_format,
+                  int64_t until_ns) except -1:
+        # The loop; where it stopped goes to self._next.
         cdef const char* base = PyBytes_AS_STRING(data)
         cdef Py_ssize_t size = PyBytes_GET_SIZE(data)
         cdef Py_ssize_t start, stop, frame_start, i, slot, next_pos
@@ -549,7 +620,6 @@ cdef class BookRouter:
         cdef object book
         cdef FrameScanner scanner = self.scanner
         self.failure = None
-        self.applied = None
         self.lines = 0
         while pos < size:
             start = pos
@@ -563,7 +633,8 @@ cdef class BookRouter:
                     # tardis.dev: a blank line is a disconnect; the caller marks books stale.
                     self.span_start = self.span_stop = start
                     self.lines += 1
-                    return next_pos, STOP_LINE
+                    self._next = next_pos
+                    return STOP_LINE
                 self.lines += 1
                 pos = next_pos
                 continue
@@ -588,7 +659,8 @@ cdef class BookRouter:
                         # Headers, checkpoints, sent requests, other time forms: not ours.
                         self.span_start, self.span_stop = start, stop
                         self.lines += 1
-                        return next_pos, STOP_LINE
+                        self._next = next_pos
+                        return STOP_LINE
                     recv_ts = <int64_t>value
                     frame_start = i + 1
             elif line_format == LINES_TARDIS:
@@ -597,7 +669,8 @@ cdef class BookRouter:
                         or parse_rfc3339_ns(base + start, 28, &stamp) != 0):
                     self.span_start, self.span_stop = start, stop
                     self.lines += 1
-                    return next_pos, STOP_LINE
+                    self._next = next_pos
+                    return STOP_LINE
                 recv_ts = stamp
                 frame_start = start + 29
             else:  # LINES_CRYPTOFEED: "1690730998.343415: {frame}"
@@ -609,14 +682,16 @@ cdef class BookRouter:
                     # The header and the sent requests ("<url> <- <time>: <json>").
                     self.span_start, self.span_stop = start, stop
                     self.lines += 1
-                    return next_pos, STOP_LINE
+                    self._next = next_pos
+                    return STOP_LINE
                 recv_ts = stamp
                 frame_start = i + 2
             if recv_ts < 0:
                 recv_ts = self.last_recv_ts
             elif recv_ts > until_ns:
                 self.next_recv_ts = recv_ts
-                return start, STOP_TIME
+                self._next = start
+                return STOP_TIME
             if self._wanted is not None and self._filtered_out(
                     base + frame_start, stop - frame_start):
                 self.filtered += 1
@@ -639,21 +714,24 @@ cdef class BookRouter:
                 continue
             self.last_recv_ts = recv_ts
             self.span_start, self.span_stop = frame_start, stop
-            self.scanned = True
+            self.scanned = True  # (apply_frame hands over unread frames with False)
             self.scan_error = None
             try:
                 kind = scanner.scan_view(data, frame_start, stop - frame_start)
             except BookError as exc:
                 self.scan_error = exc
                 self.lines += 1
-                return next_pos, STOP_HANDOFF
+                self._next = next_pos
+                return STOP_HANDOFF
             if kind != KIND_BOOK and kind != KIND_LEVEL3 and kind != KIND_V1_BOOK:
                 self.lines += 1
-                return next_pos, STOP_HANDOFF
+                self._next = next_pos
+                return STOP_HANDOFF
             slot = self._slot(kind)
             if slot < 0:
                 self.lines += 1
-                return next_pos, STOP_HANDOFF
+                self._next = next_pos
+                return STOP_HANDOFF
             book = self._books[slot]
             try:
                 if kind == KIND_LEVEL3:
@@ -664,19 +742,24 @@ cdef class BookRouter:
                 self.lines += 1
                 symbol, channel_name = self._keys[slot][1], self._keys[slot][2]
                 self.failure = (kind, symbol, channel_name, exc, recv_ts)
-                return next_pos, STOP_MISMATCH
+                self._next = next_pos
+                return STOP_MISMATCH
             except BookError:
                 # Refused, and the book is as before (L3: rolled back): the session reports.
                 self.lines += 1
-                return next_pos, STOP_HANDOFF
+                self._next = next_pos
+                return STOP_HANDOFF
             self.lines += 1
             if self._emit[slot] and not (
                     kind != KIND_LEVEL3 and (<L2BookCore>book).crossed()):
                 # The session counts this message as it makes its event.
-                symbol, channel_name = self._keys[slot][1], self._keys[slot][2]
-                self.applied = (kind, symbol, channel_name, scanner.is_snapshot, verified,
-                                recv_ts)
-                return next_pos, STOP_APPLIED
+                self.applied_tag = self._tags[slot]
+                self.applied_snapshot = scanner.is_snapshot
+                self.applied_verified = verified
+                self.applied_event = None if self.applied_tag is None else self._event(
+                    self.applied_tag, book, kind, scanner.is_snapshot, verified, recv_ts)
+                self._next = next_pos
+                return STOP_APPLIED
             self._counts[COUNTS * slot] += 1
             self._counts[COUNTS * slot + 1] += verified
             self._counts[COUNTS * slot + 2] = recv_ts
@@ -685,9 +768,11 @@ cdef class BookRouter:
                 # L3 books refuse a crossing message themselves (above); L2 books cannot.
                 symbol, channel_name = self._keys[slot][1], self._keys[slot][2]
                 self.failure = (kind, symbol, channel_name, None, recv_ts)
-                return next_pos, STOP_CROSSED
+                self._next = next_pos
+                return STOP_CROSSED
             pos = next_pos
-        return pos, STOP_END
+        self._next = pos
+        return STOP_END
 
 
 cdef object _ord_type(const char* frame, Span span):

@@ -15,7 +15,7 @@ from typing import Any
 
 from .. import core_types as codes
 from ..errors import BookError, ChecksumError, ProtocolError
-from ..kraken.events import Event, Trade, Trades
+from ..kraken.events import Event, Trade, Trades, new_book_changed
 from ..numbers import parse_mantissa
 from ..timestamps import parse_rfc3339_ns
 from .l2book import L2BookCore
@@ -45,7 +45,7 @@ class BookRouter:
 
     def __init__(self) -> None:
         self.scanner = FrameScanner()
-        self._books: dict[tuple[int, str, str], tuple[Any, bool]] = {}
+        self._books: dict[tuple[int, str, str], tuple[Any, bool, Any]] = {}
         self._counts: dict[tuple[int, str, str], list[int]] = {}
         self._trade_scales: dict[str, tuple[int, int]] = {}
         self._wanted: frozenset[str] | None = None
@@ -54,7 +54,10 @@ class BookRouter:
         self.lines = 0
         self.last_recv_ts = -1
         self.span_start = self.span_stop = 0
-        self.applied: tuple[int, str, str, bool, bool, int] | None = None
+        self.applied_tag: Any = None
+        self.applied_snapshot = self.applied_verified = False
+        self.applied_event: Event | None = None
+        self.effects_on = False
         self.counted = False
         self.want_trades = False
         self.events: list[Event] = []
@@ -66,7 +69,13 @@ class BookRouter:
     # -- what the session tells the reader -------------------------------------------------
 
     def add(
-        self, kind: int, symbol: str, book: Any, channel_name: str = "", emit: bool = False
+        self,
+        kind: int,
+        symbol: str,
+        book: Any,
+        channel_name: str = "",
+        emit: bool = False,
+        tag: Any = None,
     ) -> None:
         expected = L3BookCore if kind == codes.KIND_LEVEL3 else L2BookCore
         if kind not in (codes.KIND_BOOK, codes.KIND_LEVEL3, codes.KIND_V1_BOOK):
@@ -74,7 +83,7 @@ class BookRouter:
         if not isinstance(book, expected):
             raise TypeError(f"not a reference {expected.__name__}: {type(book).__name__}")
         key = (kind, symbol, channel_name if kind == codes.KIND_V1_BOOK else "")
-        self._books[key] = (book, emit)
+        self._books[key] = (book, emit, tag)
         self._counts.setdefault(key, [0, 0, -1])
 
     def remove(self, kind: int, symbol: str, channel_name: str = "") -> None:
@@ -85,7 +94,7 @@ class BookRouter:
 
     def set_emit(self, emit: bool) -> None:
         self._emit_all = emit
-        self._books = {key: (book, emit) for key, (book, _) in self._books.items()}
+        self._books = {key: (book, emit, tag) for key, (book, _, tag) in self._books.items()}
 
     def set_trade_precision(self, symbol: str, price_precision: int, qty_precision: int) -> None:
         self._trade_scales[symbol] = (price_precision, qty_precision)
@@ -208,6 +217,35 @@ class BookRouter:
         stamp = _unix_ns(head) if sep and rest else -1
         return None if stamp < 0 else (stamp, len(head) + 2)
 
+    def _event(
+        self,
+        state: Any,
+        book: Any,
+        kind: int,
+        is_snapshot: bool,
+        verified: bool,
+        recv_ts: int,
+    ) -> Event:
+        # The session's own steps for an applied message: counts, then its BookChanged.
+        state.messages += 1
+        state.checksums_checked += verified
+        state.last_recv_ts_ns = recv_ts
+        effects = book.effects() if kind == codes.KIND_LEVEL3 and self.effects_on else ()
+        return new_book_changed(
+            state.key, state.symbol, book, recv_ts, is_snapshot, verified, effects
+        )
+
+    def apply_frame(self, frame: bytes, recv_ts_ns: int) -> int:
+        """One socket frame received at ``recv_ts_ns``; the stop code (see the compiled twin)."""
+        self.last_recv_ts = recv_ts_ns
+        if frame[:1] not in (b"{", b"[") or b"\n" in frame:
+            self.failure = None
+            self.scanned = False
+            self.span_start, self.span_stop = 0, len(frame)
+            self.lines = 1
+            return codes.STOP_HANDOFF
+        return self.apply_lines(frame, 0, codes.LINES_KRAKEN, INT64_MAX)[1]
+
     def apply_lines(
         self,
         data: bytes,
@@ -217,7 +255,6 @@ class BookRouter:
     ) -> tuple[int, int]:
         """Read lines of ``data`` from ``pos`` until a stop (see the compiled twin)."""
         self.failure = None
-        self.applied = None
         self.lines = 0
         size = len(data)
         scanner = self.scanner
@@ -276,7 +313,7 @@ class BookRouter:
             routed = self._books.get(key)
             if routed is None:
                 return next_pos, codes.STOP_HANDOFF
-            book, emit = routed
+            book, emit, tag = routed
             try:
                 verified = book.apply_scanned(scanner) is True
             except ChecksumError as exc:
@@ -287,14 +324,14 @@ class BookRouter:
             crossed = kind != codes.KIND_LEVEL3 and book.is_crossed()
             if emit and not crossed:
                 # The session counts this message as it makes its event.
-                self.applied = (
-                    kind,
-                    scanner.symbol,
-                    channel_name,
-                    scanner.is_snapshot,
-                    verified,
-                    recv_ts,
-                )
+                self.applied_tag = tag
+                self.applied_snapshot = scanner.is_snapshot
+                self.applied_verified = verified
+                self.applied_event = None
+                if tag is not None:
+                    self.applied_event = self._event(
+                        tag, book, kind, scanner.is_snapshot, verified, recv_ts
+                    )
                 return next_pos, codes.STOP_APPLIED
             counts = self._counts[key]
             counts[0] += 1

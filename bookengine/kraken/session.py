@@ -28,7 +28,6 @@ from ..timestamps import parse_rfc3339_ns
 from . import forensics, frames
 from .events import (
     BadFrame,
-    BookChanged,
     BookInvalid,
     Event,
     Executions,
@@ -192,6 +191,7 @@ class KrakenSession:
         """Symbols whose data frames are read (None: all); see :meth:`set_symbols`."""
         self._scanner = self.impl.FrameScanner()
         self._router: Any = self.impl.BookRouter()
+        self._router.effects_on = level3_effects
         self._router_filtered = 0
         self._reader_frames = 0
         self._emit = False
@@ -231,23 +231,25 @@ class KrakenSession:
         a bad book message a :class:`BookInvalid` (and a resync), a checksum failure a
         :class:`ChecksumMismatch` (and a resync).
         """
-        if isinstance(frame, str):
-            data = frame.encode("utf-8", "surrogatepass")
+        if type(frame) is not bytes:
+            data = (
+                frame.encode("utf-8", "surrogatepass") if isinstance(frame, str) else bytes(frame)
+            )
         else:
-            data = frame if type(frame) is bytes else bytes(frame)
-        if data[:1] not in (b"{", b"[") or b"\n" in data:
-            # Not a frame the line reader can take as one line: the Python path says why.
-            self.frames += 1
-            self.last_recv_ts_ns = recv_ts_ns
-            return self._receive_frame(data, recv_ts_ns)
+            data = frame
         router = self._router
         if not self._emit:
             self._emit = True
             router.set_emit(True)
         router.want_trades = True
-        router.last_recv_ts = recv_ts_ns
         # One frame is one line: one stop of the reader consumes it.
-        _, stop = router.apply_lines(data, 0, codes.LINES_KRAKEN, INT64_MAX)
+        stop = router.apply_frame(data, recv_ts_ns)
+        if stop == codes.STOP_APPLIED and not router.counted:
+            # The common case, a healthy book: the reader counted it and made its event.
+            self.frames += 1
+            self.fast_path_frames += 1
+            self.last_recv_ts_ns = recv_ts_ns
+            return [router.applied_event]
         events: list[Event] = []
         self._after_stop(data, stop, events)
         return events
@@ -309,7 +311,9 @@ class KrakenSession:
         if router.events:
             events.extend(router.take_events())
         if stop == codes.STOP_APPLIED:
-            events.append(self._applied_event(router.applied))
+            self.frames += 1
+            self.fast_path_frames += 1
+            events.append(router.applied_event)
         elif stop == codes.STOP_HANDOFF:
             recv_ts_ns = router.last_recv_ts
             self.frames += 1
@@ -372,6 +376,7 @@ class KrakenSession:
         Snapshots carry none. Off by default: a plain replay pays nothing for it.
         """
         self.level3_effects = on
+        self._router.effects_on = on
         for state in self._books.values():
             if state.channel == "level3" and state.book is not None:
                 state.book.record_effects = on
@@ -447,30 +452,6 @@ class KrakenSession:
         self._sync_router(state)
         return events
 
-    def _applied_event(self, applied: tuple[int, str, str, bool, bool, int]) -> BookChanged:
-        kind, symbol, channel_name, is_snapshot, verified, recv_ts_ns = applied
-        state = self._books[(kind, symbol, channel_name)]
-        # The reader leaves a message whose event is wanted for the session to count.
-        state.messages += 1
-        state.checksums_checked += verified
-        state.last_recv_ts_ns = recv_ts_ns
-        self.frames += 1
-        self.fast_path_frames += 1
-        book = state.book
-        if self.level3_effects and kind == codes.KIND_LEVEL3:
-            return new_book_changed(
-                state.key,
-                symbol,
-                book,
-                state.last_recv_ts_ns,
-                is_snapshot,
-                verified,
-                book.effects(),
-            )
-        return new_book_changed(
-            state.key, symbol, book, state.last_recv_ts_ns, is_snapshot, verified
-        )
-
     def _merge_router_counts(self) -> None:
         router = self._router
         self.last_recv_ts_ns = router.last_recv_ts
@@ -534,7 +515,7 @@ class KrakenSession:
         kind, channel_name = self._kind_of(state)
         router = self._router
         if state.book is not None and not state.stale:
-            router.add(kind, state.symbol, state.book, channel_name, self._emit)
+            router.add(kind, state.symbol, state.book, channel_name, self._emit, state)
         elif router.routes(kind, state.symbol, channel_name):
             router.remove(kind, state.symbol, channel_name)
 
