@@ -78,6 +78,7 @@ cdef int STOP_TIME = codes.STOP_TIME
 
 cdef enum:
     MAX_TRADES = 4096       # trades in one frame read here; more go to the session
+    RECENT = 8              # books remembered by _slot
     COUNTS = 3              # per slot: messages, verified, last_recv_ts_ns
 
 ctypedef struct Span:
@@ -288,8 +289,8 @@ cdef class BookRouter:
     cdef bytearray _emit        # slot -> 1 when each applied message stops (STOP_APPLIED)
     cdef int64_t* _counts       # COUNTS per slot
     cdef Py_ssize_t _capacity
-    cdef bytes _last_key
-    cdef Py_ssize_t _last_slot
+    cdef list _recent_keys      # the RECENT keys found last, most recent first (None: free)
+    cdef Py_ssize_t _recent_slots[RECENT]
     cdef dict _trade_scales     # symbol (bytes) -> (symbol, price precision, qty precision)
     cdef object _wanted         # frozenset of symbol bytes, or None: every symbol
     cdef bytes _filter_last     # the symbol the filter judged last, and its verdict
@@ -337,7 +338,7 @@ cdef class BookRouter:
         self._keys = []
         self._tags = []
         self._emit = bytearray()
-        self._last_slot = -1
+        self._recent_keys = [None] * RECENT
         self.last_recv_ts = -1
         self._trade_scales = {}
         self._wanted = None
@@ -394,8 +395,7 @@ cdef class BookRouter:
         slot = self._slots.pop(BookRouter._key(kind, symbol, channel_name), None)
         if slot is not None:
             self._books[slot] = None
-        self._last_key = None
-        self._last_slot = -1
+        self._recent_keys = [None] * RECENT
 
     def routes(self, int kind, str symbol, str channel_name=""):
         """True while that book's frames are applied here."""
@@ -444,26 +444,41 @@ cdef class BookRouter:
     # -- the loop ----------------------------------------------------------------------------
 
     cdef Py_ssize_t _slot(self, int kind):
-        # Consecutive frames usually name the same book: compare bytes before hashing.
+        # Frames name a few books over and over: compare bytes with the books found last
+        # (most recent first) before building a key and hashing it.
         cdef FrameScanner s = self.scanner
         cdef Py_ssize_t length = s.symbol_span.length
         cdef const char* text = s.data + s.symbol_span.start
-        cdef const char* last
+        cdef const char* known
+        cdef Py_ssize_t i, j, slot
+        cdef bytes key
         if kind == KIND_V1_BOOK:
-            key = BookRouter._key(kind, s.symbol, s.channel_name)
-            slot = self._slots.get(key)
-            return -1 if slot is None else slot
-        if (self._last_key is not None and PyBytes_GET_SIZE(self._last_key) == length + 1):
-            last = PyBytes_AS_STRING(self._last_key)
-            if last[0] == kind and memcmp(last + 1, text, length) == 0:
-                return self._last_slot
+            found = self._slots.get(BookRouter._key(kind, s.symbol, s.channel_name))
+            return -1 if found is None else found
+        for i in range(RECENT):
+            key = self._recent_keys[i]
+            if key is None:
+                break
+            if PyBytes_GET_SIZE(key) == length + 1:
+                known = PyBytes_AS_STRING(key)
+                if known[0] == kind and memcmp(known + 1, text, length) == 0:
+                    slot = self._recent_slots[i]
+                    for j in range(i, 0, -1):  # move to the front
+                        self._recent_keys[j] = self._recent_keys[j - 1]
+                        self._recent_slots[j] = self._recent_slots[j - 1]
+                    self._recent_keys[0] = key
+                    self._recent_slots[0] = slot
+                    return slot
         key = bytes((kind,)) + text[:length]
-        slot = self._slots.get(key)
-        if slot is None:
+        found = self._slots.get(key)
+        if found is None:
             return -1
-        self._last_key = key
-        self._last_slot = slot
-        return slot
+        for j in range(RECENT - 1, 0, -1):
+            self._recent_keys[j] = self._recent_keys[j - 1]
+            self._recent_slots[j] = self._recent_slots[j - 1]
+        self._recent_keys[0] = key
+        self._recent_slots[0] = found
+        return found
 
     cdef int _filtered_out(self, const char* frame, Py_ssize_t length) except -1:
         """1 when a v2 data frame in Kraken's layout is for a symbol the caller skips."""
