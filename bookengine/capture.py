@@ -77,6 +77,18 @@ except ImportError:  # pure-Python install
         return data.count(b"\n")
 
 
+def _inflater() -> Any:
+    """ISA-L's inflate (zlib's API at about twice the speed; the research, test and bench
+    extras install it) or zlib: both read every gzip file the same way."""
+    try:
+        from isal import isal_zlib  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:  # pragma: no cover - the plain install
+        return zlib
+    return isal_zlib
+
+
+_INFLATE = _inflater()
+
 _COMPRESSED = (".gz", ".zst")
 _CAPTURE_SUFFIXES = (".jsonl", ".json", ".ndjson", ".txt", ".log", ".capture")
 
@@ -368,8 +380,8 @@ def _decoded_chunks(path: Path, report: CaptureReport, progress: _Progress) -> I
                 yield chunk
             return
         if suffix == ".gz":
-            make: Callable[[], Any] = lambda: zlib.decompressobj(31)  # noqa: E731
-            errors: tuple[type[Exception], ...] = (zlib.error,)
+            make: Callable[[], Any] = lambda: _INFLATE.decompressobj(31)  # noqa: E731
+            errors: tuple[type[Exception], ...] = (zlib.error, _INFLATE.error)
             name = "gzip"
         else:
             zstandard = _zstandard(path)

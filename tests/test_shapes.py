@@ -175,3 +175,30 @@ def test_a_symbol_filter_gives_that_symbol_alone(
         skipped = summary.pop("filtered_frames")
         assert skipped == len(_frames()) - len(_frames(symbols=("BTC/USD",))) - 0
         assert summary == alone["summary"]
+
+
+def test_gzip_reads_the_same_with_either_inflater(
+    shapes: dict[str, Path], impl: Implementation, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """ISA-L (when installed) and zlib give the same replay, and the same report of a damaged
+    or truncated stream."""
+    import zlib
+
+    whole = shapes["gz"].read_bytes()
+    damaged = tmp_path / "damaged.jsonl.gz"
+    damaged.write_bytes(whole[: len(whole) // 2] + b"\xff" * 64 + whole[len(whole) // 2 :])
+    truncated = tmp_path / "truncated.jsonl.gz"
+    truncated.write_bytes(whole[: len(whole) * 2 // 3])
+
+    def outcome() -> list[Any]:
+        out: list[Any] = [_outcome(shapes["gz"], impl)]
+        for path in (damaged, truncated):
+            replayer = Replayer([path], precisions=PRECISIONS, implementation_name=impl.name)
+            result = replayer.run()
+            out.append((result.summary(), [note.kind for note in result.notes]))
+        return out
+
+    fast = outcome()
+    assert fast[1][1] == ["corrupt"] and "truncated" in fast[2][1]  # a torn last line too
+    monkeypatch.setattr(capture_module, "_INFLATE", zlib)
+    assert outcome() == fast
