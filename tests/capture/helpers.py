@@ -109,12 +109,13 @@ def record_sim(
                     while time.monotonic() < deadline:
                         with contextlib.suppress(TimeoutError):
                             await asyncio.wait_for(feed.__anext__(), 0.2)
-                    # The last frames are applied before the books are read.
-                    result["live"] = {
-                        key: (state.book.bids(), state.book.asks(), state.book.checksum())
-                        for key, state in feed.books().items()
-                        if state.book is not None
-                    }
+                # Read after the feed closed: frames still arriving during the close
+                # handshake are both recorded and applied (the books keep their state).
+                result["live"] = {
+                    key: (state.book.bids(), state.book.asks(), state.book.checksum())
+                    for key, state in feed.books().items()
+                    if state.book is not None
+                }
             finally:
                 if trade_task is not None:
                     trade_task.cancel()

@@ -294,10 +294,12 @@ def test_recorded_session_replays_to_the_same_books(tmp_path: Path) -> None:
                 sim.inject("corrupt", symbol="BTC/USD")
                 await consume_until(feed, lambda: verified(feed, "book:ETH/USD") >= 40)
                 await settle(feed, 5)
-                return {
-                    key: (state.book.bids(), state.book.asks(), state.book.checksum())
-                    for key, state in feed.books().items()
-                }
+            # Read after the feed closed: frames still arriving during the close handshake
+            # are both recorded and applied (the books keep their state).
+            return {
+                key: (state.book.bids(), state.book.asks(), state.book.checksum())
+                for key, state in feed.books().items()
+            }
 
     result: dict[str, Any] = {}
 
