@@ -52,6 +52,7 @@ from ..timestamps import parse_epoch_ns, parse_rfc3339_ns
 from .catalog import asset_altname
 from .engine import derive_seed
 from .rest import PublicApi, RestServer, TokenIssuer
+from .server import LOOPBACK, Endpoints
 from .specs import DEFAULT_SPECS, SymbolSpec
 from .wire import (
     epoch_text,
@@ -68,7 +69,6 @@ from .wire import (
     v2_status,
 )
 
-LOOPBACK = "127.0.0.1"
 _BOOK_DEPTHS = (10, 25, 100, 500, 1000)
 _LEVEL3_DEPTHS = (10, 100, 1000)
 _PATHS = {"/v2": "v2", "/l3/v2": "level3", "/v1": "v1", "/": "v1"}
@@ -346,7 +346,7 @@ class _Conn:
     last_sent: float = 0.0
 
 
-class CaptureServer:
+class CaptureServer(Endpoints):
     """Serve a :class:`Capture` on loopback; use as an async context manager.
 
     Args:
@@ -438,22 +438,6 @@ class CaptureServer:
             await self._server.wait_closed()
             self._server = None
         await self._rest.close()
-
-    @property
-    def url_v2(self) -> str:
-        return f"ws://{LOOPBACK}:{self.port}/v2"
-
-    @property
-    def url_level3(self) -> str:
-        return f"ws://{LOOPBACK}:{self.port}/l3/v2"
-
-    @property
-    def url_v1(self) -> str:
-        return f"ws://{LOOPBACK}:{self.port}/v1"
-
-    @property
-    def rest_url(self) -> str:
-        return f"http://{LOOPBACK}:{self.rest_port}"
 
     def _check_path(self, connection: ServerConnection, request: Any) -> Any:
         if request.path.split("?", 1)[0] not in _PATHS:

@@ -196,7 +196,40 @@ def _as_spec(symbol: str | SymbolSpec) -> SymbolSpec:
         raise ValueError(exc.args[0]) from None
 
 
-class Simulator:
+class Endpoints:
+    """The simulator's addresses on 127.0.0.1, as Kraken's endpoints map onto them (the
+    simulator and the capture server both serve them)."""
+
+    port: int
+    rest_port: int
+
+    @property
+    def url_v2(self) -> str:
+        """Kraken v2 public endpoint (``wss://ws.kraken.com/v2``)."""
+        return f"ws://{LOOPBACK}:{self.port}{PATH_V2}"
+
+    @property
+    def url_level3(self) -> str:
+        """Kraken v2 level3 endpoint (``wss://ws-l3.kraken.com/v2``); subscribe with a token."""
+        return f"ws://{LOOPBACK}:{self.port}{PATH_LEVEL3}"
+
+    @property
+    def url_auth(self) -> str:
+        """Kraken v2 private endpoint (``wss://ws-auth.kraken.com/v2``): trading, executions."""
+        return f"ws://{LOOPBACK}:{self.port}{PATH_AUTH}"
+
+    @property
+    def url_v1(self) -> str:
+        """Kraken v1 public endpoint (``wss://ws.kraken.com``)."""
+        return f"ws://{LOOPBACK}:{self.port}{PATH_V1}"
+
+    @property
+    def rest_url(self) -> str:
+        """Base URL of the REST token endpoint (``https://api.kraken.com``)."""
+        return f"http://{LOOPBACK}:{self.rest_port}"
+
+
+class Simulator(Endpoints):
     """A deterministic Kraken-compatible exchange on loopback; use as an async context manager.
 
     Args:
@@ -387,33 +420,6 @@ class Simulator:
             await self._server.wait_closed()
             self._server = None
         await self._rest.close()
-
-    # -- addresses --------------------------------------------------------------------------
-
-    @property
-    def url_v2(self) -> str:
-        """Kraken v2 public endpoint (``wss://ws.kraken.com/v2``)."""
-        return f"ws://{LOOPBACK}:{self.port}{PATH_V2}"
-
-    @property
-    def url_level3(self) -> str:
-        """Kraken v2 level3 endpoint (``wss://ws-l3.kraken.com/v2``); subscribe with a token."""
-        return f"ws://{LOOPBACK}:{self.port}{PATH_LEVEL3}"
-
-    @property
-    def url_auth(self) -> str:
-        """Kraken v2 private endpoint (``wss://ws-auth.kraken.com/v2``): trading, executions."""
-        return f"ws://{LOOPBACK}:{self.port}{PATH_AUTH}"
-
-    @property
-    def url_v1(self) -> str:
-        """Kraken v1 public endpoint (``wss://ws.kraken.com``)."""
-        return f"ws://{LOOPBACK}:{self.port}{PATH_V1}"
-
-    @property
-    def rest_url(self) -> str:
-        """Base URL of the REST token endpoint (``https://api.kraken.com``)."""
-        return f"http://{LOOPBACK}:{self.rest_port}"
 
     @property
     def symbols(self) -> list[str]:
