@@ -295,7 +295,6 @@ cdef class BookRouter:
     cdef object _wanted         # frozenset of symbol bytes, or None: every symbol
     cdef bytes _filter_last     # the symbol the filter judged last, and its verdict
     cdef bint _filter_last_out
-    cdef bint _emit_all
     cdef readonly object failure
     """After STOP_MISMATCH/STOP_CROSSED: (kind, symbol, channel_name, error, recv_ts_ns)."""
     cdef readonly Py_ssize_t lines
@@ -403,7 +402,6 @@ cdef class BookRouter:
 
     def set_emit(self, bint emit):
         """Stop after every applied book message (True) or apply silently (False)."""
-        self._emit_all = emit
         cdef Py_ssize_t slot
         for slot in range(len(self._emit)):
             self._emit[slot] = emit

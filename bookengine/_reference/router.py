@@ -49,7 +49,6 @@ class BookRouter:
         self._counts: dict[tuple[int, str, str], list[int]] = {}
         self._trade_scales: dict[str, tuple[int, int]] = {}
         self._wanted: frozenset[str] | None = None
-        self._emit_all = False
         self.failure: tuple[int, str, str, Any, int] | None = None
         self.lines = 0
         self.last_recv_ts = -1
@@ -93,7 +92,6 @@ class BookRouter:
         return (kind, symbol, channel_name if kind == codes.KIND_V1_BOOK else "") in self._books
 
     def set_emit(self, emit: bool) -> None:
-        self._emit_all = emit
         self._books = {key: (book, emit, tag) for key, (book, _, tag) in self._books.items()}
 
     def set_trade_precision(self, symbol: str, price_precision: int, qty_precision: int) -> None:

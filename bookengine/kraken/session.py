@@ -197,8 +197,6 @@ class KrakenSession:
         self._emit = False
         self._price_trades(self.instruments.symbols())
         self._books: dict[tuple[int, str, str], BookState] = {}
-        self._v2_books: dict[str, BookState] = {}
-        """The v2 ``book`` entries of ``_books`` by symbol alone: one cheap lookup per frame."""
         self._subscriptions: dict[tuple[str, str], _Subscription] = {}
         self._outbox: list[str] = []
         self._pending: dict[int, _Pending] = {}
@@ -541,8 +539,6 @@ class KrakenSession:
             depth = subscription.depth if subscription is not None else None
             state = BookState(f"{channel}:{symbol}", channel, "v2", symbol, depth)
         self._books[(kind, symbol, channel_name)] = state
-        if kind == codes.KIND_BOOK:
-            self._v2_books[symbol] = state
         return state
 
     def _apply(
