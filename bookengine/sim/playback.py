@@ -41,7 +41,6 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -399,18 +398,6 @@ class CaptureServer(Endpoints):
         self._server: Server | None = None
         self._conns: dict[_Conn, None] = {}
         self._housekeeper: asyncio.Task[None] | None = None
-
-    async def __aenter__(self) -> CaptureServer:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     async def start(self) -> None:
         await self._rest.start()

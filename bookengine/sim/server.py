@@ -41,7 +41,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from types import TracebackType
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
@@ -76,6 +76,9 @@ from .wire import (
     v2_status,
     v2_trades,
 )
+
+if TYPE_CHECKING:
+    from typing_extensions import Self  # typing.Self from Python 3.11
 
 _log = logging.getLogger(__name__)
 
@@ -197,11 +200,29 @@ def _as_spec(symbol: str | SymbolSpec) -> SymbolSpec:
 
 
 class Endpoints:
-    """The simulator's addresses on 127.0.0.1, as Kraken's endpoints map onto them (the
-    simulator and the capture server both serve them)."""
+    """What the simulator and the capture server share: their addresses on 127.0.0.1, as
+    Kraken's endpoints map onto them, and ``async with`` (``start`` ... ``close``)."""
 
     port: int
     rest_port: int
+
+    async def start(self) -> None:
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        raise NotImplementedError
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()
 
     @property
     def url_v2(self) -> str:
@@ -344,18 +365,6 @@ class Simulator(Endpoints):
         self._loop: asyncio.AbstractEventLoop | None = None
 
     # -- lifecycle --------------------------------------------------------------------------
-
-    async def __aenter__(self) -> Simulator:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     async def start(self) -> None:
         """Build the engines, bind the ports, start the drivers and the fault schedule."""
