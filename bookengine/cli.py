@@ -343,7 +343,11 @@ def _replay(
     except BookError as exc:
         raise CLIError(f"bookengine replay: {exc}", ExitCode.USAGE) from None
     if result.frames == 0:
-        raise CLIError(f"bookengine replay: no frames in {', '.join(files)}", ExitCode.DATA)
+        wanted = f" of {','.join(symbols)}" if symbols else ""
+        skipped = f" ({result.skipped} of other symbols skipped)" if result.skipped else ""
+        raise CLIError(
+            f"bookengine replay: no frames{wanted} in {', '.join(files)}{skipped}", ExitCode.DATA
+        )
     if as_json:
         print(json.dumps(result.summary()))
     else:

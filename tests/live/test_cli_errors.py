@@ -223,3 +223,10 @@ def test_help_lists_the_exit_codes() -> None:
     text = result.stdout
     for code in ExitCode:
         assert f"\n  {int(code):<4} " in text, code
+
+
+def test_a_filter_that_matches_nothing_says_what_was_skipped() -> None:
+    result = cli("replay", str(CAPTURE), "--instruments", str(INSTRUMENTS), "--symbols", "ETH/USD")
+    assert result.returncode == ExitCode.DATA
+    assert one_line(result.stderr).endswith("(510 of other symbols skipped)")
+    assert "no frames of ETH/USD in" in one_line(result.stderr)
