@@ -41,8 +41,11 @@ orjson`` (bmoscon's C book, int mantissas, Kraken checksum verified per message,
 rate is steady once the snapshots are in) and cannot read level3 frames (``n/a``). Their rate
 and bookengine's ratio to it are per book message, reading the file included.
 
-Analytics: ``BookAnalytics().replay([level3 recording])`` (every event consumed) against
-``replay([level3 recording])`` alone, CPU time, same rounds.
+Analytics: ``BookAnalytics(keep_classifications=False).run([level3 recording])`` (the line
+reader hands every level3 message and trade to the compiled trade join) against
+``replay([level3 recording])`` alone, CPU time, same rounds; beside it, keeping the decisions
+and making the classifications table, and (one round) the event path
+``BookAnalytics().replay``, which the compiled join must agree with (checked).
 
 The process pins itself to one CPU (``os.sched_setaffinity``; its subprocesses inherit it)
 before the timed rounds (``--no-pin`` to skip). Usage::
@@ -537,12 +540,27 @@ def fingerprint(result: Any) -> dict[str, tuple[int, int, int]]:
     }
 
 
-def run_analytics(path: Path) -> tuple[float, int]:
+def run_analytics(path: Path, *, table: bool = False) -> tuple[float, Any]:
+    """CPU seconds of ``BookAnalytics().run`` over ``path`` (with ``table``: keeping every
+    decision and making the classifications table) and the analytics."""
     from bookengine.analytics import BookAnalytics
 
     started = time.process_time()
-    events = sum(1 for _ in BookAnalytics(keep_classifications=False).replay([path]))
-    return time.process_time() - started, events
+    analytics = BookAnalytics(keep_classifications=table).run([path])
+    if table:
+        analytics.classifications_table()
+    return time.process_time() - started, analytics
+
+
+def run_analytics_events(path: Path) -> tuple[float, Any]:
+    """CPU seconds of the event path (``BookAnalytics().replay``, every event consumed)."""
+    from bookengine.analytics import BookAnalytics
+
+    started = time.process_time()
+    analytics = BookAnalytics(keep_classifications=False)
+    for _ in analytics.replay([path]):
+        pass
+    return time.process_time() - started, analytics
 
 
 # -- the suite ----------------------------------------------------------------------------------
@@ -629,10 +647,20 @@ def run_suite(args: argparse.Namespace) -> dict[str, Any]:
         if shape.symbols is not None and not cli_symbols:
             shape.cli_note = "n/a (no --symbols)"
     log("checks: every shape replays with 0 mismatches; shapes of one capture give equal books")
-    analytics_events = 0
     analytics: list[float] = []
+    analytics_table: list[float] = []
     l3 = next(shape for shape in shapes if shape.group == "l3")
-    _, analytics_events = run_analytics(l3.path)
+    # The compiled run and the event path must decide alike (the differential tests hold
+    # them together; this checks the benchmark's own file).
+    _, compiled = run_analytics(l3.path)
+    events_seconds, reference = run_analytics_events(l3.path)
+    if compiled.classifier.stats != reference.classifier.stats:
+        raise AssertionError(
+            f"analytics: run() and replay() differ: {compiled.classifier.stats} "
+            f"vs {reference.classifier.stats}"
+        )
+    analytics_decisions = compiled.classifier.stats.decided
+    log("checks: BookAnalytics.run and BookAnalytics.replay decide alike on the level3 recording")
     baseline: list[tuple[float, float]] = []
     if not args.quick:
         startup_seconds()  # warm-up (page cache, bytecode)
@@ -659,6 +687,7 @@ def run_suite(args: argparse.Namespace) -> dict[str, Any]:
                     run = peer(shape.path, precisions, limit)
                     shape.peer_runs.setdefault(name, []).append(run)
         analytics.append(run_analytics(l3.path)[0])
+        analytics_table.append(run_analytics(l3.path, table=True)[0])
         log(f"round {round_ + 1}/{args.repeats} done")
     loadavg.append(round(os.getloadavg()[0], 2))
     return {
@@ -667,7 +696,9 @@ def run_suite(args: argparse.Namespace) -> dict[str, Any]:
         "baseline_cpu": statistics.median(cpu for _, cpu in baseline),
         "loadavg": loadavg,
         "analytics": statistics.median(analytics),
-        "analytics_events": analytics_events,
+        "analytics_table": statistics.median(analytics_table),
+        "analytics_events_path": events_seconds,
+        "analytics_decisions": analytics_decisions,
         "cli_symbols": cli_symbols,
         "missing_peers": missing,
     }
@@ -982,9 +1013,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(LEGEND.format(wall=report["baseline"], cpu=report["baseline_cpu"]))
     print("\n".join(lines))
+    l3_cpu = median(next(shape for shape in report["shapes"] if shape.group == "l3").cpu)
     print(
-        f"\nanalytics: {report['analytics_events']:,} events from BookAnalytics().replay over the "
-        f"level3 recording"
+        f"\nanalytics: {report['analytics_decisions']:,} fill/cancel decisions over the level3 "
+        f"recording. BookAnalytics(keep_classifications=False).run: {report['analytics']:.3f} s; "
+        f"keeping them and making the classifications table: {report['analytics_table']:.3f} s "
+        f"({report['analytics_table'] / l3_cpu:.2f}x the replay); the event path "
+        f"(BookAnalytics().replay, every event consumed, one round): "
+        f"{report['analytics_events_path']:.3f} s ({report['analytics_events_path'] / l3_cpu:.1f}x)"
     )
     out = args.json or gen_l2.OUT_DIR / f"results_captures_{time.strftime('%Y%m%dT%H%M%S')}.json"
     out.parent.mkdir(parents=True, exist_ok=True)

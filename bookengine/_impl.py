@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from ._core.l3book import L3BookCore
     from ._core.router import BookRouter
     from ._core.scan import FrameScanner
+    from ._core.tradejoin import TradeJoin
 
     class L2Book(L2BookCore, BookDisplay):
         """One symbol's aggregated book (Kraken ``book``), exact at the subscribed depth."""
@@ -40,6 +41,9 @@ class Implementation:
     """The line reader (see :mod:`bookengine._core.router`)."""
     L2Book: type[L2Book]
     L3Book: type[L3Book]
+    TradeJoin: type[TradeJoin] | None = None
+    """The compiled trade join of the analytics (``BookAnalytics.run``); the reference has
+    none: its analytics run on the session's events, which is the join's reference."""
 
 
 def _with_display(name: str, core: type[Any]) -> Any:
@@ -65,12 +69,14 @@ def _compiled() -> Implementation:
     l2book = importlib.import_module("bookengine._core.l2book")
     l3book = importlib.import_module("bookengine._core.l3book")
     router = importlib.import_module("bookengine._core.router")
+    tradejoin = importlib.import_module("bookengine._core.tradejoin")
     return Implementation(
         "cython",
         scan.FrameScanner,
         router.BookRouter,
         _with_display("L2Book", l2book.L2BookCore),
         _with_display("L3Book", l3book.L3BookCore),
+        tradejoin.TradeJoin,
     )
 
 

@@ -56,6 +56,14 @@ ctypedef struct Parsed:
     int32_t event
     bint has_timestamp
 
+# Effect actions (kraken.events.OrderEffect.action; the compiled trade join reads them too).
+cdef enum:
+    ACT_ADD = 1
+    ACT_MODIFY = 2
+    ACT_DELETE = 3
+    ACT_REQUEUE = 4
+    ACT_TRUNCATE = 5
+
 # One effect of the message being applied (see kraken.events.OrderEffect; ACT_* in l3book.pyx).
 ctypedef struct Effect:
     int64_t price
@@ -176,3 +184,7 @@ cdef class L3BookCore:
     cdef Py_ssize_t _count(self, object n, Py_ssize_t size) except -1
     cdef int32_t _find(self, str order_id) except -2
     cdef object _levels_array(self, int side, Py_ssize_t count)
+
+
+# The order id of a packed key as str (text/length: the id bytes of an ID_LONG key).
+cdef str id_text(uint32_t hi, uint64_t lo, const char* text, Py_ssize_t length)

@@ -148,14 +148,7 @@ cdef enum:
     KEEP_TEXT = 1024                # a freed level keeps a checksum buffer up to this size
     KEEP_PARSED = 65536             # entries of scratch kept between messages
 
-# Effect actions (kraken.events.OrderEffect.action).
-cdef enum:
-    ACT_ADD = 1
-    ACT_MODIFY = 2
-    ACT_DELETE = 3
-    ACT_REQUEUE = 4
-    ACT_TRUNCATE = 5
-
+# Effect actions (kraken.events.OrderEffect.action): ACT_* in l3book.pxd.
 cdef tuple _ACTION_WORDS = ("", "add", "modify", "delete", "requeue", "truncate")
 cdef tuple _EVENT_WORDS = ("", "add", "modify", "delete")
 cdef tuple _SIDE_WORDS = ("bid", "ask")

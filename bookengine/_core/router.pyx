@@ -22,12 +22,13 @@ code, same rules. The pure-Python twin is :mod:`bookengine._reference.router`.
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
-from libc.stdint cimport int64_t, uint64_t
+from libc.stdint cimport int32_t, int64_t, uint64_t
 from libc.stdlib cimport free, realloc
 from libc.string cimport memchr, memcmp
 
 from bookengine._core.l2book cimport L2BookCore
 from bookengine._core.l3book cimport L3BookCore
+from bookengine._core.sink cimport LineSink, TradeIn
 from bookengine._core.scan cimport (
     KIND_BOOK,
     KIND_LEVEL3,
@@ -79,7 +80,7 @@ cdef int STOP_TIME = codes.STOP_TIME
 cdef enum:
     MAX_TRADES = 4096       # trades in one frame read here; more go to the session
     RECENT = 8              # books remembered by _slot
-    COUNTS = 3              # per slot: messages, verified, last_recv_ts_ns
+    COUNTS = 4              # per slot: messages, verified, last_recv_ts_ns, sink symbol id
 
 ctypedef struct Span:
     Py_ssize_t start
@@ -95,6 +96,7 @@ ctypedef struct TradeSpans:
     Span timestamp
 
 cdef TradeSpans[MAX_TRADES] TRADES  # scratch (the reader holds the GIL throughout)
+cdef TradeIn[MAX_TRADES] TRADES_IN  # the same trades, parsed, for the sink
 
 cdef const char* HEARTBEAT = b'{"channel":"heartbeat"}'
 cdef Py_ssize_t HEARTBEAT_LENGTH = 23
@@ -329,6 +331,7 @@ cdef class BookRouter:
     """Data lines skipped by the symbol filter."""
     cdef readonly int64_t next_recv_ts
     """After STOP_TIME: the receive time of the line left unread."""
+    cdef LineSink _sink
 
     def __cinit__(self):
         self.scanner = FrameScanner()
@@ -383,6 +386,8 @@ cdef class BookRouter:
             self._capacity = 2 * slot + 8
         self._counts[COUNTS * slot] = self._counts[COUNTS * slot + 1] = 0
         self._counts[COUNTS * slot + 2] = -1
+        self._counts[COUNTS * slot + 3] = (
+            -1 if self._sink is None or kind != KIND_LEVEL3 else self._sink.symbol_id(symbol))
         self._slots[key] = slot
         self._books.append(book)
         self._keys.append((kind, symbol, channel_name))
@@ -405,6 +410,17 @@ cdef class BookRouter:
         cdef Py_ssize_t slot
         for slot in range(len(self._emit)):
             self._emit[slot] = emit
+
+    def set_sink(self, LineSink sink):
+        """Hand ``sink`` every level3 message applied here and every trade frame (not a
+        snapshot) read here, as they are read (None: nobody). Messages the session applies
+        itself are the caller's to hand over."""
+        cdef Py_ssize_t slot
+        self._sink = sink
+        for slot in range(len(self._books)):
+            kind, symbol, _ = self._keys[slot]
+            self._counts[COUNTS * slot + 3] = (
+                -1 if sink is None or kind != KIND_LEVEL3 else sink.symbol_id(symbol))
 
     def set_trade_precision(self, str symbol, int price_precision, int qty_precision):
         """Read this symbol's trade frames here, at these scales."""
@@ -544,6 +560,11 @@ cdef class BookRouter:
             if t.timestamp.length >= 0 and parse_rfc3339_ns(
                     frame + t.timestamp.start, t.timestamp.length, &stamp) != 0:
                 return 0
+            TRADES_IN[i].price = price
+            TRADES_IN[i].qty = qty
+            TRADES_IN[i].trade_id = trade_id
+            TRADES_IN[i].timestamp_ns = stamp
+            TRADES_IN[i].book_side = 1 if t.side.length == 3 else 0  # a buy lifts the asks
             if records is not None:
                 records.append(Trade(
                     symbol,
@@ -557,6 +578,8 @@ cdef class BookRouter:
                 ))
         self.trade_frames += 1
         self.trades += count
+        if self._sink is not None and not snapshot:
+            self._sink.on_trades(self._sink.symbol_id(symbol), TRADES_IN, count, recv_ts)
         if records is not None:
             self.events.append(Trades(symbol, tuple(records), price_precision, qty_precision,
                                       recv_ts, snapshot))
@@ -763,6 +786,9 @@ cdef class BookRouter:
                 self._next = next_pos
                 return STOP_HANDOFF
             self.lines += 1
+            if kind == KIND_LEVEL3 and self._sink is not None:
+                self._sink.on_level3(<int32_t>self._counts[COUNTS * slot + 3], <L3BookCore>book,
+                                     recv_ts, scanner.is_snapshot)
             if self._emit[slot] and not (
                     kind != KIND_LEVEL3 and (<L2BookCore>book).crossed()):
                 # The session counts this message as it makes its event.

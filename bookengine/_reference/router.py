@@ -94,6 +94,12 @@ class BookRouter:
     def set_emit(self, emit: bool) -> None:
         self._books = {key: (book, emit, tag) for key, (book, _, tag) in self._books.items()}
 
+    def set_sink(self, sink: Any) -> None:
+        # The compiled consumers are C: fed by the compiled reader only. Their reference is
+        # the event path (BookAnalytics.replay), which this reader serves.
+        if sink is not None:
+            raise TypeError("the pure-Python line reader feeds no compiled sink")
+
     def set_trade_precision(self, symbol: str, price_precision: int, qty_precision: int) -> None:
         self._trade_scales[symbol] = (price_precision, qty_precision)
 

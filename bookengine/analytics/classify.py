@@ -176,9 +176,14 @@ class FillClassifier:
         self._by_key: dict[tuple[str, str, int], list[L3Change]] = defaultdict(list)
         self._trade_watermark: dict[str, int] = {}
         self._contested: set[int] = set()
-        self._expired_at = -1
         """ids of pending changes that lost a trade to an equally close rival."""
+        self._expired_at = -1
         self._now = -1
+        """Latest receive time seen (data and polls): when waits are over."""
+        self._data_now = -1
+        """Latest receive time of the data (trades and changes): when old trades go. Polls
+        do not move it, so where a stream is polled (every frame live, every line with data in
+        a replay) never changes which trades are kept."""
 
     # -- input ---------------------------------------------------------------------------------
 
@@ -193,6 +198,7 @@ class FillClassifier:
                 mark = self._trade_watermark.get(trade.symbol, -1)
                 self._trade_watermark[trade.symbol] = max(mark, trade.timestamp_ns)
             self._now = max(self._now, trade.recv_ts_ns)
+            self._data_now = max(self._data_now, trade.recv_ts_ns)
 
     def add_changes(self, changes: Iterable[L3Change]) -> list[Classification]:
         """Queue reductions for a decision; requeues are decided at once (returned)."""
@@ -200,6 +206,7 @@ class FillClassifier:
         for change in changes:
             self.stats.changes += 1
             self._now = max(self._now, change.recv_ts_ns)
+            self._data_now = max(self._data_now, change.recv_ts_ns)
             if change.is_requeue:
                 decided.append(self._decided(change, REQUEUE, 0, (), False, "moved or re-added"))
                 continue
@@ -235,10 +242,11 @@ class FillClassifier:
                 break
             pending.popleft()
             decided.append(self._decide(change))
-        # Old trades go in batches: a sweep every tenth of the keep time is plenty.
-        if self._trades and now - self._expired_at >= self.keep_ns // 10:
-            self._expired_at = now
-            self._expire_trades(now)
+        # Old trades go in batches: a sweep every tenth of the keep time (of data time) is plenty.
+        data_now = self._data_now
+        if self._trades and data_now - self._expired_at >= self.keep_ns // 10:
+            self._expired_at = data_now
+            self._expire_trades(data_now)
         return decided
 
     def flush(self) -> list[Classification]:
@@ -419,7 +427,7 @@ def classifications_table(
     ``order_id``, ``side``, ``label``, ``reason`` object (str).
     """
     rows = list(classifications)
-    ints = {
+    raw: dict[str, Any] = {
         "recv_ts_ns": [c.change.recv_ts_ns for c in rows],
         "timestamp_ns": [c.change.timestamp_ns for c in rows],
         "price": [c.change.price for c in rows],
@@ -427,19 +435,50 @@ def classifications_table(
         "qty_after": [c.change.qty_after for c in rows],
         "traded_qty": [c.traded_qty for c in rows],
         "orders_ahead": [c.change.orders_ahead for c in rows],
+        "ambiguous": [c.ambiguous for c in rows],
+        "front": [c.change.front for c in rows],
+        "label": [c.label for c in rows],
+        "reason": [c.reason for c in rows],
     }
-    columns: dict[str, Any] = {name: np.array(v, dtype=np.int64) for name, v in ints.items()}
-    columns["ambiguous"] = np.array([c.ambiguous for c in rows], dtype=bool)
-    columns["front"] = np.array([c.change.front for c in rows], dtype=bool)
     for name in ("symbol", "order_id", "side"):
-        columns[name] = np.array([getattr(c.change, name) for c in rows], dtype=object)
-    columns["label"] = np.array([c.label for c in rows], dtype=object)
-    columns["reason"] = np.array([c.reason for c in rows], dtype=object)
+        raw[name] = [getattr(c.change, name) for c in rows]
+    return decisions_table(raw, precisions)
+
+
+DECISION_INTS = (
+    "recv_ts_ns",
+    "timestamp_ns",
+    "price",
+    "qty_before",
+    "qty_after",
+    "traded_qty",
+    "orders_ahead",
+)
+DECISION_FLAGS = ("ambiguous", "front")
+DECISION_TEXTS = ("symbol", "order_id", "side", "label", "reason")
+
+
+def decisions_table(
+    raw: Mapping[str, Any], precisions: Mapping[str, tuple[int, int]] | None = None
+) -> Table:
+    """The table of :func:`classifications_table` from its columns as sequences or arrays
+    (``DECISION_INTS``, ``DECISION_FLAGS``, ``DECISION_TEXTS``): one place makes it, whoever
+    made the decisions (the event path's objects or the compiled join's columns)."""
+    columns: dict[str, Any] = {
+        name: np.asarray(raw[name], dtype=np.int64) for name in DECISION_INTS
+    }
+    for name in DECISION_FLAGS:
+        columns[name] = np.asarray(raw[name], dtype=bool)
+    for name in DECISION_TEXTS:
+        texts = np.empty(len(raw[name]), dtype=object)
+        texts[:] = raw[name]
+        columns[name] = texts
+    symbols = columns["symbol"]
     price_scale: Any = None
     qty_scale: Any = None
-    if precisions is not None and all(c.change.symbol in precisions for c in rows):
-        price_scale = np.array([precisions[c.change.symbol][0] for c in rows], dtype=np.int64)
-        qty_scale = np.array([precisions[c.change.symbol][1] for c in rows], dtype=np.int64)
+    if precisions is not None and all(symbol in precisions for symbol in set(symbols)):
+        price_scale = np.array([precisions[s][0] for s in symbols], dtype=np.int64)
+        qty_scale = np.array([precisions[s][1] for s in symbols], dtype=np.int64)
     columns, scales = with_units(
         columns,
         prices=("price",),

@@ -147,10 +147,14 @@ class QueueFlow:
         self.window_ns = window_ns
         # (recv_ts_ns, side, level, kind, qty); kind 0 fill, 1 cancel, 2 add
         self._events: deque[tuple[int, str, int, int, int]] = deque()
+        self._columns: tuple[Any, ...] | None = None
+        """A window handed over as columns (see _restore), made into entries on first use."""
         self._first_ns = -1
         self._last_ns = -1
 
     def _note_time(self, t_ns: int) -> None:
+        if self._columns is not None:
+            self._load()
         if t_ns < 0:
             return
         if self._first_ns < 0:
@@ -160,6 +164,29 @@ class QueueFlow:
         events = self._events
         while events and events[0][0] < horizon:
             events.popleft()
+
+    def _restore(self, columns: tuple[Any, ...], first_ns: int, last_ns: int) -> None:
+        """Take the window another keeper built (the compiled trade join of a run): columns
+        ``(recv_ts_ns, side code, level, kind, qty)``, made into entries on first use."""
+        self._events = deque()
+        self._columns = columns
+        self._first_ns = first_ns
+        self._last_ns = last_ns
+
+    def _load(self) -> None:
+        if self._columns is not None:
+            times, sides, levels, kinds, qtys = (column.tolist() for column in self._columns)
+            names = ("bid", "ask")
+            self._events = deque(
+                zip(times, [names[s] for s in sides], levels, kinds, qtys, strict=True)
+            )
+            self._columns = None
+
+    def window(self) -> list[tuple[int, str, int, int, int]]:
+        """The entries in the window, oldest first: ``(recv_ts_ns, side, level, kind, qty)``
+        with kind 0 fill, 1 cancel, 2 add (level -1 for adds)."""
+        self._load()
+        return list(self._events)
 
     def observe(self, t_ns: int) -> None:
         """Advance the window's clock (call for every message, even without events)."""
@@ -199,6 +226,7 @@ class QueueFlow:
         """
         if side not in ("bid", "ask"):
             raise ValueError(f"side must be 'bid' or 'ask', got {side!r}")
+        self._load()
         span = self.span_s
         fills = fill_qty = cancels = cancel_qty = adds = 0
         for _, event_side, event_level, kind, qty in self._events:

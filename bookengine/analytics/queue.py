@@ -56,6 +56,7 @@ from .classify import (
     FillClassifier,
     L3Change,
     classifications_table,
+    decisions_table,
 )
 from .dynamics import FillEstimate, QueueFlow
 from .events import AnalyticsEvent, OrderOutcome, QueueChanged
@@ -267,7 +268,7 @@ class BookAnalytics:
         on_event: Callable[[AnalyticsEvent], None] | None = None,
     ) -> None:
         self.session = session
-        self.classifier = FillClassifier(
+        self._windows = (
             int(match_window_s * SECOND_NS),
             int(trade_wait_s * SECOND_NS),
             int(trade_keep_s * SECOND_NS),
@@ -276,7 +277,17 @@ class BookAnalytics:
         self.track_own_orders = track_own_orders
         self.keep_classifications = keep_classifications
         self.on_event = on_event
-        self.classifications: list[Classification] = []
+        self.run_path = ""
+        """How the last :meth:`run` went: ``"join"`` (the compiled trade join) or ``"events:
+        <why>"`` (the event path, and why)."""
+        self._reset()
+
+    def _reset(self) -> None:
+        """Everything learnt from a stream forgotten (the settings kept)."""
+        self.classifier = FillClassifier(*self._windows)
+        self._classifications: list[Classification] = []
+        self._joined: dict[str, Any] | None = None
+        """Decisions of the compiled join not made into objects yet (see classifications)."""
         self.tracked: dict[str, TrackedOrder] = {}
         """Every order tracked so far (active and finished), by id."""
         self._following: dict[str, dict[str, TrackedOrder]] = {}
@@ -292,6 +303,18 @@ class BookAnalytics:
         self._outbox: list[AnalyticsEvent] = []
         self._seq = 0
         self._now = -1
+
+    @property
+    def classifications(self) -> list[Classification]:
+        """Every decision so far, in decision order (with ``keep_classifications``).
+
+        After :meth:`run` the decisions are kept as columns and made into objects on first
+        use here; :meth:`classifications_table` reads the columns without making them.
+        """
+        if self._joined is not None:
+            self._classifications.extend(_joined_classifications(self._joined))
+            self._joined = None
+        return self._classifications
 
     # -- feeding -------------------------------------------------------------------------------
 
@@ -351,29 +374,41 @@ class BookAnalytics:
             self._now = max(self._now, recv_ts_ns)
         out = self._outbox
         self._outbox = []
+        # Each event is taken as its own frame: what is due at its receive time is decided
+        # first, from what came before it; then its data is added (and what it settles, e.g. a
+        # trade moving the watermark, decided). So the decisions do not depend on how frames
+        # are grouped into calls (one per frame live, several per call in a replay).
         for event in events:
             if isinstance(event, BookChanged):
                 key = event.key
                 if key.startswith("level3:"):
                     self._books[event.symbol] = event.book
-                    out.extend(self._on_level3(event, recv_ts_ns))
+                    out.extend(self._poll(event.recv_ts_ns))
+                    out.extend(self._on_level3(event, event.recv_ts_ns))
+                    out.extend(self._poll(-1))
                 else:
                     self._l2_books[event.symbol] = event.book
             elif isinstance(event, Trades):
                 if not event.is_snapshot:  # the last 50 trades on subscribe: history, not news
+                    out.extend(self._poll(event.recv_ts_ns))
                     self.stats.trades += len(event.trades)
                     self.classifier.add_trades(event.trades)
+                    out.extend(self._poll(-1))
             elif isinstance(event, Executions):
                 out.extend(self._on_executions(event.reports, recv_ts_ns))
             elif isinstance(event, BookInvalid | ChecksumMismatch) and event.key.startswith(
                 "level3:"
             ):
                 self.stats.refused_messages += 1  # its changes were dropped with it
-        out.extend(self._decide(self.classifier.poll(recv_ts_ns if recv_ts_ns >= 0 else None)))
+        out.extend(self._poll(recv_ts_ns))
         if self.on_event is not None:
             for made in out:
                 self.on_event(made)
         return out
+
+    def _poll(self, recv_ts_ns: int) -> list[AnalyticsEvent]:
+        """Decisions due at ``recv_ts_ns`` (-1: at the latest time seen)."""
+        return self._decide(self.classifier.poll(recv_ts_ns if recv_ts_ns >= 0 else None))
 
     def flush(self) -> list[AnalyticsEvent]:
         """Decide every pending fill/cancel now (end of a replay) and return the events."""
@@ -411,6 +446,117 @@ class BookAnalytics:
             yield from consume(events, recv_ts_ns)
         if flush:
             yield from self.flush()
+
+    def run(
+        self, paths: Iterable[str | Path], session: KrakenSession | None = None
+    ) -> BookAnalytics:
+        """Replay captures and analyse them to the end: the decisions, counters, flows and
+        books :meth:`replay` would leave, without an event per message.
+
+        With the compiled core and nothing that needs Python per message, the line reader hands
+        every level3 message and trade frame straight to the compiled trade join
+        (:class:`bookengine._core.tradejoin.TradeJoin`), which decides as :meth:`replay` does
+        (the differential tests hold the two together). Otherwise (the pure-Python reference,
+        orders followed, ``on_event``, a ``session`` given, a fresh analytics not given) this is
+        :meth:`replay` consumed to the end. A capture with own orders on the ``executions``
+        channel while ``track_own_orders`` is on is followed on that path too: the run starts
+        over there when the first such frame appears.
+
+        Returns:
+            ``self``: read :attr:`classifications`, :meth:`classifications_table`,
+            :meth:`flow`, :attr:`stats`, :attr:`classifier` ``.stats``.
+        """
+        from .._impl import implementation
+        from ..replay import Replayer
+
+        paths = list(paths)
+        join_type = implementation().TradeJoin
+        if join_type is None:
+            why = "the pure-Python reference runs"
+        elif session is not None:
+            why = "a session was given"
+        elif self.on_event is not None:
+            why = "on_event wants every event"
+        elif self.stats != AnalyticsStats() or self.tracked or self._sessions:
+            why = "this analytics has consumed a stream or follows orders already"
+        else:
+            why = ""
+        if why or join_type is None:
+            return self._run_events(paths, session, why)
+        match_window_ns, wait_ns, keep_ns = self._windows
+        join = join_type(
+            match_window_ns, wait_ns, keep_ns, self.flow_window_ns, self.keep_classifications
+        )
+        replayer = Replayer(paths, progress=False)
+        run = replayer.new_pass(emit=False, trades=False, level3_effects=True)
+        if run.session.impl.TradeJoin is None:
+            return self._run_events(paths, None, "the replay runs on the pure-Python reference")
+        run.session.set_sink(join)
+        try:
+            for record, events in run.steps():
+                # Lines the session read itself (snapshots, control frames, other layouts):
+                # their events, handed to the join as the reader hands it the rest.
+                for event in events:
+                    if isinstance(event, BookChanged):
+                        if event.key.startswith("level3:"):
+                            join.level3(
+                                event.symbol, event.book, event.recv_ts_ns, event.is_snapshot
+                            )
+                    elif isinstance(event, Trades):
+                        if not event.is_snapshot:
+                            join.add_trades(event.symbol, event.trades, event.recv_ts_ns)
+                    elif isinstance(event, Executions):
+                        if self.track_own_orders:
+                            raise _FollowOrders
+                        self._on_executions(event.reports, record.recv_ts_ns)
+                    elif isinstance(event, BookInvalid | ChecksumMismatch) and event.key.startswith(
+                        "level3:"
+                    ):
+                        self.stats.refused_messages += 1
+            join.flush()
+        except _FollowOrders:
+            self._reset()
+            return self._run_events(paths, None, "the capture has own orders to follow")
+        finally:
+            run.session.set_sink(None)
+        self._absorb(join, run.session)
+        self.run_path = "join"
+        return self
+
+    def _run_events(
+        self, paths: list[str | Path], session: KrakenSession | None, why: str
+    ) -> BookAnalytics:
+        for _ in self.replay(paths, session):
+            pass
+        self.run_path = f"events: {why}"
+        return self
+
+    def _absorb(self, join: Any, session: KrakenSession) -> None:
+        """Take over what the compiled join learnt (the state :meth:`replay` would leave)."""
+        stats = self.classifier.stats
+        stats.trades = join.trades
+        stats.changes = join.changes
+        stats.decided = join.decided
+        stats.ambiguous = join.ambiguous
+        stats.unmatched_trades = join.unmatched_trades
+        stats.labels = join.labels
+        self.stats.frames = session.frames
+        self.stats.level3_messages = join.level3_messages
+        self.stats.trades = join.trades
+        self.stats.changes = join.changes
+        for symbol in join.symbols:
+            window = join.flow_window(symbol)
+            if window is not None:
+                columns, first_ns, last_ns = window
+                self.flow(symbol)._restore(columns, first_ns, last_ns)
+        for state in session.books.values():
+            if state.book is not None:
+                books = self._books if state.channel == "level3" else self._l2_books
+                books[state.symbol] = state.book
+        if session.last_recv_ts_ns >= 0:
+            self._now = max(self._now, session.last_recv_ts_ns)
+        if self.keep_classifications:
+            self._joined = join.columns()
 
     # -- level3 messages -------------------------------------------------------------------------
 
@@ -610,7 +756,7 @@ class BookAnalytics:
         for decision in decisions:
             change = decision.change
             if self.keep_classifications:
-                self.classifications.append(decision)
+                self._classifications.append(decision)
             self.flow(change.symbol).add_classification(decision)
             attributed = self._ahead_of.pop(id(change), None)
             if attributed is not None:
@@ -828,7 +974,75 @@ class BookAnalytics:
             for symbol, book in self._books.items()
             if book is not None
         }
+        if self._joined is not None and not self._classifications:
+            return decisions_table(_joined_texts(self._joined), precisions)
         return classifications_table(self.classifications, precisions)
+
+
+class _FollowOrders(Exception):
+    """A compiled run met own orders to follow: the run starts over on the event path."""
+
+
+_SIDES = ("bid", "ask")
+_EVENTS = {2: "modify", 3: "delete"}
+
+
+def _joined_texts(columns: dict[str, Any]) -> dict[str, Any]:
+    """The compiled join's columns with their codes as the words of the event path."""
+    from .._core.tradejoin import LABEL_WORDS, REASONS
+
+    def words(codes: Any, table: Sequence[str]) -> Any:
+        return np.array(table, dtype=object)[codes] if len(codes) else []
+
+    return {
+        **columns,
+        "symbol": words(columns["symbol"], columns["symbols"]),
+        "side": words(columns["side"], _SIDES),
+        "label": words(columns["label"], LABEL_WORDS),
+        "reason": words(columns["reason"], REASONS),
+    }
+
+
+def _joined_classifications(columns: dict[str, Any]) -> list[Classification]:
+    """The compiled join's decisions as the event path's objects."""
+    texts = _joined_texts(columns)
+    lists = {
+        name: list(value)
+        if name in ("symbol", "side", "label", "reason", "order_id", "trade_ids")
+        else value.tolist()
+        for name, value in texts.items()
+        if name != "symbols"
+    }
+    out = []
+    for k in range(len(lists["seq"])):
+        change = L3Change(
+            lists["symbol"][k],
+            lists["order_id"][k],
+            lists["side"][k],
+            lists["price"][k],
+            _EVENTS[lists["event"][k]],
+            lists["qty_before"][k],
+            lists["qty_after"][k],
+            lists["timestamp_ns"][k],
+            lists["recv_ts_ns"][k],
+            lists["orders_ahead"][k],
+            lists["qty_ahead"][k],
+            lists["front"][k],
+            lists["new_price"][k] if lists["requeue"][k] else None,
+            lists["level_index"][k],
+            lists["seq"][k],
+        )
+        out.append(
+            Classification(
+                change,
+                lists["label"][k],
+                lists["traded_qty"][k],
+                lists["trade_ids"][k],
+                lists["ambiguous"][k],
+                lists["reason"][k],
+            )
+        )
+    return out
 
 
 __all__ = [

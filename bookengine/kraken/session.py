@@ -379,6 +379,17 @@ class KrakenSession:
             if state.channel == "level3" and state.book is not None:
                 state.book.record_effects = on
 
+    def set_sink(self, sink: Any) -> None:
+        """Hand a compiled consumer (``bookengine._core.sink.LineSink``, e.g. the analytics'
+        trade join) every level3 message and trade frame the line reader reads, as it reads
+        them (None: stop). The messages this session applies itself come back as events: those
+        are the caller's to hand over (``BookAnalytics.run`` does).
+
+        Raises:
+            TypeError: the session runs on the pure-Python reader (it takes no compiled sink).
+        """
+        self._router.set_sink(sink)
+
     def receive_buffer(
         self,
         data: bytes,

@@ -170,6 +170,11 @@ def test_old_trades_expire_as_unmatched() -> None:
     classifier = FillClassifier(keep_ns=100 * MS)
     classifier.add_trades([trade(5, 1)])
     classifier.poll(T + 200 * MS)
+    # Polls alone (a quiet stream, heartbeats) do not age trades: only data time does, so
+    # where a stream is polled never changes which trades are kept.
+    assert classifier.stats.unmatched_trades == 0
+    classifier.add_trades([trade(7, 2, price=2000, t=T + 200 * MS)])
+    classifier.poll(T + 200 * MS)
     assert classifier.stats.unmatched_trades == 1
     out = decide(classifier, change("A", 5, t=T + 200 * MS))
     assert out["A"].label == "cancel"
