@@ -1,6 +1,7 @@
 # The compiled trade join of the analytics: C++ layout. See tradejoin.pyx.
 
-from libc.stdint cimport int32_t, int64_t, uint32_t, uint64_t
+cimport cython
+from libc.stdint cimport int8_t, int32_t, int64_t, uint32_t, uint64_t
 from libcpp.deque cimport deque
 from libcpp.unordered_map cimport unordered_map
 from libcpp.utility cimport pair
@@ -40,6 +41,7 @@ ctypedef struct Change:
     int64_t qty_ahead
     int64_t level_index
     int64_t seq             # message counter
+    int64_t place           # orders ahead as the book measured it (after earlier entries)
     uint64_t id_lo          # the order id as the book packs it ...
     uint32_t id_hi
     int32_t id_text         # ... or an index into TradeJoin._long_ids; -1 if not
@@ -49,6 +51,8 @@ ctypedef struct Change:
     int32_t requeue         # moved to another price or deleted and re-added
     int32_t front           # every order ahead of it also left in this message
     int32_t contested       # lost a trade to an equally close rival
+    int32_t left            # it left its level (deleted or requeued)
+    int32_t bucket          # its key's bucket (TradeJoin._bucket)
 
 # A trade not yet (fully) explained by a reduction.
 ctypedef struct OpenTrade:
@@ -57,10 +61,8 @@ ctypedef struct OpenTrade:
     int64_t recv_ts_ns
     int64_t remaining
 
-# Entries are kept when they empty (no allocation per change or trade); counts say how many
-# are not empty.
-ctypedef unordered_map[Key, vector[int32_t], KeyHash] PendingByKey
-ctypedef unordered_map[Key, vector[OpenTrade], KeyHash] TradesByKey
+# Key -> bucket: the pending changes and open trades of one price (see TradeJoin._bucket).
+ctypedef unordered_map[Key, int32_t, KeyHash] Buckets
 
 # One decision (analytics.classify.Classification).
 ctypedef struct Decided:
@@ -76,11 +78,12 @@ ctypedef struct Decided:
 ctypedef struct FlowEvent:
     int64_t t
     int64_t qty
-    int32_t side
     int32_t level
-    int32_t kind            # 0 fill, 1 cancel, 2 add
+    int8_t side
+    int8_t kind             # 0 fill, 1 cancel, 2 add
 
 
+@cython.final
 cdef class TradeJoin(LineSink):
     cdef readonly int64_t match_window_ns
     cdef readonly int64_t wait_ns
@@ -94,10 +97,14 @@ cdef class TradeJoin(LineSink):
     cdef vector[Change] _pool       # pending changes; free slots in _free
     cdef vector[int32_t] _free
     cdef deque[int32_t] _pending    # in arrival order
-    cdef PendingByKey _by_key
-    cdef Py_ssize_t _by_key_live    # entries with pending changes
-    cdef TradesByKey _trades
-    cdef Py_ssize_t _trades_live    # entries with trades (explained ones until swept)
+    # Buckets: one per price met, looked up once per change or trade; a change keeps its own.
+    cdef Buckets _buckets
+    cdef vector[vector[int32_t]] _bucket_pending   # pending changes, in arrival order
+    cdef vector[vector[OpenTrade]] _bucket_trades  # trades, explained ones until swept
+    cdef vector[Key] _bucket_keys
+    cdef vector[int32_t] _bucket_free
+    cdef vector[int32_t] _trade_buckets            # buckets holding trades
+    cdef vector[int32_t] _trade_bucket_flag        # per bucket: in _trade_buckets
     cdef vector[int64_t] _watermark  # per symbol: latest trade engine time
     cdef int64_t _now
     cdef int64_t _data_now
@@ -105,9 +112,6 @@ cdef class TradeJoin(LineSink):
     cdef int64_t _seq
     # this message's changes (analytics.queue.BookAnalytics._on_level3)
     cdef vector[Change] _message
-    cdef vector[int64_t] _places    # each change's place as the book measured it
-    cdef vector[int32_t] _left      # and whether it left its level (deleted, requeued)
-    cdef vector[int32_t] _added     # sides of the orders added
     # scratch of one decision
     cdef vector[int32_t] _candidates
     cdef vector[int32_t] _loose
@@ -127,13 +131,14 @@ cdef class TradeJoin(LineSink):
     cdef readonly int64_t level3_messages
     cdef int64_t _labels[5]
 
+    cdef int32_t _bucket(self, Key key) except -1
     cdef int _add_change(self, Change* change) except -1
-    cdef bint _ready(self, Change* change)
+    cdef inline bint _ready(self, Change* change) noexcept
     cdef int _poll(self, int64_t now) except -1
     cdef int _decide(self, int32_t index) except -1
     cdef int _record(self, Change* change, int label, int64_t traded, Py_ssize_t ids_start,
                      int ambiguous, int reason) except -1
     cdef int _expire(self, int64_t now) except -1
-    cdef void _flow_time(self, int32_t symbol, int64_t t)
-    cdef int _flow_add(self, int32_t symbol, int64_t t, int side, int64_t level, int kind,
+    cdef inline void _flow_time(self, int32_t symbol, int64_t t) noexcept
+    cdef inline int _flow_add(self, int32_t symbol, int64_t t, int side, int64_t level, int kind,
                        int64_t qty) except -1

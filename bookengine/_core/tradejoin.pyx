@@ -24,7 +24,7 @@ Out: the decisions as columns (:meth:`TradeJoin.columns`), the counters, and the
 """
 
 from cython.operator cimport dereference as deref, preincrement as inc
-from libc.stdint cimport int32_t, int64_t
+from libc.stdint cimport int8_t, int32_t, int64_t
 from libcpp.vector cimport vector
 
 import numpy as np
@@ -135,8 +135,7 @@ cdef class TradeJoin(LineSink):
         self._symbol_ids = {}
         self._long_ids = []
         self._now = self._data_now = self._expired_at = -1
-        self._by_key.reserve(1024)
-        self._trades.reserve(1024)
+        self._buckets.reserve(1024)
 
     # -- what the line reader (or the replay loop) hands in -------------------------------------
 
@@ -159,7 +158,6 @@ cdef class TradeJoin(LineSink):
                        bint is_snapshot) except -1:
         cdef Py_ssize_t k, j, n
         cdef const Effect* e
-        cdef Change made
         cdef Change* c
         cdef Change* other
         cdef int64_t ahead, qty_ahead, place, gone
@@ -170,13 +168,12 @@ cdef class TradeJoin(LineSink):
         if not is_snapshot:
             self._seq += 1
             self._message.clear()
-            self._places.clear()
-            self._left.clear()
-            self._added.clear()
             for k in range(book._effect_count):
                 e = &book._effects[k]
                 if e.action == ACT_ADD:
-                    self._added.push_back(e.side)
+                    # (The event path records adds after the message's changes; those make
+                    # no flow entries when added, so the window is the same.)
+                    self._flow_add(symbol, recv_ts, e.side, -1, 2, 0)
                     continue
                 if e.action == ACT_TRUNCATE:
                     continue
@@ -188,16 +185,17 @@ cdef class TradeJoin(LineSink):
                     other = &self._message[j]
                     if other.side != e.side or other.price != e.price:
                         continue
-                    place = self._places[j]
-                    if self._left[j]:
+                    place = other.place
+                    if other.left:
                         if place <= ahead:
                             ahead += 1
                             qty_ahead += other.qty_before
                     elif place < ahead:
                         qty_ahead += other.qty_before - other.qty_after
-                self._places.push_back(e.orders_ahead)
-                self._left.push_back(e.action != ACT_MODIFY)  # deleted or requeued
-                c = &made
+                self._message.resize(self._message.size() + 1)
+                c = &self._message.back()
+                c.place = e.orders_ahead
+                c.left = e.action != ACT_MODIFY  # deleted or requeued
                 c.price = e.price
                 c.requeue = e.action == ACT_REQUEUE
                 c.new_price = e.new_price if c.requeue else -1
@@ -220,7 +218,6 @@ cdef class TradeJoin(LineSink):
                 c.event = e.event
                 c.front = 1
                 c.contested = 0
-                self._message.push_back(made)
             # Front: every order ahead also left in this message (a sweep fills front first).
             n = self._message.size()
             for k in range(n):
@@ -235,8 +232,6 @@ cdef class TradeJoin(LineSink):
                 c.front = gone == c.orders_ahead
             for k in range(n):
                 self._add_change(&self._message[k])
-            for k in range(<Py_ssize_t>self._added.size()):
-                self._flow_add(symbol, recv_ts, self._added[k], -1, 2, 0)
         self._poll(-1)  # what this message settled
         return 0
 
@@ -245,7 +240,7 @@ cdef class TradeJoin(LineSink):
         cdef Py_ssize_t k
         cdef const TradeIn* t
         cdef OpenTrade open_trade
-        cdef vector[OpenTrade]* queue
+        cdef int32_t bucket
         self._poll(recv_ts)
         for k in range(count):
             t = &trades[k]
@@ -254,10 +249,11 @@ cdef class TradeJoin(LineSink):
             open_trade.timestamp_ns = t.timestamp_ns
             open_trade.recv_ts_ns = recv_ts
             open_trade.remaining = t.qty
-            queue = &self._trades[Key(t.price, <int64_t>symbol * 2 + t.book_side)]
-            if queue.empty():
-                self._trades_live += 1
-            queue.push_back(open_trade)
+            bucket = self._bucket(Key(t.price, <int64_t>symbol * 2 + t.book_side))
+            if not self._trade_bucket_flag[bucket]:
+                self._trade_bucket_flag[bucket] = 1
+                self._trade_buckets.push_back(bucket)
+            self._bucket_trades[bucket].push_back(open_trade)
             if t.timestamp_ns > self._watermark[symbol]:
                 self._watermark[symbol] = t.timestamp_ns
             if recv_ts > self._now:
@@ -301,9 +297,27 @@ cdef class TradeJoin(LineSink):
 
     # -- the join ---------------------------------------------------------------------------------
 
+    cdef int32_t _bucket(self, Key key) except -1:
+        """The bucket of ``key`` (made on first use; freed by the sweep once empty)."""
+        cdef int32_t bucket
+        found = self._buckets.find(key)
+        if found != self._buckets.end():
+            return deref(found).second
+        if self._bucket_free.empty():
+            bucket = <int32_t>self._bucket_keys.size()
+            self._bucket_keys.push_back(key)
+            self._bucket_pending.push_back(vector[int32_t]())
+            self._bucket_trades.push_back(vector[OpenTrade]())
+            self._trade_bucket_flag.push_back(0)
+        else:
+            bucket = self._bucket_free.back()
+            self._bucket_free.pop_back()
+            self._bucket_keys[bucket] = key
+        self._buckets[key] = bucket
+        return bucket
+
     cdef int _add_change(self, Change* change) except -1:
         cdef int32_t index
-        cdef vector[int32_t]* queue
         self.changes += 1
         if change.recv_ts_ns > self._now:
             self._now = change.recv_ts_ns
@@ -313,6 +327,7 @@ cdef class TradeJoin(LineSink):
             return self._record(change, REQUEUE, 0, -1, 0, R_MOVED)
         if removed(change) == 0:
             return 0  # a modify that changed nothing: no decision to make
+        change.bucket = self._bucket(key_of(change))
         if self._free.empty():
             index = <int32_t>self._pool.size()
             self._pool.push_back(change[0])
@@ -321,13 +336,10 @@ cdef class TradeJoin(LineSink):
             self._free.pop_back()
             self._pool[index] = change[0]
         self._pending.push_back(index)
-        queue = &self._by_key[key_of(change)]
-        if queue.empty():
-            self._by_key_live += 1
-        queue.push_back(index)
+        self._bucket_pending[change.bucket].push_back(index)
         return 0
 
-    cdef bint _ready(self, Change* c):
+    cdef inline bint _ready(self, Change* c) noexcept:
         if c.recv_ts_ns >= 0 and self._now >= c.recv_ts_ns + self.wait_ns:
             return True
         return (c.timestamp_ns >= 0
@@ -337,7 +349,7 @@ cdef class TradeJoin(LineSink):
         cdef int32_t index
         if now >= 0 and now > self._now:
             self._now = now
-        if self._pending.empty() and self._trades_live == 0:
+        if self._pending.empty() and self._trade_buckets.empty():
             return 0
         while not self._pending.empty():
             index = self._pending.front()
@@ -347,7 +359,8 @@ cdef class TradeJoin(LineSink):
             self._decide(index)
             self._free.push_back(index)
         # Old trades go in batches: a sweep every tenth of the keep time (of data time).
-        if self._trades_live and self._data_now - self._expired_at >= self.keep_ns // 10:
+        if (not self._trade_buckets.empty()
+                and self._data_now - self._expired_at >= self.keep_ns // 10):
             self._expired_at = self._data_now
             self._expire(self._data_now)
         return 0
@@ -355,9 +368,8 @@ cdef class TradeJoin(LineSink):
     cdef int _decide(self, int32_t index) except -1:
         cdef Change* c = &self._pool[index]
         cdef Change* other
-        cdef Key key = key_of(c)
         cdef vector[int32_t]* rivals
-        cdef vector[OpenTrade]* trades = NULL
+        cdef vector[OpenTrade]* trades
         cdef OpenTrade* t
         cdef Py_ssize_t k, r, i, j, best = -1
         cdef int64_t size = removed(c), d, theirs, best_distance = 0, traded, take
@@ -366,24 +378,19 @@ cdef class TradeJoin(LineSink):
         cdef Py_ssize_t ids_start
         cdef int32_t held
         cdef int label
-        cdef TradesByKey.iterator open_found
         # Rivals: the other pending reductions at this price, in arrival order.
-        rivals = &self._by_key[key]
+        rivals = &self._bucket_pending[c.bucket]
         for k in range(<Py_ssize_t>rivals.size()):
             if rivals[0][k] == index:
                 rivals.erase(rivals.begin() + k)
                 break
-        if rivals.empty():
-            self._by_key_live -= 1
         # Candidates: open trades at this price within the window.
         self._candidates.clear()
-        open_found = self._trades.find(key)
-        if open_found != self._trades.end():
-            trades = &deref(open_found).second
-            for k in range(<Py_ssize_t>trades.size()):
-                t = &trades[0][k]
-                if t.remaining > 0 and distance(c, t) <= self.match_window_ns:
-                    self._candidates.push_back(<int32_t>k)
+        trades = &self._bucket_trades[c.bucket]
+        for k in range(<Py_ssize_t>trades.size()):
+            t = &trades[0][k]
+            if t.remaining > 0 and distance(c, t) <= self.match_window_ns:
+                self._candidates.push_back(<int32_t>k)
         for i in range(<Py_ssize_t>self._candidates.size()):
             t = &trades[0][self._candidates[i]]
             if t.remaining != size:
@@ -506,19 +513,17 @@ cdef class TradeJoin(LineSink):
         cdef Py_ssize_t k, kept
         cdef bint pending_here
         cdef OpenTrade* t
-        cdef TradesByKey.iterator it
-        cdef PendingByKey.iterator pending
+        cdef Py_ssize_t i, listed
+        cdef int32_t bucket
+        cdef Buckets.iterator found
         if now < 0:
             return 0
         horizon = now - self.keep_ns
-        it = self._trades.begin()
-        while it != self._trades.end():
-            trades = &deref(it).second
-            if trades.empty():
-                inc(it)
-                continue
-            pending = self._by_key.find(deref(it).first)
-            pending_here = pending != self._by_key.end() and not deref(pending).second.empty()
+        listed = 0
+        for i in range(<Py_ssize_t>self._trade_buckets.size()):
+            bucket = self._trade_buckets[i]
+            trades = &self._bucket_trades[bucket]
+            pending_here = not self._bucket_pending[bucket].empty()
             kept = 0
             for k in range(<Py_ssize_t>trades.size()):
                 t = &trades[0][k]
@@ -530,29 +535,27 @@ cdef class TradeJoin(LineSink):
                 trades[0][kept] = t[0]
                 kept += 1
             trades.resize(kept)
-            if kept == 0:
-                self._trades_live -= 1
-            inc(it)
-        # Prices come and go: drop the empty entries once they outnumber the others.
-        if <Py_ssize_t>self._trades.size() > 4 * self._trades_live + 1024:
-            it = self._trades.begin()
-            while it != self._trades.end():
-                if deref(it).second.empty():
-                    it = self._trades.erase(it)
-                else:
-                    inc(it)
-        if <Py_ssize_t>self._by_key.size() > 4 * self._by_key_live + 1024:
-            pending = self._by_key.begin()
-            while pending != self._by_key.end():
-                if deref(pending).second.empty():
-                    pending = self._by_key.erase(pending)
-                else:
-                    inc(pending)
+            if kept:
+                self._trade_buckets[listed] = bucket
+                listed += 1
+            else:
+                self._trade_bucket_flag[bucket] = 0
+        self._trade_buckets.resize(listed)
+        # Prices come and go: free the buckets of prices with nothing left once they
+        # outnumber the others.
+        if <Py_ssize_t>self._buckets.size() > 4 * (listed + <Py_ssize_t>self._pending.size()) + 1024:
+            for bucket in range(<int32_t>self._bucket_keys.size()):
+                if self._trade_bucket_flag[bucket] or not self._bucket_pending[bucket].empty():
+                    continue
+                found = self._buckets.find(self._bucket_keys[bucket])
+                if found != self._buckets.end() and deref(found).second == bucket:
+                    self._buckets.erase(found)  # (a freed bucket's stale key maps elsewhere)
+                    self._bucket_free.push_back(bucket)
         return 0
 
     # -- flow windows (analytics.dynamics.QueueFlow) ----------------------------------------
 
-    cdef void _flow_time(self, int32_t symbol, int64_t t):
+    cdef inline void _flow_time(self, int32_t symbol, int64_t t) noexcept:
         cdef int64_t horizon
         cdef Py_ssize_t head
         cdef vector[FlowEvent]* events
@@ -572,14 +575,14 @@ cdef class TradeJoin(LineSink):
             head = 0
         self._flow_head[symbol] = head
 
-    cdef int _flow_add(self, int32_t symbol, int64_t t, int side, int64_t level, int kind,
+    cdef inline int _flow_add(self, int32_t symbol, int64_t t, int side, int64_t level, int kind,
                        int64_t qty) except -1:
         cdef FlowEvent event
         self._flow_time(symbol, t)
         event.t = t
-        event.side = side
+        event.side = <int8_t>side
         event.level = <int32_t>level
-        event.kind = kind
+        event.kind = <int8_t>kind
         event.qty = qty
         self._flows[symbol].push_back(event)
         return 0

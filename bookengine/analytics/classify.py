@@ -29,7 +29,14 @@ Ambiguity (``Classification.ambiguous``) is flagged, never hidden:
 Timing: trades and level3 come on different connections, so either may arrive first. A
 reduction is decided ``wait_ns`` of receive time after it arrived, or earlier once the trade
 stream of its symbol has passed its engine time by more than the window (trades arrive in
-engine order). Trades are kept ``keep_ns`` for late reductions.
+engine order). Trades are kept ``keep_ns`` of data time for late reductions.
+
+Where the stream is polled does not change a decision: :class:`~bookengine.analytics.
+BookAnalytics` polls before each frame's data at the frame's receive time (what is due then is
+decided from what came before) and again after it (what the frame settled), and old trades age
+by the receive time of the data, not of the polls. So a live feed (one call per frame,
+heartbeats included), a replay (several frames per call) and the compiled join of
+``BookAnalytics.run`` decide alike.
 """
 
 from __future__ import annotations
