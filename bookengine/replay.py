@@ -465,6 +465,8 @@ class _Pass:
         self._records = iter(self.reader)
         self._data = b""
         self._pos = 0
+        self._end = 0
+        """The chunk's lines are _data[_pos:_end]."""
         self._line = 1
         self._path = ""
         self._format = LINES_KRAKEN
@@ -507,7 +509,7 @@ class _Pass:
                     if events:
                         yield self._emit(record.line, events)
                     continue
-                if self._pos >= len(self._data):
+                if self._pos >= self._end:
                     if not self._next_chunk():
                         self.done = True
                         return
@@ -519,6 +521,7 @@ class _Pass:
                     until_ns=until_ns,
                     emit=self.emit,
                     trades=self.trades,
+                    end=self._end,
                 )
                 self._pos = pos
                 self._line += lines
@@ -545,7 +548,8 @@ class _Pass:
             self.bar.frames = self.frames
             self.bar.tick()
         if record.kind == "raw":
-            self._data, self._pos, self._line = record.frame, 0, record.line
+            self._data, self._pos, self._line = record.frame, record.start, record.line
+            self._end = len(record.frame) if record.end < 0 else record.end
             self._path = record.path
             self._format = self.reader.line_format
         elif record.kind != "torn":

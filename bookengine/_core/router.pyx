@@ -608,8 +608,8 @@ cdef class BookRouter:
         return event
 
     def apply_lines(self, bytes data not None, Py_ssize_t pos=0, int line_format=0,
-                    int64_t until_ns=0x7FFFFFFFFFFFFFFF):
-        """Read lines of ``data`` from offset ``pos`` until a stop.
+                    int64_t until_ns=0x7FFFFFFFFFFFFFFF, Py_ssize_t limit=-1):
+        """Read lines of ``data[:limit]`` (-1: all of it) from offset ``pos`` until a stop.
 
         Returns ``(offset, reason)``: the offset to continue from and one of the ``STOP_*``
         codes of :mod:`bookengine.core_types`. Every reason but ``STOP_TIME`` and
@@ -619,7 +619,7 @@ cdef class BookRouter:
         Cost: the scanner and book work only; no Python object per line (trade records only
         when :attr:`want_trades`).
         """
-        cdef int stop = self._run(data, pos, line_format, until_ns)
+        cdef int stop = self._run(data, pos, line_format, until_ns, limit)
         return self._next, stop
 
     def apply_frame(self, bytes frame not None, int64_t recv_ts_ns):
@@ -639,13 +639,15 @@ cdef class BookRouter:
             self.span_start, self.span_stop = 0, size
             self.lines = 1
             return STOP_HANDOFF
-        return self._run(frame, 0, LINES_KRAKEN, INT64_MAX)
+        return self._run(frame, 0, LINES_KRAKEN, INT64_MAX, -1)
 
     cdef int _run(self, bytes data, Py_ssize_t pos, int line_format,
-                  int64_t until_ns) except -1:
+                  int64_t until_ns, Py_ssize_t limit) except -1:
         # The loop; where it stopped goes to self._next.
         cdef const char* base = PyBytes_AS_STRING(data)
         cdef Py_ssize_t size = PyBytes_GET_SIZE(data)
+        if 0 <= limit < size:
+            size = limit  # a capture chunk's whole lines (the rest is the next chunk's)
         cdef Py_ssize_t start, stop, frame_start, i, slot, next_pos
         cdef const char* newline
         cdef int64_t recv_ts, stamp
@@ -824,13 +826,19 @@ cdef object _ord_type(const char* frame, Span span):
     return frame[span.start:span.start + span.length].decode("ascii")
 
 
-def count_lines(bytes data not None):
-    """Newlines in ``data`` (``bytes.count(b"\\n")`` walks byte by byte; memchr does not)."""
-    cdef const char* p = PyBytes_AS_STRING(data)
-    cdef const char* end = p + PyBytes_GET_SIZE(data)
+def count_lines(bytes data not None, Py_ssize_t start=0, Py_ssize_t end=-1):
+    """Newlines in ``data[start:end]`` (``end`` -1: to the end; ``bytes.count(b"\\n")`` walks
+    byte by byte, memchr does not)."""
+    cdef Py_ssize_t size = PyBytes_GET_SIZE(data)
+    if end < 0 or end > size:
+        end = size
+    if start < 0 or start > end:
+        start = end
+    cdef const char* p = PyBytes_AS_STRING(data) + start
+    cdef const char* last = PyBytes_AS_STRING(data) + end
     cdef Py_ssize_t count = 0
-    while p < end:
-        p = <const char*>memchr(p, c'\n', end - p)
+    while p < last:
+        p = <const char*>memchr(p, c'\n', last - p)
         if p == NULL:
             break
         count += 1

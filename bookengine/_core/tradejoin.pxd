@@ -90,6 +90,7 @@ cdef class TradeJoin(LineSink):
     cdef readonly int64_t keep_ns
     cdef readonly int64_t flow_window_ns
     cdef readonly bint keep_decisions
+    cdef readonly Py_ssize_t bucket_slack
     cdef list _symbols              # id -> symbol
     cdef dict _symbol_ids
     cdef list _long_ids             # order ids the book could not pack
@@ -129,6 +130,7 @@ cdef class TradeJoin(LineSink):
     cdef readonly int64_t ambiguous
     cdef readonly int64_t unmatched_trades
     cdef readonly int64_t level3_messages
+    cdef readonly int64_t buckets_freed     # prices forgotten once nothing was left at them
     cdef int64_t _labels[5]
 
     cdef int32_t _bucket(self, Key key) except -1
@@ -140,5 +142,5 @@ cdef class TradeJoin(LineSink):
                      int ambiguous, int reason) except -1
     cdef int _expire(self, int64_t now) except -1
     cdef inline void _flow_time(self, int32_t symbol, int64_t t) noexcept
-    cdef inline int _flow_add(self, int32_t symbol, int64_t t, int side, int64_t level, int kind,
-                       int64_t qty) except -1
+    cdef inline int _flow_add(self, int32_t symbol, int64_t t, int side, int64_t level,
+                              int kind, int64_t qty) except -1

@@ -4,7 +4,7 @@ of bookengine.analytics.BookAnalytics)."""
 from collections.abc import Iterable
 from typing import Any
 
-from typing_extensions import Self, disjoint_base
+from typing_extensions import Self, final
 
 from bookengine._core.l3book import L3BookCore
 from bookengine._core.sink import LineSink
@@ -13,7 +13,7 @@ from bookengine.kraken.events import Trade
 LABEL_WORDS: tuple[str, ...]
 REASONS: tuple[str, ...]
 
-@disjoint_base
+@final
 class TradeJoin(LineSink):
     """The compiled trade join: level3 effects and trades in, decisions and flow windows out."""
 
@@ -24,6 +24,7 @@ class TradeJoin(LineSink):
         keep_ns: int,
         flow_window_ns: int,
         keep_decisions: bool = True,
+        bucket_slack: int = 1024,
     ) -> Self: ...
     @property
     def match_window_ns(self) -> int: ...
@@ -36,6 +37,8 @@ class TradeJoin(LineSink):
     @property
     def keep_decisions(self) -> bool: ...
     @property
+    def bucket_slack(self) -> int: ...
+    @property
     def trades(self) -> int: ...
     @property
     def changes(self) -> int: ...
@@ -47,6 +50,8 @@ class TradeJoin(LineSink):
     def unmatched_trades(self) -> int: ...
     @property
     def level3_messages(self) -> int: ...
+    @property
+    def buckets_freed(self) -> int: ...
     @property
     def symbols(self) -> list[str]: ...
     @property

@@ -23,7 +23,7 @@ Out: the decisions as columns (:meth:`TradeJoin.columns`), the counters, and the
 (:meth:`TradeJoin.flow_window`).
 """
 
-from cython.operator cimport dereference as deref, preincrement as inc
+from cython.operator cimport dereference as deref
 from libc.stdint cimport int8_t, int32_t, int64_t
 from libcpp.vector cimport vector
 
@@ -118,10 +118,12 @@ cdef class TradeJoin(LineSink):
         flow_window_ns: as :class:`~bookengine.analytics.QueueFlow`.
         keep_decisions: keep every decision for :meth:`columns` (False: counters and
             windows only, constant memory).
+        bucket_slack: prices with nothing left at them are forgotten once they outnumber four
+            times the live ones by this much (memory against rebuilding them).
     """
 
     def __cinit__(self, int64_t match_window_ns, int64_t wait_ns, int64_t keep_ns,
-                  int64_t flow_window_ns, bint keep_decisions=True):
+                  int64_t flow_window_ns, bint keep_decisions=True, Py_ssize_t bucket_slack=1024):
         if match_window_ns < 0 or wait_ns < 0 or keep_ns < 0:
             raise ValueError("windows must be >= 0")
         if flow_window_ns <= 0:
@@ -131,6 +133,9 @@ cdef class TradeJoin(LineSink):
         self.keep_ns = keep_ns
         self.flow_window_ns = flow_window_ns
         self.keep_decisions = keep_decisions
+        if bucket_slack < 0:
+            raise ValueError("bucket_slack must be >= 0")
+        self.bucket_slack = bucket_slack
         self._symbols = []
         self._symbol_ids = {}
         self._long_ids = []
@@ -513,7 +518,7 @@ cdef class TradeJoin(LineSink):
         cdef Py_ssize_t k, kept
         cdef bint pending_here
         cdef OpenTrade* t
-        cdef Py_ssize_t i, listed
+        cdef Py_ssize_t i, listed, live
         cdef int32_t bucket
         cdef Buckets.iterator found
         if now < 0:
@@ -543,7 +548,8 @@ cdef class TradeJoin(LineSink):
         self._trade_buckets.resize(listed)
         # Prices come and go: free the buckets of prices with nothing left once they
         # outnumber the others.
-        if <Py_ssize_t>self._buckets.size() > 4 * (listed + <Py_ssize_t>self._pending.size()) + 1024:
+        live = listed + <Py_ssize_t>self._pending.size()
+        if <Py_ssize_t>self._buckets.size() > 4 * live + self.bucket_slack:
             for bucket in range(<int32_t>self._bucket_keys.size()):
                 if self._trade_bucket_flag[bucket] or not self._bucket_pending[bucket].empty():
                     continue
@@ -551,6 +557,7 @@ cdef class TradeJoin(LineSink):
                 if found != self._buckets.end() and deref(found).second == bucket:
                     self._buckets.erase(found)  # (a freed bucket's stale key maps elsewhere)
                     self._bucket_free.push_back(bucket)
+                    self.buckets_freed += 1
         return 0
 
     # -- flow windows (analytics.dynamics.QueueFlow) ----------------------------------------
@@ -575,8 +582,8 @@ cdef class TradeJoin(LineSink):
             head = 0
         self._flow_head[symbol] = head
 
-    cdef inline int _flow_add(self, int32_t symbol, int64_t t, int side, int64_t level, int kind,
-                       int64_t qty) except -1:
+    cdef inline int _flow_add(self, int32_t symbol, int64_t t, int side, int64_t level,
+                              int kind, int64_t qty) except -1:
         cdef FlowEvent event
         self._flow_time(symbol, t)
         event.t = t

@@ -256,15 +256,16 @@ class BookRouter:
         pos: int = 0,
         line_format: int = codes.LINES_KRAKEN,
         until_ns: int = INT64_MAX,
+        limit: int = -1,
     ) -> tuple[int, int]:
-        """Read lines of ``data`` from ``pos`` until a stop (see the compiled twin)."""
+        """Read lines of ``data[:limit]`` from ``pos`` until a stop (see the compiled twin)."""
         self.failure = None
         self.lines = 0
-        size = len(data)
+        size = len(data) if limit < 0 else min(limit, len(data))
         scanner = self.scanner
         while pos < size:
             start = pos
-            end = data.find(b"\n", pos)
+            end = data.find(b"\n", pos, size)
             next_pos = size if end < 0 else end + 1
             stop = size if end < 0 else end
             while stop > start and data[stop - 1] in b"\r ":
@@ -349,6 +350,6 @@ class BookRouter:
         return pos, codes.STOP_END
 
 
-def count_lines(data: bytes) -> int:
-    """Newlines in ``data``."""
-    return data.count(b"\n")
+def count_lines(data: bytes, start: int = 0, end: int = -1) -> int:
+    """Newlines in ``data[start:end]`` (``end`` -1: to the end)."""
+    return data.count(b"\n", start, len(data) if end < 0 else end)

@@ -261,8 +261,9 @@ class KrakenSession:
         until_ns: int = INT64_MAX,
         emit: bool = True,
         trades: bool = True,
+        end: int = -1,
     ) -> tuple[int, int, int, list[Event]]:
-        """Read capture (or socket) lines of ``data`` from offset ``pos`` until a stop.
+        """Read capture (or socket) lines of ``data[:end]`` from offset ``pos`` until a stop.
 
         This is the one reader of frames: the compiled line reader
         (:class:`bookengine._core.router.BookRouter`, or its pure twin) reads each line's
@@ -276,6 +277,8 @@ class KrakenSession:
                 applied and counted only, the fast replay).
             trades: :class:`Trades` events for trade frames (False: counted only).
             until_ns: stop before the first line received after this time.
+            end: where the lines end (-1: the end of ``data``; a capture chunk holds whole
+                lines up to there, so nobody copies them out of it).
 
         Returns:
             ``(offset, stop, lines, events)``: where to continue; why it stopped (a
@@ -294,7 +297,7 @@ class KrakenSession:
         lines = 0
         events: list[Event] = []
         while True:
-            pos, stop = router.apply_lines(data, pos, line_format, limit)
+            pos, stop = router.apply_lines(data, pos, line_format, limit, end)
             lines += router.lines
             if self._after_stop(data, stop, events) or events:
                 return pos, stop, lines, events

@@ -21,11 +21,15 @@ import pytest
 
 from bookengine._impl import implementation
 from bookengine.analytics import BookAnalytics
+from bookengine.analytics.classify import LABELS
 from bookengine.analytics.evaluate import SimStream
-from bookengine.kraken.events import BookInvalid, ChecksumMismatch
+from bookengine.kraken.events import BookChanged, BookInvalid, ChecksumMismatch
 from bookengine.kraken.session import KrakenSession
+from bookengine.replay import Replayer
 
 from .helpers import MS
+
+LABEL_WORDS = ("fill", "partial_fill", "cancel", "reduce", "requeue")
 
 COMPILED = os.environ.get("BOOKENGINE_PURE") != "1" and implementation().TradeJoin is not None
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "data" / "sim_capture.jsonl.gz"
@@ -189,6 +193,36 @@ def test_event_consumers_take_the_event_path(tmp_path: Path) -> None:
         assert paths == ["events: the pure-Python reference runs"] * 3
 
 
+def test_forgotten_prices_change_nothing(tmp_path: Path) -> None:
+    """The join forgets prices with nothing left at them (memory); with no slack it does so at
+    every sweep, and still decides as the event path."""
+    join_type = implementation().TradeJoin
+    if not COMPILED:
+        assert join_type is None
+        return
+    assert join_type is not None
+    path = write_capture(
+        tmp_path / "l3.jsonl", {"BTC/USD": 71, "ETH/USD": 72}, 2_000, trade_jitter_ns=30 * MS
+    )
+    events = by_events(path)
+    join = join_type(50 * MS, 500 * MS, 2_000 * MS, 60_000 * MS, True, bucket_slack=0)
+    run = Replayer([path], progress=False).new_pass(emit=False, trades=False, level3_effects=True)
+    run.session.set_sink(join)
+    for _, lines_events in run.steps():
+        for event in lines_events:  # the session's own level3 messages (the snapshots)
+            if isinstance(event, BookChanged) and event.key.startswith("level3:"):
+                join.level3(event.symbol, event.book, event.recv_ts_ns, event.is_snapshot)
+    join.flush()
+    assert join.buckets_freed > 100
+    columns = join.columns()
+    assert list(columns["order_id"]) == [c.change.order_id for c in events.classifications]
+    labels = [LABEL_WORDS[code] for code in columns["label"]]
+    assert labels == [c.label for c in events.classifications]
+    assert [tuple(ids) for ids in columns["trade_ids"]] == [
+        c.trade_ids for c in events.classifications
+    ]
+
+
 def test_the_join_refuses_bad_windows() -> None:
     join_type = implementation().TradeJoin
     if not COMPILED:
@@ -199,6 +233,12 @@ def test_the_join_refuses_bad_windows() -> None:
         join_type(-1, 0, 0, 1)
     with pytest.raises(ValueError, match="flow_window_ns must be > 0"):
         join_type(0, 0, 0, 0)
+    with pytest.raises(ValueError, match="bucket_slack must be >= 0"):
+        join_type(0, 0, 0, 1, bucket_slack=-1)
+    # Its codes are the event path's words.
+    from bookengine._core import tradejoin
+
+    assert tradejoin.LABEL_WORDS == LABELS == LABEL_WORDS
 
 
 def test_the_pure_reader_takes_no_compiled_sink() -> None:
