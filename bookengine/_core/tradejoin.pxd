@@ -108,6 +108,10 @@ cdef class TradeJoin(LineSink):
     cdef vector[int32_t] _trade_bucket_flag        # per bucket: in _trade_buckets
     cdef vector[int64_t] _watermark  # per symbol: latest trade engine time
     cdef int64_t _now
+    cdef int64_t _head_due          # the pending head is due when _now reaches this ...
+    cdef int64_t _head_settled      # ... or its symbol's trades pass this (INT64_MAX: never)
+    cdef int32_t _head_symbol
+    cdef int64_t _sweep_every       # keep_ns // 10
     cdef int64_t _data_now
     cdef int64_t _expired_at
     cdef int64_t _seq
@@ -135,7 +139,7 @@ cdef class TradeJoin(LineSink):
 
     cdef int32_t _bucket(self, Key key) except -1
     cdef int _add_change(self, Change* change) except -1
-    cdef inline bint _ready(self, Change* change) noexcept
+    cdef inline void _watch_head(self) noexcept
     cdef int _poll(self, int64_t now) except -1
     cdef int _decide(self, int32_t index) except -1
     cdef int _record(self, Change* change, int label, int64_t traded, Py_ssize_t ids_start,

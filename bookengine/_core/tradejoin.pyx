@@ -73,6 +73,7 @@ cdef enum:
     R_NO_TRADE = 8
 
 cdef int64_t FLOW_COMPACT = 4096    # drop a flow window's dead head once it is this long
+cdef int64_t INT64_MAX = 0x7FFFFFFFFFFFFFFF
 
 
 cdef inline bint is_requeue(const Change* c) noexcept nogil:
@@ -104,6 +105,18 @@ cdef inline bint ranks_before(const Change* a, int64_t da, const Change* b,
     if a.seq != b.seq:
         return a.seq < b.seq
     return a.orders_ahead < b.orders_ahead
+
+
+cdef inline void drop_spent(vector[OpenTrade]* trades) noexcept nogil:
+    """Trades fully explained go at once (the event path keeps them until its sweep, where
+    they are dropped uncounted: never a candidate either way), so the scans stay short."""
+    cdef Py_ssize_t k, kept = 0
+    for k in range(<Py_ssize_t>trades.size()):
+        if trades[0][k].remaining > 0:
+            if kept != k:
+                trades[0][kept] = trades[0][k]
+            kept += 1
+    trades.resize(kept)
 
 
 cdef inline Key key_of(const Change* c) noexcept nogil:
@@ -140,6 +153,8 @@ cdef class TradeJoin(LineSink):
         self._symbol_ids = {}
         self._long_ids = []
         self._now = self._data_now = self._expired_at = -1
+        self._sweep_every = keep_ns // 10
+        self._watch_head()
         self._buckets.reserve(1024)
 
     # -- what the line reader (or the replay loop) hands in -------------------------------------
@@ -166,6 +181,8 @@ cdef class TradeJoin(LineSink):
         cdef Change* c
         cdef Change* other
         cdef int64_t ahead, qty_ahead, place, gone
+        cdef bint untrimmed
+        cdef FlowEvent add
         self._poll(recv_ts)  # what is due at this message, from what came before it
         self.level3_messages += 1
         self._flow_made[symbol] = 1
@@ -173,12 +190,23 @@ cdef class TradeJoin(LineSink):
         if not is_snapshot:
             self._seq += 1
             self._message.clear()
+            # The window's clock was just moved to recv_ts: unless time went back by more
+            # than the window, the adds below need no trimming.
+            untrimmed = recv_ts < 0 or recv_ts >= self._flow_last[symbol] - self.flow_window_ns
+            add.t = recv_ts
+            add.qty = 0
+            add.level = -1
+            add.kind = 2
             for k in range(book._effect_count):
                 e = &book._effects[k]
                 if e.action == ACT_ADD:
                     # (The event path records adds after the message's changes; those make
                     # no flow entries when added, so the window is the same.)
-                    self._flow_add(symbol, recv_ts, e.side, -1, 2, 0)
+                    if untrimmed:
+                        add.side = <int8_t>e.side
+                        self._flows[symbol].push_back(add)
+                    else:
+                        self._flow_add(symbol, recv_ts, e.side, -1, 2, 0)
                     continue
                 if e.action == ACT_TRUNCATE:
                     continue
@@ -299,6 +327,7 @@ cdef class TradeJoin(LineSink):
             self._pending.pop_front()
             self._decide(index)
             self._free.push_back(index)
+        self._watch_head()
 
     # -- the join ---------------------------------------------------------------------------------
 
@@ -341,14 +370,25 @@ cdef class TradeJoin(LineSink):
             self._free.pop_back()
             self._pool[index] = change[0]
         self._pending.push_back(index)
+        if self._pending.size() == 1:
+            self._watch_head()
         self._bucket_pending[change.bucket].push_back(index)
         return 0
 
-    cdef inline bint _ready(self, Change* c) noexcept:
-        if c.recv_ts_ns >= 0 and self._now >= c.recv_ts_ns + self.wait_ns:
-            return True
-        return (c.timestamp_ns >= 0
-                and self._watermark[c.symbol] > c.timestamp_ns + self.match_window_ns)
+    cdef inline void _watch_head(self) noexcept:
+        # When the pending head becomes due: its wait over (receive time), or its symbol's
+        # trade stream past it by more than the window (engine time).
+        cdef Change* c
+        self._head_due = self._head_settled = INT64_MAX
+        self._head_symbol = 0
+        if self._pending.empty():
+            return
+        c = &self._pool[self._pending.front()]
+        if c.recv_ts_ns >= 0:
+            self._head_due = c.recv_ts_ns + self.wait_ns
+        if c.timestamp_ns >= 0:
+            self._head_settled = c.timestamp_ns + self.match_window_ns
+        self._head_symbol = c.symbol
 
     cdef int _poll(self, int64_t now) except -1:
         cdef int32_t index
@@ -356,16 +396,17 @@ cdef class TradeJoin(LineSink):
             self._now = now
         if self._pending.empty() and self._trade_buckets.empty():
             return 0
-        while not self._pending.empty():
+        while not self._pending.empty() and (
+                self._now >= self._head_due
+                or self._watermark[self._head_symbol] > self._head_settled):
             index = self._pending.front()
-            if not self._ready(&self._pool[index]):
-                break
             self._pending.pop_front()
+            self._watch_head()
             self._decide(index)
             self._free.push_back(index)
         # Old trades go in batches: a sweep every tenth of the keep time (of data time).
         if (not self._trade_buckets.empty()
-                and self._data_now - self._expired_at >= self.keep_ns // 10):
+                and self._data_now - self._expired_at >= self._sweep_every):
             self._expired_at = self._data_now
             self._expire(self._data_now)
         return 0
@@ -435,6 +476,7 @@ cdef class TradeJoin(LineSink):
             ambiguous = contested or not c.front
             ids_start = self._trade_ids.size()
             self._trade_ids.push_back(t.trade_id)
+            drop_spent(trades)
             return self._record(c, FILL if is_delete else PARTIAL_FILL, size, ids_start,
                                 ambiguous, R_EXACT + contested + 2 * (not c.front))
         # Trades a rival matches exactly are reserved for it.
@@ -476,6 +518,7 @@ cdef class TradeJoin(LineSink):
                 label = FILL if is_delete else PARTIAL_FILL
             else:
                 label = CANCEL if is_delete else REDUCE
+            drop_spent(trades)
             return self._record(c, label, traded, ids_start, True, R_INEXACT)
         if not self._candidates.empty() and not lost_contest:
             return self._record(c, CANCEL if is_delete else REDUCE, 0, -1, True,
