@@ -247,12 +247,16 @@ class BookAnalytics:
             them either way).
         on_event: called with every analytics event as it is made.
 
-    Usage over a capture::
+    Usage over a capture, every decision at once (the compiled trade join: see :meth:`run`)::
+
+        analytics = BookAnalytics().run(["capture.jsonl"])
+        print(analytics.classifications_table().to_pandas())
+
+    or event by event (orders followed, queue places as they change)::
 
         analytics = BookAnalytics()
         for event in analytics.replay(["capture.jsonl"]):
             ...
-        print(analytics.classifications_table().to_pandas())
     """
 
     def __init__(
