@@ -26,7 +26,7 @@ places while applying the message) plus O(orders ahead) per tracked order of tha
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -34,6 +34,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from ..errors import OrderError
+from ..instruments import Instruments
 from ..kraken.events import (
     BookChanged,
     BookInvalid,
@@ -215,6 +216,8 @@ class AnalyticsStats:
     """Counters of a :class:`BookAnalytics`."""
 
     frames: int = 0
+    """Calls of :meth:`BookAnalytics.consume` (one per frame live); after a compiled
+    :meth:`BookAnalytics.run`, the frames the session read."""
     level3_messages: int = 0
     trades: int = 0
     executions: int = 0
@@ -430,6 +433,9 @@ class BookAnalytics:
         session: KrakenSession | None = None,
         *,
         flush: bool = True,
+        instruments: Instruments | None = None,
+        precisions: Mapping[str, tuple[int, int]] | None = None,
+        symbols: Iterable[str] | None = None,
     ) -> Iterator[Event | AnalyticsEvent]:
         """Replay captures and analyse the session's events (a view over
         :class:`bookengine.replay.Replayer`: headers, checkpoints and torn lines are handled
@@ -438,6 +444,9 @@ class BookAnalytics:
         Args:
             session: the session to replay into (default: a new ``KrakenSession``).
             flush: decide what is still pending at the end (see :meth:`flush`).
+            instruments, precisions, symbols: as for :class:`~bookengine.replay.Replayer`
+                (a capture without the ``instrument`` channel needs its precisions; other
+                symbols are skipped unread).
 
         Yields:
             The session's and the analytics' events, in order.
@@ -445,14 +454,27 @@ class BookAnalytics:
         from ..replay import Replayer, effects_pass
 
         consume = self.consume
-        for recv_ts_ns, events in effects_pass(Replayer(paths, progress=False), session):
+        replayer = Replayer(
+            paths,
+            instruments=instruments,
+            precisions=precisions,
+            symbols=symbols,
+            progress=False,
+        )
+        for recv_ts_ns, events in effects_pass(replayer, session):
             yield from events
             yield from consume(events, recv_ts_ns)
         if flush:
             yield from self.flush()
 
     def run(
-        self, paths: Iterable[str | Path], session: KrakenSession | None = None
+        self,
+        paths: Iterable[str | Path],
+        session: KrakenSession | None = None,
+        *,
+        instruments: Instruments | None = None,
+        precisions: Mapping[str, tuple[int, int]] | None = None,
+        symbols: Iterable[str] | None = None,
     ) -> BookAnalytics:
         """Replay captures and analyse them to the end: the decisions, counters, flows and
         books :meth:`replay` would leave, without an event per message.
@@ -474,6 +496,11 @@ class BookAnalytics:
         from ..replay import Replayer
 
         paths = list(paths)
+        options: dict[str, Any] = {
+            "instruments": instruments,
+            "precisions": precisions,
+            "symbols": symbols,
+        }
         join_type = implementation().TradeJoin
         if join_type is None:
             why = "the pure-Python reference runs"
@@ -486,15 +513,16 @@ class BookAnalytics:
         else:
             why = ""
         if why or join_type is None:
-            return self._run_events(paths, session, why)
+            return self._run_events(paths, session, why, options)
         match_window_ns, wait_ns, keep_ns = self._windows
         join = join_type(
             match_window_ns, wait_ns, keep_ns, self.flow_window_ns, self.keep_classifications
         )
-        replayer = Replayer(paths, progress=False)
+        replayer = Replayer(paths, progress=False, **options)
         run = replayer.new_pass(emit=False, trades=False, level3_effects=True)
         if run.session.impl.TradeJoin is None:
-            return self._run_events(paths, None, "the replay runs on the pure-Python reference")
+            why = "the replay runs on the pure-Python reference"
+            return self._run_events(paths, None, why, options)
         run.session.set_sink(join)
         try:
             for record, events in run.steps():
@@ -520,7 +548,7 @@ class BookAnalytics:
             join.flush()
         except _FollowOrders:
             self._reset()
-            return self._run_events(paths, None, "the capture has own orders to follow")
+            return self._run_events(paths, None, "the capture has own orders to follow", options)
         finally:
             run.session.set_sink(None)
         self._absorb(join, run.session)
@@ -528,9 +556,13 @@ class BookAnalytics:
         return self
 
     def _run_events(
-        self, paths: list[str | Path], session: KrakenSession | None, why: str
+        self,
+        paths: list[str | Path],
+        session: KrakenSession | None,
+        why: str,
+        options: dict[str, Any],
     ) -> BookAnalytics:
-        for _ in self.replay(paths, session):
+        for _ in self.replay(paths, session, **options):
             pass
         self.run_path = f"events: {why}"
         return self

@@ -132,6 +132,27 @@ def test_without_receive_times(tmp_path: Path) -> None:
     assert {c.change.recv_ts_ns for c in joined.classifications} == {-1}
 
 
+def test_precisions_and_symbols_given(tmp_path: Path) -> None:
+    """A capture without the instrument channel replays with its precisions given, and a
+    symbol filter skips the other symbol; both paths take the same options."""
+    path = write_capture(
+        tmp_path / "two.jsonl", {"BTC/USD": 81, "ETH/USD": 82}, 1_500, trade_jitter_ns=30 * MS
+    )
+    bare = tmp_path / "bare.jsonl"
+    lines = path.read_bytes().splitlines(keepends=True)
+    bare.write_bytes(b"".join(line for line in lines if b'"channel":"instrument"' not in line))
+    precisions = {**SimStream("BTC/USD").precisions, **SimStream("ETH/USD").precisions}
+    events = BookAnalytics()
+    for _ in events.replay([bare], precisions=precisions, symbols=["ETH/USD"]):
+        pass
+    joined = BookAnalytics().run([bare], precisions=precisions, symbols=["ETH/USD"])
+    assert joined.run_path == ("join" if COMPILED else joined.run_path)
+    assert_same(events, joined)
+    assert {c.change.symbol for c in joined.classifications} == {"ETH/USD"}
+    # Without the precisions nothing can be priced: no decision either way.
+    assert BookAnalytics().run([bare]).classifier.stats.decided == 0
+
+
 def test_counters_only(tmp_path: Path) -> None:
     path = write_capture(tmp_path / "l3.jsonl", {"BTC/USD": 31}, 1_500, trade_jitter_ns=50 * MS)
     events = by_events(path, keep_classifications=False)
