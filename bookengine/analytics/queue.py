@@ -1028,7 +1028,7 @@ def _joined_texts(columns: dict[str, Any]) -> dict[str, Any]:
     from .._core.tradejoin import LABEL_WORDS, REASONS
 
     def words(codes: Any, table: Sequence[str]) -> Any:
-        return np.array(table, dtype=object)[codes] if len(codes) else []
+        return np.array(table, dtype=object)[codes]
 
     return {
         **columns,
@@ -1041,13 +1041,8 @@ def _joined_texts(columns: dict[str, Any]) -> dict[str, Any]:
 
 def _joined_classifications(columns: dict[str, Any]) -> list[Classification]:
     """The compiled join's decisions as the event path's objects."""
-    texts = _joined_texts(columns)
     lists = {
-        name: list(value)
-        if name in ("symbol", "side", "label", "reason", "order_id", "trade_ids")
-        else value.tolist()
-        for name, value in texts.items()
-        if name != "symbols"
+        name: value.tolist() for name, value in _joined_texts(columns).items() if name != "symbols"
     }
     out = []
     for k in range(len(lists["seq"])):
