@@ -533,6 +533,7 @@ cdef class BookRouter:
         cdef TradeSpans* t
         cdef int64_t price, qty, trade_id, stamp
         cdef int price_precision, qty_precision
+        cdef bint feed
         if count < 0:
             return 0
         if count == 0:
@@ -543,6 +544,7 @@ cdef class BookRouter:
         if scales is None:
             return 0  # the session counts a trade it cannot price
         symbol, price_precision, qty_precision = scales
+        feed = self._sink is not None and not snapshot  # (the plain replay copies nothing)
         records = [] if self.want_trades else None
         Trade, Trades = trade_types() if self.want_trades else (None, None)
         for i in range(count):
@@ -560,11 +562,12 @@ cdef class BookRouter:
             if t.timestamp.length >= 0 and parse_rfc3339_ns(
                     frame + t.timestamp.start, t.timestamp.length, &stamp) != 0:
                 return 0
-            TRADES_IN[i].price = price
-            TRADES_IN[i].qty = qty
-            TRADES_IN[i].trade_id = trade_id
-            TRADES_IN[i].timestamp_ns = stamp
-            TRADES_IN[i].book_side = 1 if t.side.length == 3 else 0  # a buy lifts the asks
+            if feed:
+                TRADES_IN[i].price = price
+                TRADES_IN[i].qty = qty
+                TRADES_IN[i].trade_id = trade_id
+                TRADES_IN[i].timestamp_ns = stamp
+                TRADES_IN[i].book_side = 1 if t.side.length == 3 else 0  # a buy lifts the asks
             if records is not None:
                 records.append(Trade(
                     symbol,
@@ -578,7 +581,7 @@ cdef class BookRouter:
                 ))
         self.trade_frames += 1
         self.trades += count
-        if self._sink is not None and not snapshot:
+        if feed:
             self._sink.on_trades(self._sink.symbol_id(symbol), TRADES_IN, count, recv_ts)
         if records is not None:
             self.events.append(Trades(symbol, tuple(records), price_precision, qty_precision,
