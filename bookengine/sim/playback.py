@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.asyncio.server import Server, ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 from ..capture import CaptureReader
@@ -400,18 +400,7 @@ class CaptureServer(Endpoints):
         self._housekeeper: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        await self._rest.start()
-        self.rest_port = self._rest.port
-        self._server = await serve(
-            self._handle,
-            LOOPBACK,
-            self.port,
-            process_request=self._check_path,
-            compression=None,
-            ping_interval=None,
-            max_size=1 << 16,
-        )
-        self.port = self._server.sockets[0].getsockname()[1] if self._server.sockets else 0
+        self._server = await self._listen(self._rest, self._handle, self._check_path)
         self._housekeeper = asyncio.get_running_loop().create_task(self._heartbeats())
 
     async def close(self) -> None:

@@ -216,6 +216,26 @@ class Endpoints:
         await self.start()
         return self
 
+    async def _listen(
+        self, rest: RestServer, handler: Any, process_request: Any, **options: Any
+    ) -> Server:
+        """Start ``rest``, then the websocket listener on 127.0.0.1 with the settings both
+        servers share (``options``: the caller's own); keep the ports actually bound."""
+        await rest.start()
+        self.rest_port = rest.port
+        server = await serve(
+            handler,
+            LOOPBACK,
+            self.port,
+            process_request=process_request,
+            compression=None,
+            ping_interval=None,  # Kraken's liveness signal is the app-level heartbeat
+            max_size=1 << 16,
+            **options,
+        )
+        self.port = server.sockets[0].getsockname()[1] if server.sockets else 0
+        return server
+
     async def __aexit__(
         self,
         exc_type: type[BaseException] | None,
@@ -388,19 +408,9 @@ class Simulator(Endpoints):
                 now_ns=now_ns,
                 target_levels=self.target_levels,
             )
-        await self._rest.start()
-        self.rest_port = self._rest.port
-        self._server = await serve(
-            self._handle,
-            LOOPBACK,
-            self.port,
-            process_request=self._process_request,
-            compression=None,
-            ping_interval=None,  # Kraken's liveness signal is the app-level heartbeat
-            max_size=1 << 16,
-            max_queue=64,
+        self._server = await self._listen(
+            self._rest, self._handle, self._process_request, max_queue=64
         )
-        self.port = self._server.sockets[0].getsockname()[1] if self._server.sockets else 0
         loop = self._loop
         if self.manual:
             pass  # the caller steps the engines (Simulator.step)
