@@ -153,8 +153,33 @@ def _pyarrow() -> Any:
 # -- L3 events -------------------------------------------------------------------------------
 
 
+class _Columns:
+    """What the exporters' column sets share: their length, and the user table
+    (:meth:`to_table`, each its own) as a DataFrame or an Arrow table."""
+
+    columns: dict[str, npt.NDArray[Any]]
+
+    def __len__(self) -> int:
+        return int(self.columns["recv_ts_ns"].shape[0])
+
+    def to_table(self) -> Table:
+        raise NotImplementedError
+
+    def to_pandas(self) -> Any:
+        """:meth:`to_table` as a ``pandas.DataFrame``."""
+        return self.to_table().to_pandas()
+
+    def to_arrow(self, *, decimal: bool = False) -> Any:
+        """:meth:`to_table` as a ``pyarrow.Table`` (``decimal``: ``*_dec`` decimal128 twins)."""
+        return self.to_table().to_arrow(decimal=decimal)
+
+    def to_polars(self) -> Any:
+        """:meth:`to_table` as a ``polars.DataFrame``."""
+        return self.to_table().to_polars()
+
+
 @dataclass
-class L3Events:
+class L3Events(_Columns):
     """Order events of one level3 book, as columns (see :data:`L3_DOC`); owned by the caller.
 
     With ``levels`` the book after each row is kept too: ``book`` int64 of shape
@@ -167,9 +192,6 @@ class L3Events:
     qty_scale: int
     columns: dict[str, npt.NDArray[Any]]
     book: npt.NDArray[np.int64] | None = None
-
-    def __len__(self) -> int:
-        return int(self.columns["recv_ts_ns"].shape[0])
 
     def to_table(self) -> Table:
         """The events as a user table: UTC times, ``symbol``, real-unit floats beside the
@@ -188,18 +210,6 @@ class L3Events:
             {"price": self.price_scale, "qty": self.qty_scale},
             ("price", "qty", "prev_price", "prev_qty"),
         )
-
-    def to_pandas(self) -> Any:
-        """:meth:`to_table` as a ``pandas.DataFrame``."""
-        return self.to_table().to_pandas()
-
-    def to_arrow(self, *, decimal: bool = False) -> Any:
-        """:meth:`to_table` as a ``pyarrow.Table`` (``decimal``: ``*_dec`` decimal128 twins)."""
-        return self.to_table().to_arrow(decimal=decimal)
-
-    def to_polars(self) -> Any:
-        """:meth:`to_table` as a ``polars.DataFrame``."""
-        return self.to_table().to_polars()
 
 
 def _user_table(
@@ -437,16 +447,13 @@ class _L3Collector:
 
 
 @dataclass
-class Trades:
+class Trades(_Columns):
     """Trades of one symbol as columns (see :data:`TRADES_DOC`); owned by the caller."""
 
     symbol: str
     price_scale: int
     qty_scale: int
     columns: dict[str, npt.NDArray[Any]]
-
-    def __len__(self) -> int:
-        return int(self.columns["recv_ts_ns"].shape[0])
 
     def to_table(self) -> Table:
         """The trades as a user table: ``time`` and ``exchange_time`` (UTC), ``recv_ts_ns``,
@@ -458,18 +465,6 @@ class Trades:
             {"price": self.price_scale, "qty": self.qty_scale},
             ("price", "qty"),
         )
-
-    def to_pandas(self) -> Any:
-        """:meth:`to_table` as a ``pandas.DataFrame``."""
-        return self.to_table().to_pandas()
-
-    def to_arrow(self, *, decimal: bool = False) -> Any:
-        """:meth:`to_table` as a ``pyarrow.Table`` (``decimal``: ``*_dec`` decimal128 twins)."""
-        return self.to_table().to_arrow(decimal=decimal)
-
-    def to_polars(self) -> Any:
-        """:meth:`to_table` as a ``polars.DataFrame``."""
-        return self.to_table().to_polars()
 
 
 @dataclass
