@@ -472,3 +472,16 @@ def test_export_errors_are_clear(tmp_path: Path, capsys: pytest.CaptureFixture[s
         main([str(capture), "--what", "l3", "--symbols", "ETH/USD", "-o", str(tmp_path / "none")])
         == 1
     )
+
+
+def test_collected_columns_as_dataframes_and_arrow(recording: Recording) -> None:
+    from bookengine.export import collect
+
+    events, trades = collect(Replayer(recording.segments, progress=False))
+    for table in [*events.values(), *trades.values()]:
+        assert len(table) == len(table.columns["recv_ts_ns"]) > 0
+        frame = table.to_pandas()
+        assert len(frame) == len(table)
+        assert list(frame.columns) == list(table.to_table().columns)
+        arrow = table.to_arrow(decimal=True)
+        assert arrow.num_rows == len(table) and "price_dec" in arrow.column_names
