@@ -33,6 +33,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from ..capture import CaptureRecord
 from ..errors import OrderError
 from ..instruments import Instruments
 from ..kraken.events import (
@@ -436,6 +437,7 @@ class BookAnalytics:
         instruments: Instruments | None = None,
         precisions: Mapping[str, tuple[int, int]] | None = None,
         symbols: Iterable[str] | None = None,
+        on_problem: Callable[[CaptureRecord, str], None] | None = None,
     ) -> Iterator[Event | AnalyticsEvent]:
         """Replay captures and analyse the session's events (a view over
         :class:`bookengine.replay.Replayer`: headers, checkpoints and torn lines are handled
@@ -444,9 +446,11 @@ class BookAnalytics:
         Args:
             session: the session to replay into (default: a new ``KrakenSession``).
             flush: decide what is still pending at the end (see :meth:`flush`).
-            instruments, precisions, symbols: as for :class:`~bookengine.replay.Replayer`
-                (a capture without the ``instrument`` channel needs its precisions; other
-                symbols are skipped unread).
+            instruments, precisions, symbols, on_problem: as for
+                :class:`~bookengine.replay.Replayer` (a capture without the ``instrument``
+                channel needs its precisions; other symbols are skipped unread; ``on_problem``
+                hears of every torn line, truncated or damaged stream, bad frame and refused
+                message).
 
         Yields:
             The session's and the analytics' events, in order.
@@ -459,6 +463,7 @@ class BookAnalytics:
             instruments=instruments,
             precisions=precisions,
             symbols=symbols,
+            on_problem=on_problem,
             progress=False,
         )
         for recv_ts_ns, events in effects_pass(replayer, session):
@@ -475,6 +480,7 @@ class BookAnalytics:
         instruments: Instruments | None = None,
         precisions: Mapping[str, tuple[int, int]] | None = None,
         symbols: Iterable[str] | None = None,
+        on_problem: Callable[[CaptureRecord, str], None] | None = None,
     ) -> BookAnalytics:
         """Replay captures and analyse them to the end: the decisions, counters, flows and
         books :meth:`replay` would leave, without an event per message.
@@ -488,6 +494,10 @@ class BookAnalytics:
         channel while ``track_own_orders`` is on is followed on that path too: the run starts
         over there when the first such frame appears.
 
+        Args:
+            session: replay into this session (the event path).
+            instruments, precisions, symbols, on_problem: as for :meth:`replay`.
+
         Returns:
             ``self``: read :attr:`classifications`, :meth:`classifications_table`,
             :meth:`flow`, :attr:`stats`, :attr:`classifier` ``.stats``.
@@ -500,6 +510,7 @@ class BookAnalytics:
             "instruments": instruments,
             "precisions": precisions,
             "symbols": symbols,
+            "on_problem": on_problem,
         }
         join_type = implementation().TradeJoin
         if join_type is None:

@@ -273,3 +273,23 @@ def test_the_pure_reader_takes_no_compiled_sink() -> None:
     session.set_sink(None)
     with pytest.raises(TypeError, match="pure-Python line reader"):
         session.set_sink(object())
+
+
+def test_a_damaged_capture_is_reported_not_passed_over(tmp_path: Path) -> None:
+    """A capture cut short (an interrupted recording) still gives its decisions, and
+    ``on_problem`` says what was lost, on both paths."""
+    path = write_capture(tmp_path / "l3.jsonl", {"BTC/USD": 91}, 1_500, trade_jitter_ns=30 * MS)
+    data = path.read_bytes()
+    cut = tmp_path / "cut.jsonl"
+    cut.write_bytes(data[: len(data) * 2 // 3])  # ends inside a line
+    heard: list[str] = []
+    joined = BookAnalytics().run([cut], on_problem=lambda _, message: heard.append(message))
+    assert_took_the_join(joined)
+    assert any("torn final line" in message for message in heard)
+    assert joined.classifier.stats.decided > 0
+    events = BookAnalytics()
+    told: list[str] = []
+    for _ in events.replay([cut], on_problem=lambda _, message: told.append(message)):
+        pass
+    assert told == heard
+    assert joined.classifications == events.classifications
