@@ -14,9 +14,10 @@ from . import __version__
 from ._impl import active_name
 from .boundary import EXIT_CODES_TEXT, CLIError, ExitCode, check_captures, guarded
 from .capture import CaptureRecord
+from .core_types import BOOK_DEPTHS, LEVEL3_DEPTHS
 from .errors import BookError
 from .instruments import Instruments
-from .kraken.session import BOOK_DEPTHS, LEVEL3_DEPTHS, BookState
+from .kraken.session import BookState
 from .replay import ReplayResult, replay
 
 DATA = Path(__file__).parent / "data"

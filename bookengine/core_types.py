@@ -51,6 +51,13 @@ EVENT_NAMES = {EVENT_ADD: "add", EVENT_MODIFY: "modify", EVENT_DELETE: "delete"}
 EVENT_CODES = {name: code for code, name in EVENT_NAMES.items()}
 """The word Kraken writes in ``event`` -> event code."""
 
+# -- the depths Kraken serves (the books accept any positive depth) -----------------------------
+
+BOOK_DEPTHS = (10, 25, 100, 500, 1000)
+"""Depths of the ``book`` channel (v2 and v1)."""
+LEVEL3_DEPTHS = (10, 100, 1000)
+"""Depths of the ``level3`` channel."""
+
 # -- sides ---------------------------------------------------------------------------------------
 
 SIDE_BID = 0

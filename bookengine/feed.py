@@ -36,6 +36,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
+from .core_types import BOOK_DEPTHS, LEVEL3_DEPTHS
 from .errors import BookError
 from .instruments import Instruments
 from .kraken.events import (
@@ -50,7 +51,7 @@ from .kraken.events import (
     ResyncRequested,
     Subscribed,
 )
-from .kraken.session import BOOK_DEPTHS, LEVEL3_DEPTHS, KrakenSession
+from .kraken.session import KrakenSession
 
 if TYPE_CHECKING:
     from .analytics.events import AnalyticsEvent

@@ -18,9 +18,6 @@ from ..errors import ChecksumError, PrecisionError, ProtocolError
 from ..numbers import NumberLike, check_scale, parse_mantissa, wire_decimals
 from .scan import FrameScanner
 
-BOOK_DEPTHS = (10, 25, 100, 500, 1000)
-"""Depths Kraken serves for the L2 ``book`` channel (v1 and v2)."""
-
 
 class L2BookCore:
     """One symbol's aggregated book, kept exactly at the subscribed depth.

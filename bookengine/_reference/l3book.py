@@ -52,9 +52,6 @@ from ..errors import (
 from ..numbers import INT64_MAX, check_scale, mantissa_text
 from .scan import FrameScanner
 
-L3_DEPTHS = (10, 100, 1000)
-"""Depths Kraken serves for the ``level3`` channel (any positive depth is accepted here)."""
-
 
 class _Order(NamedTuple):
     # Immutable on purpose: a modify stores a new record, so a rollback that restores the old

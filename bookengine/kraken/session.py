@@ -21,6 +21,7 @@ from typing import Any
 
 from .. import core_types as codes
 from .._impl import Implementation, implementation
+from ..core_types import BOOK_DEPTHS, LEVEL3_DEPTHS
 from ..errors import BookError, ChecksumError, ProtocolError, UnknownSymbolError
 from ..instruments import Instruments
 from ..numbers import parse_mantissa
@@ -42,9 +43,6 @@ from .events import (
     Unsubscribed,
     new_book_changed,
 )
-
-BOOK_DEPTHS = (10, 25, 100, 500, 1000)
-LEVEL3_DEPTHS = (10, 100, 1000)
 
 INT64_MAX = (1 << 63) - 1
 

@@ -8,9 +8,10 @@ the command line.
 
 from __future__ import annotations
 
+from ..core_types import BOOK_DEPTHS, LEVEL3_DEPTHS
 from .engine import MatchingEngine, Order, Trade, derive_seed, is_order_id
 from .faults import FAULT_KINDS, Fault, parse_fault
-from .server import BOOK_DEPTHS, LEVEL3_DEPTHS, Simulator
+from .server import Simulator
 from .specs import DEFAULT_SPECS, DEFAULT_SYMBOLS, SymbolSpec, spec_for
 
 __all__ = [

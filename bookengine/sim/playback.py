@@ -47,6 +47,7 @@ from websockets.asyncio.server import Server, ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 from ..capture import CaptureReader
+from ..core_types import BOOK_DEPTHS, LEVEL3_DEPTHS
 from ..timestamps import parse_epoch_ns, parse_rfc3339_ns
 from .catalog import asset_altname
 from .engine import derive_seed
@@ -68,8 +69,6 @@ from .wire import (
     v2_status,
 )
 
-_BOOK_DEPTHS = (10, 25, 100, 500, 1000)
-_LEVEL3_DEPTHS = (10, 100, 1000)
 _PATHS = {"/v2": "v2", "/l3/v2": "level3", "/v1": "v1", "/": "v1"}
 _FAST_YIELD = 64
 """Frames sent between yields to the event loop when playing as fast as possible."""
@@ -307,7 +306,7 @@ def _infer_depth(stream: Stream) -> int:
             entries = data.get(side, [])
             key = "price" if stream.channel == "book" else "limit_price"
             levels = max(levels, len({entry.get(key) for entry in entries}))
-    depths = _BOOK_DEPTHS if stream.channel == "book" else _LEVEL3_DEPTHS
+    depths = BOOK_DEPTHS if stream.channel == "book" else LEVEL3_DEPTHS
     return next((d for d in depths if d >= levels), depths[-1])
 
 

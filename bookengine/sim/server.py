@@ -48,6 +48,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from ..checksum import CHECKSUM_LEVELS, book_checksum
+from ..core_types import BOOK_DEPTHS, LEVEL3_DEPTHS
 from ..errors import PrecisionError
 from ..numbers import parse_mantissa
 from .engine import Changes, MatchingEngine, Mode, Trade, derive_seed
@@ -85,10 +86,6 @@ _log = logging.getLogger(__name__)
 LOOPBACK = "127.0.0.1"
 """The only address the simulator binds."""
 
-BOOK_DEPTHS = (10, 25, 100, 500, 1000)
-"""Depths of the ``book`` channel (v2 and v1)."""
-LEVEL3_DEPTHS = (10, 100, 1000)
-"""Depths of the ``level3`` channel."""
 
 Api = Literal["v2", "level3", "v1", "auth"]
 """Which Kraken API a connection speaks, decided by its URL path."""

@@ -16,9 +16,9 @@ from hypothesis import strategies as st
 
 from bookengine._reference.l2book import L2BookCore
 from bookengine._reference.scan import FrameScanner
+from bookengine.core_types import BOOK_DEPTHS, LEVEL3_DEPTHS
 from bookengine.numbers import parse_mantissa
 from bookengine.sim.engine import MatchingEngine, derive_seed
-from bookengine.sim.server import BOOK_DEPTHS, LEVEL3_DEPTHS
 from bookengine.sim.specs import DEFAULT_SPECS, SymbolSpec, spec_for
 from bookengine.sim.windows import L2Window, L3Window, LevelUpdate
 from bookengine.sim.wire import (
