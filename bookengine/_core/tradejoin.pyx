@@ -289,6 +289,7 @@ cdef class TradeJoin(LineSink):
             self._bucket_trades[bucket].push_back(open_trade)
             if t.timestamp_ns > self._watermark[symbol]:
                 self._watermark[symbol] = t.timestamp_ns
+        if count:  # one receive time for the frame's trades
             if recv_ts > self._now:
                 self._now = recv_ts
             if recv_ts > self._data_now:
