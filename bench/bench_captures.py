@@ -533,6 +533,17 @@ def run_inprocess(
     return time.process_time() - started, result
 
 
+def read_only(path: Path) -> float:
+    """CPU seconds of reading ``path`` as the replay does, without reading a frame: the
+    capture reader's raw chunks (decompressed, cut at line ends), each dropped at once."""
+    from bookengine.capture import CaptureReader
+
+    started = time.process_time()
+    for _ in CaptureReader([path], kinds=("raw",)):
+        pass
+    return time.process_time() - started
+
+
 def fingerprint(result: Any) -> dict[str, tuple[int, int, int]]:
     return {
         key: (state.messages, state.checksums_checked, state.book.checksum())
@@ -580,6 +591,8 @@ class Shape:
     cli: list[float] = field(default_factory=list)
     cli_cpu: list[float] = field(default_factory=list)
     cpu: list[float] = field(default_factory=list)
+    reading: list[float] = field(default_factory=list)
+    """CPU seconds of reading the file alone (decompressed, cut at line ends, no frame read)."""
     peer_runs: dict[str, list[PeerRun]] = field(default_factory=dict)
     cli_note: str = ""
     inproc_note: str = ""
@@ -653,11 +666,11 @@ def run_suite(args: argparse.Namespace) -> dict[str, Any]:
     # The compiled run and the event path must decide alike (the differential tests hold
     # them together; this checks the benchmark's own file).
     _, compiled = run_analytics(l3.path)
-    events_seconds, reference = run_analytics_events(l3.path)
-    if compiled.classifier.stats != reference.classifier.stats:
+    events_seconds, event_path = run_analytics_events(l3.path)
+    if compiled.classifier.stats != event_path.classifier.stats:
         raise AssertionError(
             f"analytics: run() and replay() differ: {compiled.classifier.stats} "
-            f"vs {reference.classifier.stats}"
+            f"vs {event_path.classifier.stats}"
         )
     analytics_decisions = compiled.classifier.stats.decided
     log("checks: BookAnalytics.run and BookAnalytics.replay decide alike on the level3 recording")
@@ -681,6 +694,8 @@ def run_suite(args: argparse.Namespace) -> dict[str, Any]:
             if not shape.inproc_note:
                 seconds, _ = run_inprocess(shape.path, shape.precisions, shape.symbols)
                 shape.cpu.append(seconds)
+                if shape.group == "2sym":
+                    shape.reading.append(read_only(shape.path))
             if shape.peers and shape.symbols is None:
                 precisions = peer_precisions[shape.name]
                 for name, peer, limit in peers:
@@ -781,6 +796,7 @@ def table(report: dict[str, Any]) -> tuple[list[str], list[dict[str, Any]]]:
                 "cli_note": shape.cli_note,
                 "cli_cpu_seconds_net": net_cpu,
                 "seconds": cpu,
+                "reading_seconds": median(shape.reading),
                 "rate": rate,
                 "inproc_note": shape.inproc_note,
                 "vs_fastest": ratio,
@@ -899,6 +915,32 @@ def summary(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return items
 
 
+def reading_table(rows: list[dict[str, Any]]) -> list[str]:
+    """What reading each file costs before a frame is read, and the least "vs fastest" a shape
+    can then reach against the raw file: its decompression runs on the replay's one core."""
+    read = [row for row in rows if row.get("reading_seconds") is not None and row["seconds"]]
+    raw = next((row for row in read if row["shape"] == "raw"), None)
+    if raw is None:
+        return []
+    out = [
+        "| shape | reading s | replay s | reading / replay | least vs raw | vs fastest |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for row in read:
+        # The replay of the raw file already pays for reading it; another shape pays at least
+        # the raw replay plus what its own reading costs over the raw file's (per message).
+        per_msg = row["reading_seconds"] / row["book_msgs"]
+        extra = per_msg - raw["reading_seconds"] / raw["book_msgs"]
+        least = 1 + extra / (raw["seconds"] / raw["book_msgs"])
+        vs = row.get("vs_fastest")
+        out.append(
+            f"| {row['shape'].strip()} | {row['reading_seconds']:.3f} | {row['seconds']:.3f} "
+            f"| {row['reading_seconds'] / row['seconds']:.0%} | {least:.2f}x "
+            f"| {'-' if vs is None else f'{vs:.2f}x'} |"
+        )
+    return out
+
+
 def render(rows: list[dict[str, Any]]) -> list[str]:
     header = (
         "| shape | lines | book msgs | trade lines | bytes | CLI wall s (net) | CLI CPU s (net) "
@@ -1013,6 +1055,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(LEGEND.format(wall=report["baseline"], cpu=report["baseline_cpu"]))
     print("\n".join(lines))
+    reading = reading_table(rows)
+    if reading:
+        print(
+            '\nReading alone: CPU seconds of `CaptureReader([FILE], kinds=("raw",))` iterated '
+            "(the file read, decompressed and cut at line ends as the replay reads it, no frame "
+            'read), medians of the same rounds. "least vs raw": the raw replay plus the '
+            "reading a shape costs beyond the raw file's, over the raw replay (per message): no "
+            "reader on one core does better.\n"
+        )
+        print("\n".join(reading))
     l3_cpu = median(next(shape for shape in report["shapes"] if shape.group == "l3").cpu)
     print(
         f"\nanalytics: {report['analytics_decisions']:,} fill/cancel decisions over the level3 "
