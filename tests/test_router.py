@@ -139,6 +139,8 @@ def test_fixture_captures_verify_through_the_buffer_path(name: str) -> None:
     "stamp",
     [
         b"1690000000000000000",  # 19 digits: every time since 2001
+        b"7",  # one digit is a time too
+        b"169000000000000000x",  # a letter in the time
         b"9223372036854775807",  # int64's largest
         b"9223372036854775808",  # beyond int64: not a time; the capture layer reports the line
         b"12345678901234567890",

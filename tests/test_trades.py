@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import random
+
+import pytest
 
 from bookengine import Implementation
 from bookengine.kraken.events import Executions, Trade, Trades
@@ -74,3 +77,59 @@ def test_executions_frame_is_an_event(impl: Implementation) -> None:
     assert isinstance(event, Executions)
     (report,) = event.reports
     assert (report.order_id, report.exec_type, str(report.order_qty)) == ("OABC", "new", "0.5")
+
+
+KEYS = ["symbol", "side", "price", "qty", "ord_type", "trade_id", "timestamp"]
+
+
+def _events(impl: Implementation, frame: bytes) -> tuple[list[object], KrakenSession]:
+    session = KrakenSession(precisions={"BTC/USD": (1, 8)}, implementation_name=impl.name)
+    return session.receive(frame, 5), session
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_trade_record_keys_read_alike_in_any_order(impl: Implementation, seed: int) -> None:
+    # Kraken's compact layout is read by the line reader (the key's first letter picks the
+    # key); the same frame with spaces goes to the session's JSON decoder. Any key order, and
+    # the optional keys left out, must give the same events.
+    rng = random.Random(seed)
+    records = []
+    for k in range(rng.randint(1, 4)):
+        record = json.loads(_trade_frame())["data"][k % 2]
+        keys = KEYS[:4] + [key for key in KEYS[4:] if rng.random() < 0.7]
+        rng.shuffle(keys)
+        records.append({key: record[key] for key in keys})
+    data = {"channel": "trade", "type": "update", "data": records}
+    compact = json.dumps(data, separators=(",", ":")).encode()
+    compact_events, session = _events(impl, compact)
+    spaced_events, _ = _events(impl, json.dumps(data).encode())
+    assert compact_events == spaced_events
+    assert len(compact_events) == 1 and len(compact_events[0].trades) == len(records)
+    if impl.name == "cython":
+        assert session._router.trade_frames == 1  # read in C, not handed to the decoder
+
+
+@pytest.mark.parametrize(
+    "near_miss",
+    [
+        ('"side":', '"sidx":'),  # an unknown key with a known key's first letter
+        ('"qty":', '"quantity":'),
+        ('"trade_id":', '"trade_idx":'),
+        ('"ord_type":"limit"', '"ord_type":"limit","side":"buy"'),  # a key twice
+    ],
+)
+def test_trade_record_near_misses_read_as_the_decoder_reads_them(
+    impl: Implementation, near_miss: tuple[str, str]
+) -> None:
+    compact = json.dumps(json.loads(_trade_frame()), separators=(",", ":"))
+    assert near_miss[0] in compact
+    frame = compact.replace(near_miss[0], near_miss[1], 1).encode()
+    try:
+        expected: object = _events(impl, json.dumps(json.loads(frame)).encode())[0]
+    except Exception as exc:  # whatever the decoder says, the reader says too
+        expected = repr(exc)
+    try:
+        got: object = _events(impl, frame)[0]
+    except Exception as exc:
+        got = repr(exc)
+    assert got == expected

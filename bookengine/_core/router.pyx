@@ -161,6 +161,7 @@ cdef Py_ssize_t scan_trades(const char* base, Py_ssize_t size, bint* snapshot) n
     cdef const char* end = base + size
     cdef Py_ssize_t count = 0
     cdef int seen
+    cdef char key
     cdef TradeSpans* t
     if not take(&p, end, b'{"channel":"trade","type":"', 27):
         return -1
@@ -181,31 +182,34 @@ cdef Py_ssize_t scan_trades(const char* base, Py_ssize_t size, bint* snapshot) n
         t.ord_type.length = t.trade_id.length = t.timestamp.length = -1
         seen = 0
         while True:
-            if take(&p, end, b'"symbol":"', 10):
+            # The key's first letter picks the one or two keys it can be (a record has seven
+            # keys: trying each in turn cost more than reading the values).
+            key = p[1] if end - p >= 2 else 0
+            if key == c's' and take(&p, end, b'"symbol":"', 10):
                 if seen & 1 or not take_string(&p, end, base, &t.symbol):
                     return -1
                 seen |= 1
-            elif take(&p, end, b'"side":"', 8):
+            elif key == c's' and take(&p, end, b'"side":"', 8):
                 if seen & 2 or not take_string(&p, end, base, &t.side):
                     return -1
                 seen |= 2
-            elif take(&p, end, b'"price":', 8):
+            elif key == c'p' and take(&p, end, b'"price":', 8):
                 if seen & 4 or not take_number(&p, end, base, &t.price):
                     return -1
                 seen |= 4
-            elif take(&p, end, b'"qty":', 6):
+            elif key == c'q' and take(&p, end, b'"qty":', 6):
                 if seen & 8 or not take_number(&p, end, base, &t.qty):
                     return -1
                 seen |= 8
-            elif take(&p, end, b'"ord_type":"', 12):
+            elif key == c'o' and take(&p, end, b'"ord_type":"', 12):
                 if seen & 16 or not take_string(&p, end, base, &t.ord_type):
                     return -1
                 seen |= 16
-            elif take(&p, end, b'"trade_id":', 11):
+            elif key == c't' and take(&p, end, b'"trade_id":', 11):
                 if seen & 32 or not take_number(&p, end, base, &t.trade_id):
                     return -1
                 seen |= 32
-            elif take(&p, end, b'"timestamp":"', 13):
+            elif key == c't' and take(&p, end, b'"timestamp":"', 13):
                 if seen & 64 or not take_string(&p, end, base, &t.timestamp):
                     return -1
                 seen |= 64
@@ -651,7 +655,7 @@ cdef class BookRouter:
         cdef Py_ssize_t size = PyBytes_GET_SIZE(data)
         if 0 <= limit < size:
             size = limit  # a capture chunk's whole lines (the rest is the next chunk's)
-        cdef Py_ssize_t start, stop, frame_start, i, slot, next_pos
+        cdef Py_ssize_t start, stop, frame_start, i, slot, next_pos, ts_end
         cdef const char* newline
         cdef int64_t recv_ts, stamp
         cdef uint64_t value
@@ -685,15 +689,13 @@ cdef class BookRouter:
             if line_format == LINES_KRAKEN:
                 if base[start] != c'{' and base[start] != c'[':
                     # "recv_ts_ns<TAB>": at most 19 digits (today's times have 19), in int64.
-                    digits = True
                     value = 0
                     i = start
-                    while i < stop and base[i] != c'\t':
-                        if not (c'0' <= base[i] <= c'9') or i - start >= 19:
-                            digits = False
-                            break
+                    ts_end = stop if stop - start <= 19 else start + 19
+                    while i < ts_end and <unsigned char>(base[i] - c'0') <= 9:
                         value = value * 10 + <uint64_t>(base[i] - c'0')
                         i += 1
+                    digits = i < stop and base[i] == c'\t'
                     if (not digits or i == start or i == stop
                             or (base[i + 1] != c'{' and base[i + 1] != c'[')
                             or value > INT64_MAX):
