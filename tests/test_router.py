@@ -248,3 +248,24 @@ def test_level3_buffer_path_equals_line_by_line() -> None:
     fast_book, slow_book = fast.book("level3:BTC/USD"), slow.book("level3:BTC/USD")
     for name, column in slow_book.orders_arrays(order_ids=True).items():
         assert column.tolist() == fast_book.orders_arrays(order_ids=True)[name].tolist(), name
+
+
+def test_receive_time_prefixes_of_every_length_and_flaw() -> None:
+    # The reader takes the first sixteen digits eight at a time: every length from 1 to 21
+    # digits, and a non-digit at every place, must read as a plain digit loop reads them.
+    import random
+
+    rng = random.Random(7)
+    snapshot, update = (DATA / "v2-book-btcusd-depth10.jsonl").read_bytes().splitlines()[:2]
+    for length in range(1, 22):
+        for flaw in [-1, *range(length)]:
+            digits = bytearray(rng.choice(b"0123456789") for _ in range(length))
+            if flaw >= 0:
+                digits[flaw] = rng.choice(b"/:a.- \x00\xff")
+            stamp = bytes(digits)
+            session = KrakenSession(instruments=INSTRUMENTS, implementation_name="cython")
+            session.receive_buffer(b"%s\n%s\t%s\n" % (snapshot, stamp, update))
+            is_time = flaw < 0 and length <= 19 and int(stamp) < 2**63
+            assert (session.fast_path_frames == 1) == is_time, stamp  # the update's line
+            if is_time:
+                assert session.last_recv_ts_ns == int(stamp), stamp

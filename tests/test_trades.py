@@ -116,6 +116,10 @@ def test_trade_record_keys_read_alike_in_any_order(impl: Implementation, seed: i
         ('"qty":', '"quantity":'),
         ('"trade_id":', '"trade_idx":'),
         ('"ord_type":"limit"', '"ord_type":"limit","side":"buy"'),  # a key twice
+        ('"BTC/USD"', '"BTC\\/USD"'),  # an escape: the same symbol to a JSON decoder
+        ('"limit"', '"l\\u0069mit"'),
+        ('"market"', '"m\u00e4rket"'),  # not ASCII
+        ('"price":65009.1', '"price":65009.1e0'),
     ],
 )
 def test_trade_record_near_misses_read_as_the_decoder_reads_them(

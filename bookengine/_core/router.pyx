@@ -24,7 +24,7 @@ code, same rules. The pure-Python twin is :mod:`bookengine._reference.router`.
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from libc.stdint cimport int32_t, int64_t, uint64_t
 from libc.stdlib cimport free, realloc
-from libc.string cimport memchr, memcmp
+from libc.string cimport memchr, memcmp, memcpy
 
 from bookengine._core.l2book cimport L2BookCore
 from bookengine._core.l3book cimport L3BookCore
@@ -102,6 +102,31 @@ cdef const char* HEARTBEAT = b'{"channel":"heartbeat"}'
 cdef Py_ssize_t HEARTBEAT_LENGTH = 23
 
 
+cdef uint64_t ONE = 1
+cdef bint LITTLE_ENDIAN = (<const char*>&ONE)[0] == 1  # eight digits at once need it
+
+
+cdef inline uint64_t load8(const char* p) noexcept nogil:
+    cdef uint64_t x
+    memcpy(&x, p, 8)
+    return x
+
+
+cdef inline bint eight_digits(uint64_t x) noexcept nogil:
+    """Eight bytes, each '0'..'9': a high nibble of 3, and adding 6 carries out of no low one."""
+    return ((x & 0xF0F0F0F0F0F0F0F0ULL) == 0x3030303030303030ULL
+            and ((x + 0x0606060606060606ULL) & 0xF0F0F0F0F0F0F0F0ULL) == 0x3030303030303030ULL)
+
+
+cdef inline uint64_t eight_digits_value(uint64_t x) noexcept nogil:
+    """The number eight digit bytes spell, the first the most significant (little-endian load):
+    neighbours pair up into 2-, 4- then 8-digit values, three multiplications in all."""
+    x -= 0x3030303030303030ULL
+    x = (x * 10 + (x >> 8)) & 0x00FF00FF00FF00FFULL
+    x = (x * 100 + (x >> 16)) & 0x0000FFFF0000FFFFULL
+    return (x * 10000 + (x >> 32)) & 0xFFFFFFFFULL
+
+
 cdef inline bint take(const char** p, const char* end, const char* text,
                       Py_ssize_t n) noexcept nogil:
     if end - p[0] >= n and memcmp(p[0], text, n) == 0:
@@ -110,16 +135,30 @@ cdef inline bint take(const char** p, const char* end, const char* text,
     return False
 
 
+# Byte classes of the trade reader, one table look-up a byte: printable ASCII but '"' and
+# '\\' (a string's plain bytes), and the bytes of a JSON number.
+cdef unsigned char[256] PLAIN_BYTE
+cdef unsigned char[256] NUMBER_BYTE
+
+
+cdef void _build_byte_classes() noexcept:
+    cdef int c
+    for c in range(256):
+        PLAIN_BYTE[c] = 0x20 <= c < 0x7F and c != 0x22 and c != 0x5C
+        NUMBER_BYTE[c] = 0x30 <= c <= 0x39 or c in (0x2E, 0x2D, 0x2B, 0x65, 0x45)  # . - + e E
+
+
+_build_byte_classes()
+
+
 cdef inline bint take_string(const char** p, const char* end, const char* base,
                              Span* span) noexcept nogil:
     """After '"': plain printable ASCII up to the closing '"' (no escapes); False otherwise."""
     cdef const char* q = p[0]
-    while q < end and q[0] != c'"':
-        if q[0] == c'\\' or <unsigned char>q[0] < 0x20 or <unsigned char>q[0] >= 0x7F:
-            return False
+    while q < end and PLAIN_BYTE[<unsigned char>q[0]]:
         q += 1
-    if q >= end:
-        return False
+    if q >= end or q[0] != c'"':
+        return False  # an escape, a control or non-ASCII byte, or no end
     span.start = p[0] - base
     span.length = q - p[0]
     p[0] = q + 1
@@ -133,8 +172,7 @@ cdef inline bint take_number(const char** p, const char* end, const char* base,
     if q < end and q[0] == c'"':
         p[0] += 1
         return take_string(p, end, base, span)
-    while q < end and (c'0' <= q[0] <= c'9' or q[0] == c'.' or q[0] == c'-' or q[0] == c'+'
-                       or q[0] == c'e' or q[0] == c'E'):
+    while q < end and NUMBER_BYTE[<unsigned char>q[0]]:
         q += 1
     if q == p[0]:
         return False
@@ -658,7 +696,7 @@ cdef class BookRouter:
         cdef Py_ssize_t start, stop, frame_start, i, slot, next_pos, ts_end
         cdef const char* newline
         cdef int64_t recv_ts, stamp
-        cdef uint64_t value
+        cdef uint64_t value, head, tail
         cdef bint digits
         cdef int kind
         cdef bint verified
@@ -691,6 +729,14 @@ cdef class BookRouter:
                     # "recv_ts_ns<TAB>": at most 19 digits (today's times have 19), in int64.
                     value = 0
                     i = start
+                    if stop - start > 16 and LITTLE_ENDIAN:
+                        # Today's times have 19 digits: the first sixteen eight at a time.
+                        head = load8(base + start)
+                        tail = load8(base + start + 8)
+                        if eight_digits(head) and eight_digits(tail):
+                            value = (eight_digits_value(head) * 100000000
+                                     + eight_digits_value(tail))
+                            i = start + 16
                     ts_end = stop if stop - start <= 19 else start + 19
                     while i < ts_end and <unsigned char>(base[i] - c'0') <= 9:
                         value = value * 10 + <uint64_t>(base[i] - c'0')
