@@ -3,7 +3,7 @@
 from libc.stdint cimport int32_t, int64_t, uint32_t, uint64_t
 
 from bookengine._core.ladder cimport Ladder
-from bookengine._core.scan cimport FrameScanner
+from bookengine._core.scan cimport DayCache, FrameScanner
 
 
 # One resting order: 40 bytes. Price and side live in the level (every order of a level shares
@@ -91,12 +91,6 @@ ctypedef struct Undo:
     int64_t qty
     int64_t timestamp_ns
 
-# The day of the last timestamp parsed: "YYYY-MM-DD" and its midnight in seconds. Timestamps
-# of a stream share a day, so its validation and calendar arithmetic are done once.
-ctypedef struct DayCache:
-    char text[10]
-    int64_t seconds
-    bint valid
 
 # One side's share of the L3 checksum: the digits of its top 10 levels, contiguous (the
 # PCLMUL CRC needs long runs), which level sits at each position and where its bytes start.

@@ -65,12 +65,14 @@ from bookengine._core.scan cimport (
     EVENT_DELETE,
     KIND_LEVEL3,
     NUM_OK,
+    DayCache,
     Entry,
     Span,
     EntryList,
     FrameScanner,
+    be_digits8,
     parse_mantissa,
-    parse_rfc3339_ns,
+    parse_timestamp,
 )
 
 from bookengine import core_types
@@ -88,46 +90,8 @@ cdef extern from *:
     #define be_prefetch(address) ((void)(address))
     #endif
 
-    /* The last `keep` (1..8) of the 8 bytes at s as a decimal number, into *out; 0 when one
-       of them is not an ASCII digit. Eight digits at a time (SWAR: validate, then combine
-       pairs, quads and halves by multiplication); the bytes before the kept ones are read
-       but count as '0'. */
-    #include <stdint.h>
-    #include <string.h>
-    static inline int be_digits8(const char *s, int keep, uint64_t *out) {
-    #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-        uint64_t x, low;
-        memcpy(&x, s, 8);
-        if (keep < 8) {
-            low = (UINT64_C(1) << (8 * (8 - keep))) - 1;  /* the leading bytes */
-            x = (x & ~low) | (UINT64_C(0x3030303030303030) & low);
-        }
-        if (((x & UINT64_C(0xF0F0F0F0F0F0F0F0))
-             | (((x + UINT64_C(0x0606060606060606)) & UINT64_C(0xF0F0F0F0F0F0F0F0)) >> 4))
-                != UINT64_C(0x3333333333333333))
-            return 0;
-        x -= UINT64_C(0x3030303030303030);
-        x = x * 10 + (x >> 8);
-        x = (((x & UINT64_C(0x000000FF000000FF)) * (100 + (UINT64_C(1000000) << 32)))
-             + (((x >> 16) & UINT64_C(0x000000FF000000FF)) * (1 + (UINT64_C(10000) << 32))))
-            >> 32;
-        *out = x;
-        return 1;
-    #else
-        uint64_t value = 0;
-        int i;
-        for (i = 8 - keep; i < 8; i++) {
-            if ((unsigned char)(s[i] - '0') > 9)
-                return 0;
-            value = value * 10 + (uint64_t)(s[i] - '0');
-        }
-        *out = value;
-        return 1;
-    #endif
-    }
     """
     void be_prefetch(const void* address) noexcept nogil
-    bint be_digits8(const char* s, int keep, uint64_t* out) noexcept nogil
 
 
 cdef enum:
@@ -191,7 +155,6 @@ core_types.check_compiled_codes(
 
 cdef uint32_t EMPTY_ENTRY = 0xFFFFFFFF
 cdef int64_t INT64_MAX = 0x7FFFFFFFFFFFFFFF
-cdef int64_t DAY_CACHE_NS = 9000000000000000000  # days cached: midnight within +-this
 cdef signed char BASE36[256]
 cdef char DIGITS36[36]
 cdef int LO_POSITIONS[12]
@@ -382,71 +345,6 @@ cdef inline bint fast_mantissa(const char* s, Py_ssize_t n, int scale,
         return False
     out[0] = <int64_t>value * POW10[scale - (i - point)]
     return True
-
-
-cdef inline int two_digits(const char* s) noexcept nogil:
-    """Two ASCII digits as 0..99, or -1."""
-    cdef unsigned int a = <unsigned char>s[0] - 48, b = <unsigned char>s[1] - 48
-    if a > 9 or b > 9:
-        return -1
-    return <int>(a * 10 + b)
-
-
-cdef inline bint fast_timestamp(DayCache* day, const char* s, Py_ssize_t n,
-                                int64_t* out) noexcept nogil:
-    """``YYYY-MM-DDTHH:MM:SS(.f{1,9})?Z`` on the cached day; False: not handled here."""
-    cdef int hour, minute, second
-    cdef int64_t nanos = 0
-    cdef uint64_t fraction
-    cdef unsigned int digit
-    if (not day.valid or n < 20 or n > 30 or s[10] != c'T' or s[n - 1] != c'Z'
-            or memcmp(s, day.text, 10) != 0 or s[13] != c':' or s[16] != c':'):
-        return False
-    hour = two_digits(s + 11)
-    minute = two_digits(s + 14)
-    second = two_digits(s + 17)
-    if hour < 0 or hour > 23 or minute < 0 or minute > 59 or second < 0 or second > 60:
-        return False
-    if n > 20:  # ".f{1,9}" from s[19] to the 'Z'
-        if s[19] != c'.' or n == 21:
-            return False
-        if n == 30:
-            digit = <unsigned char>s[20] - 48
-            if digit > 9 or not be_digits8(s + 21, 8, &fraction):
-                return False
-            nanos = digit * 100000000 + <int64_t>fraction
-        else:
-            if not be_digits8(s + n - 9, <int>(n - 21), &fraction):
-                return False
-            nanos = <int64_t>fraction * POW10[30 - n]  # 9 - (n - 21) digits missing
-    out[0] = (day.seconds + hour * 3600 + minute * 60 + second) * 1000000000 + nanos
-    return True
-
-
-cdef void remember_day(DayCache* day, const char* s, Py_ssize_t n) noexcept nogil:
-    """After the general parser accepted ``s``: cache its day when fast_timestamp could use it."""
-    cdef char midnight[20]
-    cdef int64_t ns
-    if n < 20 or s[10] != c'T':
-        return
-    memcpy(midnight, s, 10)
-    memcpy(midnight + 10, b"T00:00:00Z", 10)
-    # Far from the ends of int64 nanoseconds (1677..2262), so no time of the day can overflow.
-    if parse_rfc3339_ns(midnight, 20, &ns) == 0 and -DAY_CACHE_NS < ns < DAY_CACHE_NS:
-        memcpy(day.text, s, 10)
-        day.seconds = ns // 1000000000
-        day.valid = True
-
-
-cdef inline int parse_timestamp(DayCache* day, const char* s, Py_ssize_t n,
-                                int64_t* out) noexcept nogil:
-    """RFC 3339 text -> ns since the epoch, as scan.parse_rfc3339_ns (0 ok, -1 bad)."""
-    if fast_timestamp(day, s, n, out):
-        return 0
-    if parse_rfc3339_ns(s, n, out) < 0:
-        return -1
-    remember_day(day, s, n)
-    return 0
 
 
 def _parse_numbers(texts, int scale):

@@ -24,7 +24,7 @@ code, same rules. The pure-Python twin is :mod:`bookengine._reference.router`.
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from libc.stdint cimport int32_t, int64_t, uint64_t
 from libc.stdlib cimport free, realloc
-from libc.string cimport memchr, memcmp, memcpy
+from libc.string cimport memchr, memcmp
 
 from bookengine._core.l2book cimport L2BookCore
 from bookengine._core.l3book cimport L3BookCore
@@ -34,9 +34,11 @@ from bookengine._core.scan cimport (
     KIND_LEVEL3,
     KIND_V1_BOOK,
     NUM_OK,
+    DayCache,
     FrameScanner,
+    be_digits8,
     parse_mantissa,
-    parse_rfc3339_ns,
+    parse_timestamp,
 )
 
 from bookengine.errors import BookError, ChecksumError
@@ -100,31 +102,6 @@ cdef TradeIn[MAX_TRADES] TRADES_IN  # the same trades, parsed, for the sink
 
 cdef const char* HEARTBEAT = b'{"channel":"heartbeat"}'
 cdef Py_ssize_t HEARTBEAT_LENGTH = 23
-
-
-cdef uint64_t ONE = 1
-cdef bint LITTLE_ENDIAN = (<const char*>&ONE)[0] == 1  # eight digits at once need it
-
-
-cdef inline uint64_t load8(const char* p) noexcept nogil:
-    cdef uint64_t x
-    memcpy(&x, p, 8)
-    return x
-
-
-cdef inline bint eight_digits(uint64_t x) noexcept nogil:
-    """Eight bytes, each '0'..'9': a high nibble of 3, and adding 6 carries out of no low one."""
-    return ((x & 0xF0F0F0F0F0F0F0F0ULL) == 0x3030303030303030ULL
-            and ((x + 0x0606060606060606ULL) & 0xF0F0F0F0F0F0F0F0ULL) == 0x3030303030303030ULL)
-
-
-cdef inline uint64_t eight_digits_value(uint64_t x) noexcept nogil:
-    """The number eight digit bytes spell, the first the most significant (little-endian load):
-    neighbours pair up into 2-, 4- then 8-digit values, three multiplications in all."""
-    x -= 0x3030303030303030ULL
-    x = (x * 10 + (x >> 8)) & 0x00FF00FF00FF00FFULL
-    x = (x * 100 + (x >> 16)) & 0x0000FFFF0000FFFFULL
-    return (x * 10000 + (x >> 32)) & 0xFFFFFFFFULL
 
 
 cdef inline bint take(const char** p, const char* end, const char* text,
@@ -336,6 +313,8 @@ cdef class BookRouter:
     cdef list _recent_keys      # the RECENT keys found last, most recent first (None: free)
     cdef Py_ssize_t _recent_slots[RECENT]
     cdef dict _trade_scales     # symbol (bytes) -> (symbol, price precision, qty precision)
+    cdef DayCache _trade_day    # the trades' day (their times are parsed on it)
+    cdef DayCache _line_day     # the day of the line times of other tools' captures
     cdef object _wanted         # frozenset of symbol bytes, or None: every symbol
     cdef bytes _filter_last     # the symbol the filter judged last, and its verdict
     cdef bint _filter_last_out
@@ -376,6 +355,7 @@ cdef class BookRouter:
     cdef LineSink _sink
 
     def __cinit__(self):
+        self._trade_day.valid = self._line_day.valid = False
         self.scanner = FrameScanner()
         self._slots = {}
         self._books = []
@@ -601,8 +581,8 @@ cdef class BookRouter:
                     frame + t.trade_id.start, t.trade_id.length, &trade_id) < 0:
                 return 0
             stamp = -1
-            if t.timestamp.length >= 0 and parse_rfc3339_ns(
-                    frame + t.timestamp.start, t.timestamp.length, &stamp) != 0:
+            if t.timestamp.length >= 0 and parse_timestamp(
+                    &self._trade_day, frame + t.timestamp.start, t.timestamp.length, &stamp) != 0:
                 return 0
             if feed:
                 TRADES_IN[i].price = price
@@ -729,14 +709,11 @@ cdef class BookRouter:
                     # "recv_ts_ns<TAB>": at most 19 digits (today's times have 19), in int64.
                     value = 0
                     i = start
-                    if stop - start > 16 and LITTLE_ENDIAN:
+                    if (stop - start > 16 and be_digits8(base + start, 8, &head)
+                            and be_digits8(base + start + 8, 8, &tail)):
                         # Today's times have 19 digits: the first sixteen eight at a time.
-                        head = load8(base + start)
-                        tail = load8(base + start + 8)
-                        if eight_digits(head) and eight_digits(tail):
-                            value = (eight_digits_value(head) * 100000000
-                                     + eight_digits_value(tail))
-                            i = start + 16
+                        value = head * 100000000 + tail
+                        i = start + 16
                     ts_end = stop if stop - start <= 19 else start + 19
                     while i < ts_end and <unsigned char>(base[i] - c'0') <= 9:
                         value = value * 10 + <uint64_t>(base[i] - c'0')
@@ -755,7 +732,7 @@ cdef class BookRouter:
             elif line_format == LINES_TARDIS:
                 # "2023-07-30T15:30:00.0292860Z {frame}": 28 characters, a space, the message.
                 if (stop - start < 30 or base[start + 28] != c' '
-                        or parse_rfc3339_ns(base + start, 28, &stamp) != 0):
+                        or parse_timestamp(&self._line_day, base + start, 28, &stamp) != 0):
                     self.span_start, self.span_stop = start, stop
                     self.lines += 1
                     self._next = next_pos

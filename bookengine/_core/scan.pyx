@@ -10,7 +10,7 @@ Python session to decode with ``json``.
 import json
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
-from libc.stdint cimport int32_t, int64_t, uint32_t, uint64_t
+from libc.stdint cimport int64_t, uint64_t
 from libc.stdlib cimport free, realloc
 from libc.string cimport memchr, memcmp, memcpy
 
@@ -284,18 +284,10 @@ cdef int64_t days_from_civil(int64_t y, int64_t m, int64_t d) noexcept nogil:
     return era * 146097 + doe - 719468
 
 
-# The last date parse_rfc3339_ns met and its day number: ``(YYYYMMDD << 32) | days`` in one
-# word, so it is read and written whole. A stream's timestamps share their date; the civil
-# calendar arithmetic (divisions) runs once per date. The start value matches no date.
-cdef uint64_t LAST_DATE = 0xFFFFFFFF00000000
-
-
 cdef int parse_rfc3339_ns(const char* s, Py_ssize_t n, int64_t* out) noexcept nogil:
     """``YYYY-MM-DDTHH:MM:SS(.f{1,9})?(Z|±HH:MM)`` -> ns since the epoch. 0 ok, -1 bad."""
-    global LAST_DATE
     cdef Py_ssize_t i
-    cdef int64_t nanos = 0, seconds, year, month, day, hour, minute, second, date, days
-    cdef uint64_t last
+    cdef int64_t nanos = 0, seconds, year, month, day, hour, minute, second
     cdef int digits = 0, offset = 0
     if n < 20:
         return -1
@@ -343,18 +335,11 @@ cdef int parse_rfc3339_ns(const char* s, Py_ssize_t n, int64_t* out) noexcept no
     minute = two(s + 14)
     second = two(s + 17)
     # RFC 3339 field ranges (second 60 is a leap second).
-    if hour > 23 or minute > 59 or second > 60:
+    if (year < 1 or month < 1 or month > 12 or day < 1 or day > days_in_month(year, month)
+            or hour > 23 or minute > 59 or second > 60):
         return -1
-    date = (year * 100 + month) * 100 + day
-    last = LAST_DATE
-    if <int64_t>(last >> 32) == date:
-        days = <int32_t><uint32_t>last  # a date met and checked before
-    else:
-        if year < 1 or month < 1 or month > 12 or day < 1 or day > days_in_month(year, month):
-            return -1
-        days = days_from_civil(year, month, day)
-        LAST_DATE = (<uint64_t>date << 32) | <uint32_t><int32_t>days
-    seconds = days * 86400 + hour * 3600 + minute * 60 + second - offset
+    seconds = (days_from_civil(year, month, day) * 86400 + hour * 3600 + minute * 60 + second
+               - offset)
     # Stay inside int64 nanoseconds (1677-09-21 .. 2262-04-11) without overflowing first.
     if seconds > MAX_SECONDS or (seconds == MAX_SECONDS and nanos > 854775807):
         return -1
@@ -362,6 +347,24 @@ cdef int parse_rfc3339_ns(const char* s, Py_ssize_t n, int64_t* out) noexcept no
         return -1
     out[0] = seconds * 1000000000 + nanos
     return 0
+
+
+cdef int64_t DAY_CACHE_NS = 9000000000000000000  # days cached: midnight within +-this
+
+
+cdef void remember_day(DayCache* day, const char* s, Py_ssize_t n) noexcept nogil:
+    """After the general parser accepted ``s``: cache its day when fast_timestamp could use it."""
+    cdef char midnight[20]
+    cdef int64_t ns
+    if n < 20 or s[10] != c'T':
+        return
+    memcpy(midnight, s, 10)
+    memcpy(midnight + 10, b"T00:00:00Z", 10)
+    # Far from the ends of int64 nanoseconds (1677..2262), so no time of the day can overflow.
+    if parse_rfc3339_ns(midnight, 20, &ns) == 0 and -DAY_CACHE_NS < ns < DAY_CACHE_NS:
+        memcpy(day.text, s, 10)
+        day.seconds = ns // 1000000000
+        day.valid = True
 
 
 cdef int days_in_month(int64_t year, int64_t month) noexcept nogil:
