@@ -4,6 +4,7 @@ prints one table with every row, a figure in each timed cell and a verdict per t
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
@@ -55,7 +56,19 @@ def test_bench_captures_quick_prints_every_row(tmp_path: Path) -> None:
         check=False,
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    table = [line for line in done.stdout.splitlines() if line.startswith("| ")]
+    lines = done.stdout.splitlines()
+    first = next(k for k, line in enumerate(lines) if line.startswith("| "))
+    block = itertools.takewhile(lambda line: line.startswith("|"), lines[first:])
+    table = [line for line in block if line.startswith("| ")]  # (not the |---| line)
+    # the second table: what reading each file of the generated capture costs on its own
+    second = next(k for k, line in enumerate(lines) if line.startswith("| shape | reading s"))
+    reading = [
+        [cell.strip() for cell in line.split("|")[1:-1]]
+        for line in itertools.takewhile(lambda line: line.startswith("|"), lines[second + 2 :])
+    ]
+    assert [cells[0] for cells in reading] == list(ROWS[:5])
+    assert all(float(cells[1]) >= 0 and float(cells[2]) > 0 for cells in reading)
+    assert reading[0][4] == "1.00x"  # the raw file against itself
     names = [cell.strip() for cell in table[0].split("|")[1:-1]]
     assert names[:5] == ["shape", "lines", "book msgs", "trade lines", "bytes"]
     assert names[-2:] == ["target", "verdict"]
