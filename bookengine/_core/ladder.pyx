@@ -40,17 +40,19 @@ cdef void ladder_clear(Ladder* ladder) noexcept nogil:
 
 cdef Py_ssize_t ladder_find(Ladder* ladder, int64_t key) noexcept nogil:
     """Index of the first key >= ``key`` in [lo, hi] (hi when all are smaller)."""
-    cdef Py_ssize_t lo = ladder.lo, hi = ladder.hi, mid
+    cdef Py_ssize_t lo = ladder.lo, n = ladder.hi - ladder.lo, half
+    cdef const int64_t* keys = ladder.keys
     # Most traffic is at the touch: check the top before bisecting.
-    if hi > lo and ladder.keys[hi - 1] < key:
-        return hi
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        if ladder.keys[mid] < key:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo
+    if n == 0 or keys[lo + n - 1] < key:
+        return lo + n
+    # Bisect without a branch on the keys (a conditional move): which half holds the answer is
+    # a coin toss for the branch predictor, and a wrong guess costs more than the comparison.
+    # Invariant: the answer lies in [lo, lo + n].
+    while n > 1:
+        half = n >> 1
+        lo = lo + half if keys[lo + half] < key else lo
+        n -= half
+    return lo + (keys[lo] < key)
 
 
 cdef int _grow(Ladder* ladder) except -1:
