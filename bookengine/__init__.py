@@ -10,7 +10,8 @@ What most programs need is importable from here::
 ``"python"`` (the pure-Python reference, forced by ``BOOKENGINE_PURE=1``); ``L2Book``, ``L3Book``
 and ``FrameScanner`` are that implementation's classes.
 
-``import bookengine`` loads the books only. The feed (asyncio, websockets), the session, replay
+``import bookengine`` loads neither the books nor numpy: the implementation (``IMPLEMENTATION``,
+``L2Book``, ``L3Book``, ``FrameScanner``), the feed (asyncio, websockets), the session, replay
 and the events load on first use of their name here (PEP 562 ``__getattr__``). ``replay`` is
 the function; its module, which shares the name, is imported as ``from bookengine.replay
 import ...``.
@@ -60,14 +61,12 @@ if _typing.TYPE_CHECKING:
     from .kraken.session import KrakenSession
     from .replay import Replayer, ReplayResult, replay
 
+    IMPLEMENTATION: str
+
 __version__ = "0.1.0"
 
-_active = implementation()
-IMPLEMENTATION: str = _active.name
-if not _typing.TYPE_CHECKING:
-    L2Book = _active.L2Book
-    L3Book = _active.L3Book
-    FrameScanner = _active.FrameScanner
+_FROM_IMPLEMENTATION = ("IMPLEMENTATION", "L2Book", "L3Book", "FrameScanner")
+"""Names the active implementation gives (loading it loads the compiled core and numpy)."""
 
 _EVENTS = (
     "BadFrame",
@@ -143,6 +142,11 @@ __all__ = [
 
 
 def __getattr__(name: str) -> _typing.Any:
+    if name in _FROM_IMPLEMENTATION:
+        active = implementation()
+        value = active.name if name == "IMPLEMENTATION" else getattr(active, name)
+        globals()[name] = value
+        return value
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'bookengine' has no attribute {name!r}")
@@ -153,7 +157,7 @@ def __getattr__(name: str) -> _typing.Any:
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+    return sorted(set(globals()) | set(_LAZY) | set(_FROM_IMPLEMENTATION))
 
 
 class _Package(types.ModuleType):

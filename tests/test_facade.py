@@ -32,7 +32,15 @@ FIRST_NEEDS = {
     "BookError": "bookengine.errors",
     "ChecksumError": "bookengine.errors",
 }
-HEAVY = ["asyncio", "websockets", "bookengine.feed", "bookengine.replay", "bookengine.kraken"]
+HEAVY = [
+    "asyncio",
+    "websockets",
+    "numpy",
+    "bookengine._core.l2book",
+    "bookengine.feed",
+    "bookengine.replay",
+    "bookengine.kraken",
+]
 
 
 def _ruff_order(name: str) -> tuple[int, str]:
@@ -145,3 +153,30 @@ def test_mypy_sees_the_books_and_the_lazy_names(tmp_path: Path) -> None:
     assert 'Argument 1 to "order" of "L3BookCore"' in errors[1]
     assert 'Argument "depth" to "replay"' in errors[2]
     assert 'Argument "depth" to "KrakenFeed"' in errors[3]
+
+
+@pytest.mark.parametrize("given", [None, "3"])
+def test_the_command_keeps_openblas_to_one_thread_unless_told(given: str | None) -> None:
+    # numpy's OpenBLAS reads the variable once, when it loads: the entry point must set it
+    # before anything imports numpy (importing the entry must not), and a caller's setting wins.
+    code = """
+        import os, sys
+        import bookengine.__main__ as entry
+        print("numpy" in sys.modules)
+        sys.argv = ["bookengine", "--version"]
+        entry.main()
+        print("numpy" in sys.modules, os.environ.get("OPENBLAS_NUM_THREADS"))
+    """
+    env = {"PYTHONPATH": str(ROOT), "PATH": ""}
+    if given is not None:
+        env["OPENBLAS_NUM_THREADS"] = given
+    out = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout.splitlines()
+    assert out[0] == "False"
+    assert out[-1] == f"True {given or '1'}"  # the command loaded numpy after setting it
