@@ -146,6 +146,7 @@ cdef class L3BookCore:
     cdef list _keep             # bytes objects backing Key.text while a message is applied
     cdef DayCache _day
     cdef public bint record_effects  # off by default: the plain replay pays one test per event
+    cdef public bint sink_effects    # only a compiled sink reads them (see record_effects)
     cdef bint _recording        # record_effects, for the update being applied
     cdef Effect* _effects       # the last applied update's effects (see effects())
     cdef Py_ssize_t _effect_count

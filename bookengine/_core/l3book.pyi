@@ -37,6 +37,9 @@ class L3BookCore:
     def __new__(cls, symbol: str, depth: int, price_precision: int, qty_precision: int) -> Self: ...
     record_effects: bool
     """Record what each update does to the queues (see ``effects``); off by default."""
+    sink_effects: bool
+    """Only a compiled sink reads the effects (``KrakenSession.set_sink``): an add records its
+    side alone and the orders truncated away are not recorded; off by default."""
     def effects(self) -> tuple[OrderEffect, ...]: ...
     def apply_scanned(self, scanner: FrameScanner) -> bool: ...
     def apply_snapshot(

@@ -1318,8 +1318,9 @@ cdef class L3BookCore:
             self._needs_resync = False
         else:
             state_commit(s)
-            if self._recording and (ladder_len(&s.ladders[SIDE_BID]) > self.depth
-                                    or ladder_len(&s.ladders[SIDE_ASK]) > self.depth):
+            if self._recording and not self.sink_effects and (
+                    ladder_len(&s.ladders[SIDE_BID]) > self.depth
+                    or ladder_len(&s.ladders[SIDE_ASK]) > self.depth):
                 self._record_truncations(s)
         if ladder_len(&s.ladders[SIDE_BID]) > self.depth:
             state_truncate(s, SIDE_BID, self.depth)
@@ -1509,18 +1510,22 @@ cdef class L3BookCore:
         cdef Effect* other
         cdef Py_ssize_t k
         cdef str text = None
-        if (p.key.hi >> ID_SHIFT) == ID_LONG:
-            text = id_text(p.key.hi, p.key.lo, p.key.text, p.key.length)
-        self._effect_id(e, p.key.hi, p.key.lo, text)
-        e.new_price = p.price
-        e.qty_before = 0
-        e.qty_after = p.qty
-        e.orders_ahead = 0 if li == NIL else s.levels[li].count
-        e.qty_ahead = 0 if li == NIL else s.levels[li].qty
-        e.level_index = level_rank(s, p.side, p.price)
-        e.timestamp_ns = p.timestamp_ns if p.has_timestamp else -1
+        cdef bint long_id = (p.key.hi >> ID_SHIFT) == ID_LONG
+        if not self.sink_effects:  # (a sink reads an add's side alone)
+            if long_id:
+                text = id_text(p.key.hi, p.key.lo, p.key.text, p.key.length)
+            self._effect_id(e, p.key.hi, p.key.lo, text)
+            e.new_price = p.price
+            e.qty_before = 0
+            e.qty_after = p.qty
+            e.orders_ahead = 0 if li == NIL else s.levels[li].count
+            e.qty_ahead = 0 if li == NIL else s.levels[li].qty
+            e.level_index = level_rank(s, p.side, p.price)
+            e.timestamp_ns = p.timestamp_ns if p.has_timestamp else -1
         if self._effect_deletes == 0:
             return 0
+        if long_id and text is None:
+            text = id_text(p.key.hi, p.key.lo, p.key.text, p.key.length)
         # Deleted earlier in this message and added again: the delete was a requeue.
         for k in range(self._effect_count - 2, -1, -1):
             other = &self._effects[k]
@@ -1601,7 +1606,9 @@ cdef class L3BookCore:
 
     def effects(self):
         """What the last applied update did, one :class:`~bookengine.kraken.events.OrderEffect`
-        per entry (then one per order truncated away), when :attr:`record_effects` is on.
+        per entry (then one per order truncated away), when :attr:`record_effects` is on (and
+        :attr:`sink_effects` off: with it, adds carry their side alone and truncations are left
+        out, for the compiled sink that reads them in place).
 
         Empty after a snapshot, a refused message, or with recording off. Valid until the next
         message is applied. Built on the first call after a message (then cached).

@@ -126,6 +126,9 @@ class L3BookCore:
         self._needs_resync = False
         self.record_effects = False
         """Record what each update does to the queues (see :meth:`effects`); off by default."""
+        self.sink_effects = False
+        """The compiled book's trim for a compiled sink; this build takes no sink (the session
+        refuses one), so its effects stay whole either way."""
         self._effects: tuple[OrderEffect, ...] = NO_EFFECTS
 
     # -- precision and state -----------------------------------------------------------------

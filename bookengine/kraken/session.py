@@ -171,6 +171,7 @@ class KrakenSession:
         self.resync_timeout_ns = resync_timeout_ns
         self.level3_effects = level3_effects
         """level3 ``BookChanged`` events carry ``effects`` (switch with :meth:`record_effects`)."""
+        self._sink_attached = False  # set_sink: the level3 books record what a sink reads
         self.token: str | None = None
         """level3 token for this connection (set by the feed before subscribing)."""
         self.system_status: str | None = None
@@ -386,10 +387,17 @@ class KrakenSession:
         them (None: stop). The messages this session applies itself come back as events: those
         are the caller's to hand over (``BookAnalytics.run`` does).
 
+        While a sink is set, the level3 books record only what it reads of their effects
+        (``sink_effects``: an add's side, no truncations).
+
         Raises:
             TypeError: the session runs on the pure-Python reader (it takes no compiled sink).
         """
         self._router.set_sink(sink)
+        self._sink_attached = sink is not None
+        for state in self._books.values():
+            if state.channel == "level3" and state.book is not None:
+                state.book.sink_effects = self._sink_attached
 
     def receive_buffer(
         self,
@@ -643,6 +651,8 @@ class KrakenSession:
             # level3 is v2-only, so both precisions are ints here (mypy cannot see it).
             book = self.impl.L3Book(state.symbol, state.depth, *precision)  # type: ignore[arg-type]
             book.record_effects = self.level3_effects
+            if self._sink_attached:
+                book.sink_effects = True
             return book
         return self.impl.L2Book(state.symbol, state.depth, *precision)
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from bookengine import BookError, Implementation
+from bookengine import BookError, Implementation, implementation
 from bookengine.kraken.events import BookChanged, OrderEffect
 from bookengine.kraken.session import KrakenSession
 
@@ -251,3 +251,31 @@ def test_session_attaches_effects(impl: Implementation) -> None:
     assert (effect.action, effect.qty_before, effect.qty_after) == ("modify", 3, 1)
     session.record_effects(False)
     assert changed(session, update).effects == ()
+
+
+def test_sink_effects_keep_what_the_trade_join_reads() -> None:
+    # With a compiled sink attached (the pure build takes none), an add records its side
+    # alone and no truncation is recorded; every other effect is the whole one, requeues
+    # included (a delete and an add of one id in one message).
+    impl = implementation("cython")
+    whole, lean = _book(impl, depth=2), _book(impl, depth=2)
+    lean.sink_effects = True
+    messages = [
+        ([o("A", "100.0", "3", "delete"), o("A", "99.5", "3", "add")], []),  # a requeue
+        ([o("J", "100.2", "1", "add"), o("B", "100.0", "2", "modify")], []),  # a level cut
+        ([], [o("E", "101.0", "2", "delete"), o("H", "100.9", "5", "add")]),
+    ]
+    actions: set[str] = set()
+    for bids, asks in messages:
+        full = _update(impl, whole, bids, asks)
+        trimmed = _update(impl, lean, bids, asks)
+        assert whole.checksum() == lean.checksum()
+        actions |= {effect.action for effect in full}
+        expected = [effect for effect in full if effect.action != "truncate"]
+        assert len(trimmed) == len(expected)
+        for got, want in zip(trimmed, expected, strict=True):
+            if want.action == "add":
+                assert (got.action, got.side, got.price) == (want.action, want.side, want.price)
+            else:
+                assert got == want
+    assert {"requeue", "truncate", "add", "modify", "delete"} <= actions  # all were met
