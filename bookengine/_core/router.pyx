@@ -197,8 +197,8 @@ cdef Py_ssize_t scan_trades(const char* base, Py_ssize_t size, bint* snapshot) n
         t.ord_type.length = t.trade_id.length = t.timestamp.length = -1
         seen = 0
         while True:
-            # The key's first letter picks the one or two keys it can be (a record has seven
-            # keys: trying each in turn cost more than reading the values).
+            # The key's first letter picks the one or two keys it can be (trying the seven
+            # keys in turn cost up to seven comparisons a key).
             key = p[1] if end - p >= 2 else 0
             if key == c's' and take(&p, end, b'"symbol":"', 10):
                 if seen & 1 or not take_string(&p, end, base, &t.symbol):
