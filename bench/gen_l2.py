@@ -264,7 +264,7 @@ class L2StreamGenerator:
         rng = self.rng
         depth = self.depth
         budget = rng.choice(_ENTRY_BUDGET)
-        entries = {id(self.bids): [], id(self.asks): []}
+        entries: dict[int, list[tuple[int, int]]] = {id(self.bids): [], id(self.asks): []}
         count = 0
         last: tuple[_Side, int] | None = None
         self._pushed.clear()
@@ -327,7 +327,9 @@ def _cached(depth: int, messages: int, seed: int) -> Path | None:
         meta = _read_meta(path)
         if meta is None or not meta.get("verified"):
             continue
-        count = int(meta["messages"])
+        count = meta["messages"]
+        if not isinstance(count, int):
+            continue
         if count >= messages and (best is None or count < best[0]):
             best = (count, path)
     return None if best is None else best[1]
@@ -457,7 +459,9 @@ def main(argv: list[str] | None = None) -> int:
         else:
             path = ensure_stream(depth, args.messages, args.seed, args.verify)
         meta = _read_meta(path) or {}
-        print(f"{path}  ({meta.get('bytes', 0) / 1e6:,.1f} MB, {meta.get('stats')})")
+        size = meta.get("bytes", 0)
+        megabytes = size / 1e6 if isinstance(size, int) else 0.0
+        print(f"{path}  ({megabytes:,.1f} MB, {meta.get('stats')})")
     return 0
 
 
