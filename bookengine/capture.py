@@ -530,13 +530,7 @@ def _drop_lines(data: bytes, start: int, end: int, count: int) -> tuple[int, int
 
 def _first_lines(data: bytes, start: int, end: int, count: int = 64) -> bytes:
     """The first ``count`` lines of ``data[start:end]`` (what format detection reads)."""
-    pos = start
-    for _ in range(count):
-        newline = data.find(b"\n", pos, end)
-        if newline < 0:
-            return data[start:end]
-        pos = newline + 1
-    return data[start:pos]
+    return data[start : _drop_lines(data, start, end, count)[0]]
 
 
 class CaptureReader:
