@@ -71,6 +71,7 @@ from bookengine._core.scan cimport (
     EntryList,
     FrameScanner,
     be_digits8,
+    be_pow10,
     parse_mantissa,
     parse_timestamp,
 )
@@ -159,7 +160,6 @@ cdef signed char BASE36[256]
 cdef char DIGITS36[36]
 cdef int LO_POSITIONS[12]
 cdef int HI_POSITIONS[5]
-cdef int64_t POW10[19]
 
 
 cdef void _build_tables() noexcept:
@@ -177,9 +177,6 @@ cdef void _build_tables() noexcept:
         LO_POSITIONS[i] = position
     for i, position in enumerate((14, 15, 16, 17, 18)):
         HI_POSITIONS[i] = position
-    POW10[0] = 1
-    for i in range(1, 19):
-        POW10[i] = POW10[i - 1] * 10
 
 
 _build_tables()
@@ -323,7 +320,7 @@ cdef inline bint fast_mantissa(const char* s, Py_ssize_t n, int scale,
     if i == 0 or i + scale > 18:
         return False
     if i == n:
-        out[0] = <int64_t>value * POW10[scale]
+        out[0] = <int64_t>(value * be_pow10[scale])
         return True
     if s[i] != c'.':
         return False
@@ -332,8 +329,8 @@ cdef inline bint fast_mantissa(const char* s, Py_ssize_t n, int scale,
     if 0 < n - point <= 8 and n >= 8:  # the fraction is the tail of the span's last 8 bytes
         if n - point > scale or not be_digits8(s + n - 8, <int>(n - point), &fraction):
             return False
-        out[0] = <int64_t>(value * <uint64_t>POW10[n - point] + fraction) * POW10[
-            scale - (n - point)]
+        out[0] = <int64_t>((value * be_pow10[n - point] + fraction)
+                           * be_pow10[scale - (n - point)])
         return True
     while i < n:
         digit = <unsigned char>s[i] - 48
@@ -343,7 +340,7 @@ cdef inline bint fast_mantissa(const char* s, Py_ssize_t n, int scale,
         i += 1
     if i == point or i - point > scale:
         return False
-    out[0] = <int64_t>value * POW10[scale - (i - point)]
+    out[0] = <int64_t>(value * be_pow10[scale - (i - point)])
     return True
 
 

@@ -115,14 +115,21 @@ cdef object raise_number_error(const char* text, Py_ssize_t length, int scale, s
 
 cdef extern from *:
     """
+    #include <stdint.h>
+    #include <string.h>
+    /* 10**0 .. 10**19, for every reader's decimal arithmetic. */
+    static const uint64_t be_pow10[20] = {
+        UINT64_C(1), UINT64_C(10), UINT64_C(100), UINT64_C(1000), UINT64_C(10000),
+        UINT64_C(100000), UINT64_C(1000000), UINT64_C(10000000), UINT64_C(100000000),
+        UINT64_C(1000000000), UINT64_C(10000000000), UINT64_C(100000000000),
+        UINT64_C(1000000000000), UINT64_C(10000000000000), UINT64_C(100000000000000),
+        UINT64_C(1000000000000000), UINT64_C(10000000000000000),
+        UINT64_C(100000000000000000), UINT64_C(1000000000000000000),
+        UINT64_C(10000000000000000000)};
     /* The last `keep` (1..8) of the 8 bytes at s as a decimal number, into *out; 0 when one
        of them is not an ASCII digit. Eight digits at a time (SWAR: validate, then combine
        pairs, quads and halves by multiplication); the bytes before the kept ones are read
        but count as '0'. */
-    #include <stdint.h>
-    #include <string.h>
-    static const int64_t be_pow10[10] = {
-        1, 10, 100, 1000, 10000, 100000, 1000000, 10000000, 100000000, 1000000000};
     static inline int be_digits8(const char *s, int keep, uint64_t *out) {
     #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
         uint64_t x, low;
@@ -156,7 +163,7 @@ cdef extern from *:
     }
     """
     bint be_digits8(const char* s, int keep, uint64_t* out) noexcept nogil
-    const int64_t be_pow10[10]
+    const uint64_t be_pow10[20]
 
 # The day of the last timestamp parsed: "YYYY-MM-DD" and its midnight in seconds. Timestamps
 # of a stream share a day, so its validation and calendar arithmetic are done once.
@@ -205,7 +212,7 @@ cdef inline bint fast_timestamp(DayCache* day, const char* s, Py_ssize_t n,
         else:
             if not be_digits8(s + n - 9, <int>(n - 21), &fraction):
                 return False
-            nanos = <int64_t>fraction * be_pow10[30 - n]  # 9 - (n - 21) digits missing
+            nanos = <int64_t>(fraction * be_pow10[30 - n])  # 9 - (n - 21) digits missing
     out[0] = (day.seconds + hour * 3600 + minute * 60 + second) * 1000000000 + nanos
     return True
 

@@ -60,19 +60,6 @@ cdef inline bint is_hex(char c) noexcept nogil:
     return is_digit(c) or c'a' <= c <= c'f' or c'A' <= c <= c'F'
 
 
-cdef uint64_t[20] POW10
-
-
-cdef void _build_pow10() noexcept:
-    cdef int i
-    POW10[0] = 1
-    for i in range(1, 20):
-        POW10[i] = POW10[i - 1] * 10
-
-
-_build_pow10()
-
-
 cdef int parse_mantissa(const char* s, Py_ssize_t n, int scale, int64_t* out) noexcept nogil:
     """Number text -> mantissa at ``scale``; same grammar and rules as bookengine.numbers."""
     # Nearly every number is "digits" or "digits.digits" with at most 18 digits: read it in one
@@ -92,11 +79,11 @@ cdef int parse_mantissa(const char* s, Py_ssize_t n, int scale, int64_t* out) no
         fraction = 0 if dot < 0 else <int>(n - dot - 1)
         if fraction <= scale:
             shift = scale - fraction
-            if value <= <uint64_t>INT64_MAX / POW10[shift]:
-                out[0] = <int64_t>(value * POW10[shift])
+            if value <= <uint64_t>INT64_MAX / be_pow10[shift]:
+                out[0] = <int64_t>(value * be_pow10[shift])
                 return NUM_OK
-        elif value % POW10[fraction - scale] == 0:  # decimals beyond the scale: zeros only
-            value //= POW10[fraction - scale]
+        elif value % be_pow10[fraction - scale] == 0:  # decimals beyond the scale: zeros only
+            value //= be_pow10[fraction - scale]
             if value <= <uint64_t>INT64_MAX:
                 out[0] = <int64_t>value
                 return NUM_OK
