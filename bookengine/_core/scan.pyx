@@ -255,10 +255,6 @@ cdef bytes canonical_frame(bytes frame):
 
 # -- timestamps --------------------------------------------------------------------------------
 
-cdef inline int two(const char* s) noexcept nogil:
-    return (s[0] - c'0') * 10 + (s[1] - c'0')
-
-
 cdef int64_t days_from_civil(int64_t y, int64_t m, int64_t d) noexcept nogil:
     # Howard Hinnant's days-from-civil algorithm (proleptic Gregorian).
     cdef int64_t era, yoe, doy, doe
@@ -308,19 +304,19 @@ cdef int parse_rfc3339_ns(const char* s, Py_ssize_t n, int64_t* out) noexcept no
         if not (is_digit(s[i + 1]) and is_digit(s[i + 2]) and is_digit(s[i + 4])
                 and is_digit(s[i + 5])):
             return -1
-        if two(s + i + 1) > 23 or two(s + i + 4) > 59:
+        if two_digits(s + i + 1) > 23 or two_digits(s + i + 4) > 59:
             return -1
-        offset = two(s + i + 1) * 3600 + two(s + i + 4) * 60
+        offset = two_digits(s + i + 1) * 3600 + two_digits(s + i + 4) * 60
         if s[i] == c'-':
             offset = -offset
     else:
         return -1
-    year = (s[0] - c'0') * 1000 + (s[1] - c'0') * 100 + two(s + 2)
-    month = two(s + 5)
-    day = two(s + 8)
-    hour = two(s + 11)
-    minute = two(s + 14)
-    second = two(s + 17)
+    year = (s[0] - c'0') * 1000 + (s[1] - c'0') * 100 + two_digits(s + 2)
+    month = two_digits(s + 5)
+    day = two_digits(s + 8)
+    hour = two_digits(s + 11)
+    minute = two_digits(s + 14)
+    second = two_digits(s + 17)
     # RFC 3339 field ranges (second 60 is a leap second).
     if (year < 1 or month < 1 or month > 12 or day < 1 or day > days_in_month(year, month)
             or hour > 23 or minute > 59 or second > 60):
